@@ -122,7 +122,8 @@ NormalizedHost NormalizeHost(std::string_view raw) {
     }
     auto addr = IpAddress::Parse(inner);
     if (!addr || addr->is_v4()) {
-      out.error = HostError::kAmbiguousAddress;
+      // "[...]" claims to be an IPv6 literal; a bare colon is just a bad character ("host:443").
+      out.error = raw.front() == '[' ? HostError::kAmbiguousAddress : HostError::kInvalidChar;
       return out;
     }
     out.address = addr;

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# airlockctl policy check/test as a security team runs them: the real binary, real files.
+# Asserts exit codes and what was printed, not just that nothing crashed.
+set -uo pipefail
+ctl=$1
+src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+check() {  # check NAME CONDITION...
+  local name=$1
+  shift
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "PASS $name"
+  else
+    failed=$((failed + 1))
+    echo "FAIL $name"
+  fi
+}
+
+# A broken policy: exit 1, every error as file:line:col, nothing on stdout claims success.
+"$ctl" policy check "$src/tests/testdata/policy/broken.yaml" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "broken policy exits 1" test "$rc" -eq 1
+errors=$(grep -cE '^[^:]+/broken\.yaml:[0-9]+:[0-9]+: error: ' "$tmp/err")
+check "broken policy reports every mistake with file:line:col ($errors)" test "$errors" -ge 25
+check "broken policy summary line" grep -qE '^[0-9]+ errors$' "$tmp/err"
+check "broken policy prints no ok line" test ! -s "$tmp/out"
+
+# The shipped policies are valid, including their credential names.
+"$ctl" policy check --credentials github,github-git,huggingface,aws-datasets "$src/policies" \
+  >"$tmp/out" 2>"$tmp/err"
+check "shipped policies are valid" test $? -eq 0
+check "every shipped policy is listed" test "$(grep -c '^ok ' "$tmp/out")" -eq 4
+# Without --credentials matching them, a credential reference is an error.
+"$ctl" policy check --credentials github "$src/policies" >"$tmp/out" 2>"$tmp/err"
+check "unknown credential names are rejected" test $? -eq 1
+check "unknown credential error names the credential" grep -q "unknown credential 'github-git'" "$tmp/err"
+
+# Policy tests pass, and a failing expectation fails the run.
+"$ctl" policy test "$src/policies" >"$tmp/out" 2>"$tmp/err"
+check "shipped policy tests pass" test $? -eq 0
+check "shipped policy tests summary" grep -qE '^[1-9][0-9]* passed, 0 failed$' "$tmp/out"
+cp "$src/policies/default.yaml" "$tmp/p.yaml"
+cat >"$tmp/p.test.yaml" <<'YAML'
+cases:
+  - name: deliberately wrong
+    request: {host: example.com}
+    expect: allow
+YAML
+"$ctl" policy test "$tmp" >"$tmp/out" 2>"$tmp/err"
+check "a wrong expectation fails the run" test $? -eq 1
+check "the failure says what was expected and got" \
+  grep -q "FAIL .*deliberately wrong: expected allow, got deny host_not_allowed" "$tmp/out"
+check "failing summary" grep -q '^0 passed, 1 failed$' "$tmp/out"
+
+# Bad command lines.
+"$ctl" policy check "$tmp/does-not-exist.yaml" >"$tmp/out" 2>"$tmp/err"
+check "missing file exits 1" test $? -eq 1
+check "missing file is named" grep -q "does-not-exist.yaml: error: no such file" "$tmp/err"
+"$ctl" policy frobnicate >/dev/null 2>&1
+check "unknown subcommand fails" test $? -ne 0
+
+echo "$passed passed, $failed failed"
+test "$failed" -eq 0
