@@ -26,8 +26,9 @@ const PolicySet& BigSet() {
                 ".com, www" + std::to_string(i) + ".example.org]\n";
       }
       if (i % 3 == 0) {
-        yaml += "    inspect: true\n    http:\n      methods: [GET, POST]\n"
-                "      paths: [\"/v1/**\", \"/health\"]\n";
+        yaml +=
+            "    inspect: true\n    http:\n      methods: [GET, POST]\n"
+            "      paths: [\"/v1/**\", \"/health\"]\n";
       }
     }
     config::Diagnostics diags;

@@ -59,9 +59,9 @@ int RunPolicyTest(const std::vector<std::string>& paths, std::ostream& out, std:
       } else {
         ++failed;
         out << "FAIL " << path << ":" << c.line << ": " << c.name << ": expected "
-            << policy::DescribeOutcome(c.expect, c.reason,
-                                       c.rule ? std::optional<std::string_view>(*c.rule)
-                                              : std::nullopt)
+            << policy::DescribeOutcome(
+                   c.expect, c.reason,
+                   c.rule ? std::optional<std::string_view>(*c.rule) : std::nullopt)
             << ", got " << o.got << "\n";
       }
     }

@@ -87,8 +87,7 @@ std::optional<bool> ReadBool(const YAML::Node& node, YamlContext& ctx) {
   return std::nullopt;
 }
 
-std::optional<int64_t> ReadInt(const YAML::Node& node, int64_t min, int64_t max,
-                               YamlContext& ctx) {
+std::optional<int64_t> ReadInt(const YAML::Node& node, int64_t min, int64_t max, YamlContext& ctx) {
   if (!node.IsScalar()) {
     ctx.Error(node, std::string("expected a whole number, found ") + KindName(node));
     return std::nullopt;

@@ -39,8 +39,7 @@ std::optional<YAML::Node> ParseYamlString(const std::string& text, YamlContext& 
 // Scalar conversions; each reports its own error at the node.
 std::optional<std::string> ReadString(const YAML::Node& node, YamlContext& ctx);
 std::optional<bool> ReadBool(const YAML::Node& node, YamlContext& ctx);
-std::optional<int64_t> ReadInt(const YAML::Node& node, int64_t min, int64_t max,
-                               YamlContext& ctx);
+std::optional<int64_t> ReadInt(const YAML::Node& node, int64_t min, int64_t max, YamlContext& ctx);
 // A sequence of scalars as strings (an empty vector after an error).
 std::optional<std::vector<std::pair<std::string, YAML::Node>>> ReadStringList(
     const YAML::Node& node, YamlContext& ctx);
@@ -58,8 +57,7 @@ class MapReader {
   std::optional<YAML::Node> Get(std::string_view key, bool required = false);
   std::optional<std::string> String(std::string_view key, bool required = false);
   std::optional<bool> Bool(std::string_view key);
-  std::optional<int64_t> Int(std::string_view key, int64_t min, int64_t max,
-                             bool required = false);
+  std::optional<int64_t> Int(std::string_view key, int64_t min, int64_t max, bool required = false);
 
   // Reports every key not read with Get() and friends.
   void Finish();

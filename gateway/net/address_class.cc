@@ -33,8 +33,8 @@ const std::vector<Range>& V4Table() {
       {MakeCidr("169.254.0.0/16"), AddressClass::kLinkLocal},
       {MakeCidr("172.16.0.0/12"), AddressClass::kPrivate},
       {MakeCidr("192.0.0.0/24"), AddressClass::kIetfProtocol},
-      {MakeCidr("192.0.2.0/24"), AddressClass::kReserved},     // TEST-NET-1
-      {MakeCidr("192.88.99.0/24"), AddressClass::kReserved},   // 6to4 relay anycast
+      {MakeCidr("192.0.2.0/24"), AddressClass::kReserved},    // TEST-NET-1
+      {MakeCidr("192.88.99.0/24"), AddressClass::kReserved},  // 6to4 relay anycast
       {MakeCidr("192.168.0.0/16"), AddressClass::kPrivate},
       {MakeCidr("198.18.0.0/15"), AddressClass::kReserved},    // benchmarking
       {MakeCidr("198.51.100.0/24"), AddressClass::kReserved},  // TEST-NET-2
@@ -51,9 +51,9 @@ const std::vector<Range>& V6Table() {
       {MakeCidr("fd00:ec2::254/128"), AddressClass::kMetadata},  // AWS IPv6 IMDS
       {MakeCidr("::/128"), AddressClass::kUnspecified},
       {MakeCidr("::1/128"), AddressClass::kLoopback},
-      {MakeCidr("100::/64"), AddressClass::kReserved},        // discard-only
-      {MakeCidr("2001:2::/48"), AddressClass::kReserved},     // benchmarking
-      {MakeCidr("2001:db8::/32"), AddressClass::kReserved},   // documentation
+      {MakeCidr("100::/64"), AddressClass::kReserved},       // discard-only
+      {MakeCidr("2001:2::/48"), AddressClass::kReserved},    // benchmarking
+      {MakeCidr("2001:db8::/32"), AddressClass::kReserved},  // documentation
       {MakeCidr("fc00::/7"), AddressClass::kUniqueLocal},
       {MakeCidr("fe80::/10"), AddressClass::kLinkLocal},
       {MakeCidr("fec0::/10"), AddressClass::kSiteLocal},
@@ -62,8 +62,7 @@ const std::vector<Range>& V6Table() {
   return table;
 }
 
-AddressClass Lookup(const std::vector<Range>& table, const IpAddress& addr,
-                    AddressClass fallback) {
+AddressClass Lookup(const std::vector<Range>& table, const IpAddress& addr, AddressClass fallback) {
   for (const auto& r : table) {
     if (r.cidr.Contains(addr)) return r.cls;
   }
@@ -94,12 +93,12 @@ struct EmbeddingForm {
 
 const std::vector<EmbeddingForm>& EmbeddingForms() {
   static const std::vector<EmbeddingForm> forms = {
-      {MakeCidr("::ffff:0:0/96"), {{12, 13, 14, 15}}},         // IPv4-mapped
-      {MakeCidr("::ffff:0:0:0/96"), {{12, 13, 14, 15}}},       // IPv4-translated (SIIT)
-      {MakeCidr("::/96"), {{12, 13, 14, 15}}},                 // IPv4-compatible
-      {MakeCidr("64:ff9b::/96"), {{12, 13, 14, 15}}},          // NAT64 well-known
+      {MakeCidr("::ffff:0:0/96"), {{12, 13, 14, 15}}},                  // IPv4-mapped
+      {MakeCidr("::ffff:0:0:0/96"), {{12, 13, 14, 15}}},                // IPv4-translated (SIIT)
+      {MakeCidr("::/96"), {{12, 13, 14, 15}}},                          // IPv4-compatible
+      {MakeCidr("64:ff9b::/96"), {{12, 13, 14, 15}}},                   // NAT64 well-known
       {MakeCidr("64:ff9b:1::/48"), {{6, 7, 9, 10}, {12, 13, 14, 15}}},  // local-use NAT64
-      {MakeCidr("2002::/16"), {{2, 3, 4, 5}}},                 // 6to4
+      {MakeCidr("2002::/16"), {{2, 3, 4, 5}}},                          // 6to4
   };
   return forms;
 }

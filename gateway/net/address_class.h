@@ -15,18 +15,18 @@ namespace airlock::net {
 // Ordered from least to most restrictive; Stricter() relies on this order.
 enum class AddressClass : uint8_t {
   kPublic,
-  kPrivate,        // 10/8, 172.16/12, 192.168/16
-  kCgnat,          // 100.64/10 (shared address space)
-  kLoopback,       // 127/8, ::1
-  kIetfProtocol,   // 192.0.0.0/24
-  kReserved,       // documentation, benchmarking, 240/4, IPv6 outside 2000::/3, ...
-  kUniqueLocal,    // fc00::/7
-  kSiteLocal,      // fec0::/10 (deprecated)
-  kUnspecified,    // 0.0.0.0/8, ::
-  kBroadcast,      // 255.255.255.255
-  kMulticast,      // 224/4, ff00::/8
-  kLinkLocal,      // 169.254/16, fe80::/10
-  kMetadata,       // cloud instance metadata: 169.254.169.254, fd00:ec2::254, ...
+  kPrivate,       // 10/8, 172.16/12, 192.168/16
+  kCgnat,         // 100.64/10 (shared address space)
+  kLoopback,      // 127/8, ::1
+  kIetfProtocol,  // 192.0.0.0/24
+  kReserved,      // documentation, benchmarking, 240/4, IPv6 outside 2000::/3, ...
+  kUniqueLocal,   // fc00::/7
+  kSiteLocal,     // fec0::/10 (deprecated)
+  kUnspecified,   // 0.0.0.0/8, ::
+  kBroadcast,     // 255.255.255.255
+  kMulticast,     // 224/4, ff00::/8
+  kLinkLocal,     // 169.254/16, fe80::/10
+  kMetadata,      // cloud instance metadata: 169.254.169.254, fd00:ec2::254, ...
 };
 
 struct AddressClassification {

@@ -4,21 +4,13 @@
 #include <cstdint>
 #include <vector>
 
+#include "gateway/base/hex.h"
+
 namespace airlock::net {
 namespace {
 
 constexpr size_t kMaxName = 253;
 constexpr size_t kMaxLabel = 63;
-
-bool IsHexDigit(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return c - 'A' + 10;
-}
 
 // One inet_aton() part; nullopt on a bad digit, an empty part, or a value over 2^32.
 std::optional<uint64_t> ParsePart(std::string_view part) {
@@ -35,8 +27,8 @@ std::optional<uint64_t> ParsePart(std::string_view part) {
   for (char c : part) {
     int digit;
     if (base == 16) {
-      if (!IsHexDigit(c)) return std::nullopt;
-      digit = HexValue(c);
+      digit = HexDigitValue(c);
+      if (digit < 0) return std::nullopt;
     } else {
       if (c < '0' || c >= '0' + base) return std::nullopt;
       digit = c - '0';
@@ -53,7 +45,7 @@ bool LooksNumeric(std::string_view label) {
   if (label.empty()) return false;
   if (label.size() >= 2 && label[0] == '0' && (label[1] == 'x' || label[1] == 'X')) {
     for (char c : label.substr(2)) {
-      if (!IsHexDigit(c)) return false;
+      if (HexDigitValue(c) < 0) return false;
     }
     return true;
   }

@@ -181,9 +181,8 @@ Decision Decide(const PolicySet& policies, const Request& request) {
   // 6. HTTP constraints.
   if (request.http && d.rule && d.rule->http) {
     const HttpConstraints& http = *d.rule->http;
-    if (!http.methods.empty() &&
-        std::find(http.methods.begin(), http.methods.end(), request.http->method) ==
-            http.methods.end()) {
+    if (!http.methods.empty() && std::find(http.methods.begin(), http.methods.end(),
+                                           request.http->method) == http.methods.end()) {
       return policy_deny(Reason::kMethodNotAllowed);
     }
     if (!http.paths.empty()) {

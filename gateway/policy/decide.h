@@ -46,8 +46,8 @@ struct Decision {
   Verdict verdict = Verdict::kDeny;
   Reason reason = Reason::kHostNotAllowed;
   const CompiledPolicy* policy = nullptr;
-  const EgressRule* rule = nullptr;             // the egress rule that matched, if any
-  const PrivateRange* private_range = nullptr;  // the private entry that admitted the address
+  const EgressRule* rule = nullptr;                // the egress rule that matched, if any
+  const PrivateRange* private_range = nullptr;     // the private entry that admitted the address
   std::optional<net::AddressClass> address_class;  // class of the destination address, if known
 
   bool allowed() const { return verdict != Verdict::kDeny; }

@@ -1,19 +1,14 @@
 // Path normalisation (RFC 3986 sections 2.3, 5.2.4) and segment glob matching.
 #include "gateway/policy/path.h"
 
+#include "gateway/base/hex.h"
+
 namespace airlock::policy {
 namespace {
 
 bool IsUnreserved(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
          c == '.' || c == '_' || c == '~';
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 bool Fail(std::string* why, const char* message) {
@@ -36,8 +31,8 @@ bool NormalizeSegment(std::string_view in, std::string* out, std::string* why) {
       continue;
     }
     if (i + 2 >= in.size()) return Fail(why, "truncated percent-escape in path");
-    int hi = HexValue(in[i + 1]);
-    int lo = HexValue(in[i + 2]);
+    int hi = HexDigitValue(in[i + 1]);
+    int lo = HexDigitValue(in[i + 2]);
     if (hi < 0 || lo < 0) return Fail(why, "invalid percent-escape in path");
     char v = static_cast<char>(hi * 16 + lo);
     if (v == '/' || v == '\\') return Fail(why, "encoded '/' or '\\' in path");

@@ -55,8 +55,9 @@ class Parser {
     if (auto name = m.Get("name", true)) {
       if (auto s = config::ReadString(*name, ctx_)) {
         if (!ValidIdentifier(*s)) {
-          ctx_.Error(*name, "policy name '" + *s + "' must be 1-64 characters of a-z, 0-9, '-', "
-                            "'_', '.', starting with a letter or digit");
+          ctx_.Error(*name, "policy name '" + *s +
+                                "' must be 1-64 characters of a-z, 0-9, '-', "
+                                "'_', '.', starting with a letter or digit");
         }
         p.name = *s;
       }
@@ -106,8 +107,9 @@ class Parser {
     if (auto id = m.Get("id", true)) {
       if (auto s = config::ReadString(*id, ctx_)) {
         if (!ValidIdentifier(*s)) {
-          ctx_.Error(*id, "rule id '" + *s + "' must be 1-64 characters of a-z, 0-9, '-', '_', "
-                          "'.', starting with a letter or digit");
+          ctx_.Error(*id, "rule id '" + *s +
+                              "' must be 1-64 characters of a-z, 0-9, '-', '_', "
+                              "'.', starting with a letter or digit");
         }
         CheckId(*s, *id);
         rule.id = *s;
@@ -119,8 +121,8 @@ class Parser {
     }
     std::optional<YAML::Node> protocol_node = m.Get("protocol");
     if (protocol_node) {
-      auto protocol = protocol_node->IsScalar() ? ParseProtocol(protocol_node->Scalar())
-                                                : std::nullopt;
+      auto protocol =
+          protocol_node->IsScalar() ? ParseProtocol(protocol_node->Scalar()) : std::nullopt;
       if (!protocol) {
         ctx_.Error(*protocol_node, "protocol must be 'tls', 'http' or 'tcp'");
       } else {
@@ -139,18 +141,21 @@ class Parser {
     if (inspect_node) {
       if (auto b = config::ReadBool(*inspect_node, ctx_)) rule.inspect = *b;
       if (rule.inspect && rule.protocol != Protocol::kTls) {
-        ctx_.Error(*inspect_node, "inspect applies to tls rules only (http is always inspected; "
-                                  "tcp cannot be)");
+        ctx_.Error(*inspect_node,
+                   "inspect applies to tls rules only (http is always inspected; "
+                   "tcp cannot be)");
       }
     }
     if (auto http = m.Get("http")) {
       rule.http = ParseHttp(*http);
       if (rule.protocol == Protocol::kTcp) {
-        ctx_.Error(*http, "http constraints cannot apply to a tcp rule; use protocol http, or "
-                          "tls with inspect: true");
+        ctx_.Error(*http,
+                   "http constraints cannot apply to a tcp rule; use protocol http, or "
+                   "tls with inspect: true");
       } else if (rule.protocol == Protocol::kTls && !rule.inspect) {
-        ctx_.Error(*http, "http constraints on a tls rule need inspect: true (the gateway must "
-                          "terminate TLS to see requests)");
+        ctx_.Error(*http,
+                   "http constraints on a tls rule need inspect: true (the gateway must "
+                   "terminate TLS to see requests)");
       }
     }
     if (auto creds = m.Get("credentials")) {
@@ -158,16 +163,18 @@ class Parser {
         for (const auto& [name, at] : *list) {
           if (options_.known_credentials && !options_.known_credentials->contains(name)) {
             std::string known;
-            for (const auto& k : *options_.known_credentials) known += (known.empty() ? "" : ", ") + k;
-            ctx_.Error(at, "unknown credential '" + name + "' (the gateway defines: " +
-                               (known.empty() ? "none" : known) + ")");
+            for (const auto& k : *options_.known_credentials)
+              known += (known.empty() ? "" : ", ") + k;
+            ctx_.Error(at, "unknown credential '" + name +
+                               "' (the gateway defines: " + (known.empty() ? "none" : known) + ")");
           }
           rule.credentials.push_back(name);
         }
       }
       if (rule.protocol != Protocol::kTls || !rule.inspect) {
-        ctx_.Error(*creds, "credentials are injected only into inspected TLS: the rule needs "
-                           "protocol tls and inspect: true (never cleartext)");
+        ctx_.Error(*creds,
+                   "credentials are injected only into inspected TLS: the rule needs "
+                   "protocol tls and inspect: true (never cleartext)");
       }
     }
     m.Finish();
@@ -193,8 +200,9 @@ class Parser {
   std::vector<PortRange> ParsePorts(const YAML::Node& node) {
     std::vector<PortRange> out;
     if (!node.IsSequence() || node.size() == 0) {
-      ctx_.Error(node, "ports must be a non-empty list of port numbers or ranges (443, "
-                       "\"8000-8100\")");
+      ctx_.Error(node,
+                 "ports must be a non-empty list of port numbers or ranges (443, "
+                 "\"8000-8100\")");
       return out;
     }
     for (const auto& item : node) {
@@ -205,8 +213,8 @@ class Parser {
       const std::string& s = item.Scalar();
       size_t dash = s.find('-');
       auto first = ParsePortNumber(std::string_view(s).substr(0, dash));
-      auto last = dash == std::string::npos ? first
-                                            : ParsePortNumber(std::string_view(s).substr(dash + 1));
+      auto last =
+          dash == std::string::npos ? first : ParsePortNumber(std::string_view(s).substr(dash + 1));
       if (!first || !last) {
         ctx_.Error(item, "'" + s + "' is not a port (1-65535) or a range such as 8000-8100");
         continue;
@@ -329,10 +337,15 @@ class Parser {
       ctx_.Error(node, "expected a size such as 1048576, 512MiB or 1GiB");
       return std::nullopt;
     }
-    static const std::map<std::string, uint64_t, std::less<>> kUnits = {
-        {"", 1},          {"B", 1},           {"KB", 1000},       {"MB", 1000000},
-        {"GB", 1000000000}, {"KiB", 1ULL << 10}, {"MiB", 1ULL << 20}, {"GiB", 1ULL << 30},
-        {"TiB", 1ULL << 40}};
+    static const std::map<std::string, uint64_t, std::less<>> kUnits = {{"", 1},
+                                                                        {"B", 1},
+                                                                        {"KB", 1000},
+                                                                        {"MB", 1000000},
+                                                                        {"GB", 1000000000},
+                                                                        {"KiB", 1ULL << 10},
+                                                                        {"MiB", 1ULL << 20},
+                                                                        {"GiB", 1ULL << 30},
+                                                                        {"TiB", 1ULL << 40}};
     const std::string& s = node.Scalar();
     uint64_t value = 0;
     auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);

@@ -77,13 +77,9 @@ std::optional<Verdict> ParseVerdict(std::string_view text) {
   return std::nullopt;
 }
 
-std::string_view ReasonName(Reason reason) {
-  return kReasons[static_cast<size_t>(reason)].name;
-}
+std::string_view ReasonName(Reason reason) { return kReasons[static_cast<size_t>(reason)].name; }
 
-std::string_view ReasonHint(Reason reason) {
-  return kReasons[static_cast<size_t>(reason)].hint;
-}
+std::string_view ReasonHint(Reason reason) { return kReasons[static_cast<size_t>(reason)].hint; }
 
 std::optional<Reason> ParseReason(std::string_view text) {
   for (const auto& r : kReasons) {

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 namespace airlock::net {
 namespace {
 
@@ -11,6 +13,7 @@ struct Case {
   const char* address;
   AddressClass expected;
 };
+void PrintTo(const Case& c, std::ostream* os) { *os << c.address; }
 
 class ClassifyTest : public testing::TestWithParam<Case> {};
 
@@ -31,38 +34,70 @@ TEST_P(ClassifyTest, Classifies) {
 
 using C = AddressClass;
 const Case kV4Cases[] = {
-    {"0.0.0.0", C::kUnspecified},       {"0.255.255.255", C::kUnspecified},
-    {"1.0.0.0", C::kPublic},            {"9.255.255.255", C::kPublic},
-    {"10.0.0.0", C::kPrivate},          {"10.255.255.255", C::kPrivate},
-    {"11.0.0.0", C::kPublic},           {"100.63.255.255", C::kPublic},
-    {"100.64.0.0", C::kCgnat},          {"100.127.255.255", C::kCgnat},
-    {"100.128.0.0", C::kPublic},        {"100.100.100.199", C::kCgnat},
-    {"100.100.100.200", C::kMetadata},  {"100.100.100.201", C::kCgnat},
-    {"126.255.255.255", C::kPublic},    {"127.0.0.0", C::kLoopback},
-    {"127.255.255.255", C::kLoopback},  {"128.0.0.0", C::kPublic},
-    {"169.253.255.255", C::kPublic},    {"169.254.0.0", C::kLinkLocal},
-    {"169.254.169.253", C::kLinkLocal}, {"169.254.169.254", C::kMetadata},
-    {"169.254.169.255", C::kLinkLocal}, {"169.254.255.255", C::kLinkLocal},
-    {"169.255.0.0", C::kPublic},        {"172.15.255.255", C::kPublic},
-    {"172.16.0.0", C::kPrivate},        {"172.31.255.255", C::kPrivate},
-    {"172.32.0.0", C::kPublic},         {"191.255.255.255", C::kPublic},
-    {"192.0.0.0", C::kIetfProtocol},    {"192.0.0.191", C::kIetfProtocol},
-    {"192.0.0.192", C::kMetadata},      {"192.0.0.255", C::kIetfProtocol},
-    {"192.0.1.0", C::kPublic},          {"192.0.2.0", C::kReserved},
-    {"192.0.2.255", C::kReserved},      {"192.0.3.0", C::kPublic},
-    {"192.88.98.255", C::kPublic},      {"192.88.99.0", C::kReserved},
-    {"192.88.99.255", C::kReserved},    {"192.88.100.0", C::kPublic},
-    {"192.167.255.255", C::kPublic},    {"192.168.0.0", C::kPrivate},
-    {"192.168.255.255", C::kPrivate},   {"192.169.0.0", C::kPublic},
-    {"198.17.255.255", C::kPublic},     {"198.18.0.0", C::kReserved},
-    {"198.19.255.255", C::kReserved},   {"198.20.0.0", C::kPublic},
-    {"198.51.99.255", C::kPublic},      {"198.51.100.0", C::kReserved},
-    {"198.51.100.255", C::kReserved},   {"198.51.101.0", C::kPublic},
-    {"203.0.112.255", C::kPublic},      {"203.0.113.0", C::kReserved},
-    {"203.0.113.255", C::kReserved},    {"203.0.114.0", C::kPublic},
-    {"223.255.255.255", C::kPublic},    {"224.0.0.0", C::kMulticast},
-    {"239.255.255.255", C::kMulticast}, {"240.0.0.0", C::kReserved},
-    {"255.255.255.254", C::kReserved},  {"255.255.255.255", C::kBroadcast},
+    {"0.0.0.0", C::kUnspecified},
+    {"0.255.255.255", C::kUnspecified},
+    {"1.0.0.0", C::kPublic},
+    {"9.255.255.255", C::kPublic},
+    {"10.0.0.0", C::kPrivate},
+    {"10.255.255.255", C::kPrivate},
+    {"11.0.0.0", C::kPublic},
+    {"100.63.255.255", C::kPublic},
+    {"100.64.0.0", C::kCgnat},
+    {"100.127.255.255", C::kCgnat},
+    {"100.128.0.0", C::kPublic},
+    {"100.100.100.199", C::kCgnat},
+    {"100.100.100.200", C::kMetadata},
+    {"100.100.100.201", C::kCgnat},
+    {"126.255.255.255", C::kPublic},
+    {"127.0.0.0", C::kLoopback},
+    {"127.255.255.255", C::kLoopback},
+    {"128.0.0.0", C::kPublic},
+    {"169.253.255.255", C::kPublic},
+    {"169.254.0.0", C::kLinkLocal},
+    {"169.254.169.253", C::kLinkLocal},
+    {"169.254.169.254", C::kMetadata},
+    {"169.254.169.255", C::kLinkLocal},
+    {"169.254.255.255", C::kLinkLocal},
+    {"169.255.0.0", C::kPublic},
+    {"172.15.255.255", C::kPublic},
+    {"172.16.0.0", C::kPrivate},
+    {"172.31.255.255", C::kPrivate},
+    {"172.32.0.0", C::kPublic},
+    {"191.255.255.255", C::kPublic},
+    {"192.0.0.0", C::kIetfProtocol},
+    {"192.0.0.191", C::kIetfProtocol},
+    {"192.0.0.192", C::kMetadata},
+    {"192.0.0.255", C::kIetfProtocol},
+    {"192.0.1.0", C::kPublic},
+    {"192.0.2.0", C::kReserved},
+    {"192.0.2.255", C::kReserved},
+    {"192.0.3.0", C::kPublic},
+    {"192.88.98.255", C::kPublic},
+    {"192.88.99.0", C::kReserved},
+    {"192.88.99.255", C::kReserved},
+    {"192.88.100.0", C::kPublic},
+    {"192.167.255.255", C::kPublic},
+    {"192.168.0.0", C::kPrivate},
+    {"192.168.255.255", C::kPrivate},
+    {"192.169.0.0", C::kPublic},
+    {"198.17.255.255", C::kPublic},
+    {"198.18.0.0", C::kReserved},
+    {"198.19.255.255", C::kReserved},
+    {"198.20.0.0", C::kPublic},
+    {"198.51.99.255", C::kPublic},
+    {"198.51.100.0", C::kReserved},
+    {"198.51.100.255", C::kReserved},
+    {"198.51.101.0", C::kPublic},
+    {"203.0.112.255", C::kPublic},
+    {"203.0.113.0", C::kReserved},
+    {"203.0.113.255", C::kReserved},
+    {"203.0.114.0", C::kPublic},
+    {"223.255.255.255", C::kPublic},
+    {"224.0.0.0", C::kMulticast},
+    {"239.255.255.255", C::kMulticast},
+    {"240.0.0.0", C::kReserved},
+    {"255.255.255.254", C::kReserved},
+    {"255.255.255.255", C::kBroadcast},
 };
 INSTANTIATE_TEST_SUITE_P(V4, ClassifyTest, testing::ValuesIn(kV4Cases), CaseName);
 

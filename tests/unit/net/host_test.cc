@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 #include <string>
 
 namespace airlock::net {
@@ -13,6 +15,7 @@ struct LiteralCase {
   std::string host;
   const char* address;  // expected canonical address
 };
+void PrintTo(const LiteralCase& c, std::ostream* os) { *os << c.host; }
 
 class HostLiteralTest : public testing::TestWithParam<LiteralCase> {};
 
@@ -60,6 +63,7 @@ struct ErrorCase {
   std::string host;
   HostError error;
 };
+void PrintTo(const ErrorCase& c, std::ostream* os) { *os << testing::PrintToString(c.host); }
 
 class HostErrorTest : public testing::TestWithParam<ErrorCase> {};
 

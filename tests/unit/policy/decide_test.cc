@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 #include "gateway/policy/policy_loader.h"
 
 namespace airlock::policy {
@@ -76,6 +78,7 @@ struct Case {
   Reason reason;
   const char* rule;  // "" for none
 };
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 Request Req(std::string_view host, uint16_t port, Protocol proto = Protocol::kTls) {
   Request r;
@@ -118,20 +121,20 @@ const Case kCases[] = {
      R::kPolicyNotFound, ""},
     // 2. Host syntax.
     {"empty host", Req("", 443), V::kDeny, R::kHostEmpty, ""},
-    {"NUL in host", Req(std::string_view("api.example.com\0.evil", 21), 443), V::kDeny,
-     R::kHostNul, ""},
+    {"NUL in host", Req(std::string_view("api.example.com\0.evil", 21), 443), V::kDeny, R::kHostNul,
+     ""},
     {"U-label", Req("ápi.example.com", 443), V::kDeny, R::kHostNonAscii, ""},
     {"bad char", Req("api.example.com:443", 443), V::kDeny, R::kHostInvalidChar, ""},
     {"empty label", Req("api..example.com", 443), V::kDeny, R::kHostEmptyLabel, ""},
-    {"long label", Req("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com", 443),
-     V::kDeny, R::kHostLabelTooLong, ""},
+    {"long label",
+     Req("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com", 443), V::kDeny,
+     R::kHostLabelTooLong, ""},
     {"bad numeric", Req("1.2.3.4.5", 443), V::kDeny, R::kHostAmbiguousAddress, ""},
     // 3. Never-allowed destinations, literal and resolved.
     {"metadata literal", Req("169.254.169.254", 80, P::kHttp), V::kDeny, R::kAddressMetadata, ""},
     {"metadata decimal", Req("2852039166", 80, P::kHttp), V::kDeny, R::kAddressMetadata, ""},
     {"metadata short", Req("169.254.43518", 80, P::kHttp), V::kDeny, R::kAddressMetadata, ""},
-    {"metadata mapped", Req("[::ffff:a9fe:a9fe]", 80, P::kHttp), V::kDeny, R::kAddressMetadata,
-     ""},
+    {"metadata mapped", Req("[::ffff:a9fe:a9fe]", 80, P::kHttp), V::kDeny, R::kAddressMetadata, ""},
     {"metadata via DNS", WithAddr(Req("api.example.com", 443), "169.254.169.254"), V::kDeny,
      R::kAddressMetadata, ""},
     {"link-local via DNS", WithAddr(Req("api.example.com", 443), "169.254.1.1"), V::kDeny,
@@ -157,16 +160,13 @@ const Case kCases[] = {
     {"suffix trick", Req("evilcdn.example.com", 443), V::kDeny, R::kHostNotAllowed, ""},
     {"unknown host", Req("example.org", 443), V::kDeny, R::kHostNotAllowed, ""},
     {"wrong port", Req("api.example.com", 80, P::kHttp), V::kDeny, R::kPortNotAllowed, ""},
-    {"wrong protocol", Req("plain.example.com", 80, P::kTls), V::kDeny, R::kProtocolNotAllowed,
-     ""},
+    {"wrong protocol", Req("plain.example.com", 80, P::kTls), V::kDeny, R::kProtocolNotAllowed, ""},
     {"http rule", Req("plain.example.com", 80, P::kHttp), V::kAllow, R::kAllowed, "plain"},
     {"tcp rule fits tls", Req("db.example.com", 5432, P::kTls), V::kAllow, R::kAllowed, "raw"},
     {"tcp port range", Req("db.example.com", 6005, P::kTcp), V::kAllow, R::kAllowed, "raw"},
-    {"tcp port range end", Req("db.example.com", 6011, P::kTcp), V::kDeny, R::kPortNotAllowed,
-     ""},
+    {"tcp port range end", Req("db.example.com", 6011, P::kTcp), V::kDeny, R::kPortNotAllowed, ""},
     {"literal in private", Req("10.20.1.2", 5432, P::kTcp), V::kAllow, R::kAllowed, "corp"},
-    {"literal private wrong port", Req("10.20.1.2", 22, P::kTcp), V::kDeny, R::kPortNotAllowed,
-     ""},
+    {"literal private wrong port", Req("10.20.1.2", 22, P::kTcp), V::kDeny, R::kPortNotAllowed, ""},
     {"literal private unlisted", Req("10.21.0.1", 5432, P::kTcp), V::kDeny, R::kAddressInternal,
      ""},
     {"loopback octal", Req("0177.0.0.1", 8080, P::kHttp), V::kAllow, R::kAllowed, "lo"},
@@ -177,8 +177,8 @@ const Case kCases[] = {
      R::kAllowed, "api"},
     {"method denied", WithHttp(Req("api.example.com", 443), "DELETE", "/v1/items"), V::kDeny,
      R::kMethodNotAllowed, "api"},
-    {"method case-sensitive", WithHttp(Req("api.example.com", 443), "get", "/v1/items"),
-     V::kDeny, R::kMethodNotAllowed, "api"},
+    {"method case-sensitive", WithHttp(Req("api.example.com", 443), "get", "/v1/items"), V::kDeny,
+     R::kMethodNotAllowed, "api"},
     {"path denied", WithHttp(Req("api.example.com", 443), "GET", "/admin"), V::kDeny,
      R::kPathNotAllowed, "api"},
     {"path dot-segment escape", WithHttp(Req("api.example.com", 443), "GET", "/v1/../admin"),
@@ -189,8 +189,8 @@ const Case kCases[] = {
      V::kDeny, R::kPathAmbiguous, "api"},
     {"path backslash", WithHttp(Req("api.example.com", 443), "GET", "/v1\\..\\admin"), V::kDeny,
      R::kPathAmbiguous, "api"},
-    {"path unreserved escape", WithHttp(Req("api.example.com", 443), "GET", "/%76%31/x"),
-     V::kAllow, R::kAllowed, "api"},
+    {"path unreserved escape", WithHttp(Req("api.example.com", 443), "GET", "/%76%31/x"), V::kAllow,
+     R::kAllowed, "api"},
     {"no constraints on rule", WithHttp(Req("plain.example.com", 80, P::kHttp), "PUT", "//x"),
      V::kAllow, R::kAllowed, "plain"},
     // 7. Internal destinations for names.
@@ -209,8 +209,8 @@ const Case kCases[] = {
     {"name to public", WithAddr(Req("a.cdn.example.com", 443), "93.184.216.34"), V::kAllow,
      R::kAllowed, "wild"},
     // 8. Limits.
-    {"connections under", WithUsage(Req("api.example.com", 443), 9, 0, 0), V::kAllow,
-     R::kAllowed, "api"},
+    {"connections under", WithUsage(Req("api.example.com", 443), 9, 0, 0), V::kAllow, R::kAllowed,
+     "api"},
     {"connections at", WithUsage(Req("api.example.com", 443), 10, 0, 0), V::kDeny,
      R::kLimitConnections, "api"},
     {"requests at", WithUsage(WithHttp(Req("api.example.com", 443), "GET", "/health"), 10, 100, 0),
@@ -220,8 +220,7 @@ const Case kCases[] = {
     // 9. Report mode.
     {"report unknown host", WithPolicy(Req("x.example.com", 443), "r"), V::kReport,
      R::kHostNotAllowed, ""},
-    {"report internal", WithPolicy(Req("10.0.0.1", 443), "r"), V::kReport, R::kAddressInternal,
-     ""},
+    {"report internal", WithPolicy(Req("10.0.0.1", 443), "r"), V::kReport, R::kAddressInternal, ""},
     {"report keeps metadata denied", WithPolicy(Req("169.254.169.254", 80, P::kHttp), "r"),
      V::kDeny, R::kAddressMetadata, ""},
     {"report keeps bad host denied", WithPolicy(Req("a..b", 443), "r"), V::kDeny,

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 #include <set>
 
 namespace airlock::policy {
@@ -38,6 +40,7 @@ struct BadCase {
   const char* pattern;
   const char* message;  // substring of the error
 };
+void PrintTo(const BadCase& c, std::ostream* os) { *os << c.pattern; }
 
 class BadHostPatternTest : public testing::TestWithParam<BadCase> {};
 

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
+
 namespace airlock::policy {
 namespace {
 
@@ -10,6 +12,9 @@ struct NormCase {
   const char* target;
   const char* normalized;  // nullptr: ambiguous
 };
+void PrintTo(const NormCase& c, std::ostream* os) {
+  *os << testing::PrintToString(std::string(c.target));
+}
 
 class NormalizePathTest : public testing::TestWithParam<NormCase> {};
 
@@ -39,7 +44,7 @@ const NormCase kNormCases[] = {
     {"/a%2db%2Ec", "/a-b.c"},
     {"/a%20b", "/a%20b"},
     {"/a%3ab", "/a%3Ab"},
-    {"/a%2e%2e", "/a.."},    // not a whole segment: just dots in a name
+    {"/a%2e%2e", "/a.."},  // not a whole segment: just dots in a name
     {"/..a/b", "/..a/b"},
     {"/a*b", "/a*b"},
     // Ambiguous.
@@ -74,6 +79,7 @@ struct GlobCase {
   const char* path;
   bool matches;
 };
+void PrintTo(const GlobCase& c, std::ostream* os) { *os << c.pattern << " ~ " << c.path; }
 
 class PathGlobTest : public testing::TestWithParam<GlobCase> {};
 

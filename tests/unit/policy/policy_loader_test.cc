@@ -62,9 +62,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, InvalidFixtureTest, testing::ValuesIn(Invalid
                            return n;
                          });
 
-TEST(PolicyLoader, ThereIsAFixtureForEveryKindOfError) {
-  EXPECT_GE(InvalidFixtures().size(), 60u);
-}
+TEST(PolicyLoader, ThereIsAFixtureForEveryKindOfError) { EXPECT_GE(InvalidFixtures().size(), 60u); }
 
 TEST(PolicyLoader, ReportsEveryErrorOfABrokenFile) {
   config::Diagnostics diags;
@@ -147,7 +145,7 @@ TEST(PolicyLoader, LoadsTheShippedPolicies) {
   auto set = LoadPolicySet({kSource + "/policies"}, {}, &diags);
   ASSERT_TRUE(set) << diags.ToString();
   EXPECT_EQ(set->Names(), (std::vector<std::string>{"coding-agent", "data-science", "default",
-                                                     "internal-services"}));
+                                                    "internal-services"}));
 }
 
 }  // namespace

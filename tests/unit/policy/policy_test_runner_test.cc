@@ -15,9 +15,9 @@ namespace fs = std::filesystem;
 class PolicyTestRunner : public testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("airlock-ptest-" + std::to_string(getpid()) + "-" +
-            testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ =
+        fs::temp_directory_path() / ("airlock-ptest-" + std::to_string(getpid()) + "-" +
+                                     testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
     Write("p.yaml", "version: v1\nname: p\negress:\n  - id: a\n    hosts: [a.example.com]\n");
   }
