@@ -5,6 +5,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "gateway/airlockctl/audit_command.h"
 #include "gateway/airlockctl/policy_command.h"
 
 int main(int argc, char** argv) {
@@ -28,7 +29,52 @@ int main(int argc, char** argv) {
       "test", "Run *.test.yaml policy tests (default: the policies directory)");
   test->add_option("paths", test_paths, "Test files or directories")->capture_default_str();
 
+  auto* audit = app.add_subcommand("audit", "Verify, query and follow audit logs");
+  audit->require_subcommand(1);
+  std::vector<std::string> verify_paths;
+  std::string hmac_key_file;
+  auto* verify = audit->add_subcommand(
+      "verify", "Check the hash chain: exit 1 if any record was edited, deleted or reordered");
+  verify
+      ->add_option("paths", verify_paths,
+                   "The active log file (its rotated files are found), or files in order")
+      ->required();
+  verify->add_option("--hmac-key-file", hmac_key_file, "Key file, for a keyed chain");
+
+  airlock::ctl::AuditFilter filter;
+  std::string log_path;
+  bool table = false;
+  auto add_filters = [&](CLI::App* cmd) {
+    cmd->add_option("path", log_path, "The active audit log file")->required();
+    cmd->add_option("--session", filter.session, "Only this session");
+    cmd->add_option("--decision", filter.decision, "allow, deny or report");
+    cmd->add_option("--host", filter.host, "Only this destination host");
+    cmd->add_option("--event", filter.event, "Only this event (e.g. connection.open)");
+    cmd->add_option("--since", filter.since, "From this RFC 3339 time (or a prefix of one)");
+    cmd->add_option("--until", filter.until, "Before this RFC 3339 time");
+  };
+  auto* query = audit->add_subcommand("query", "Print matching records (JSON lines or a table)");
+  add_filters(query);
+  query->add_flag("--table", table, "Print a table instead of JSON lines");
+  size_t tail_lines = 10;
+  bool follow = false;
+  auto* tail = audit->add_subcommand("tail", "Print the last records; -f follows new ones");
+  add_filters(tail);
+  tail->add_option("-n,--lines", tail_lines, "How many records to print first")
+      ->capture_default_str();
+  tail->add_flag("-f,--follow", follow, "Keep printing records as they are written");
+
   CLI11_PARSE(app, argc, argv);
+
+  if (verify->parsed()) {
+    return airlock::ctl::RunAuditVerify(verify_paths, hmac_key_file, std::cout, std::cerr);
+  }
+  if (query->parsed()) {
+    return airlock::ctl::RunAuditQuery(log_path, filter, table, std::cout, std::cerr);
+  }
+  if (tail->parsed()) {
+    return airlock::ctl::RunAuditTail(log_path, filter, tail_lines, follow, std::cout, std::cerr);
+  }
 
   if (check->parsed()) {
     std::stringstream list(credentials);

@@ -1,0 +1,88 @@
+// AuditLog: the JSON-lines audit log. Callers on any thread queue records; one writer thread
+// gives each its "v", "seq", "ts" and "prev", writes it with one write(2), and fdatasync()s
+// periodically. A full queue pushes back (TryAppend() refuses, Append() waits) and nothing is
+// ever dropped; when the file cannot be written the log turns unhealthy, keeps the records, and
+// retries, while the gateway refuses new connections (fail closed). Files rotate by size and the
+// chain continues across them. Thread-safe.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "gateway/base/clock.h"
+#include "gateway/base/status.h"
+
+namespace airlock::audit {
+
+using Record = nlohmann::ordered_json;
+
+// The seam the gateway writes through; unit tests of other modules use a fake.
+class AuditSink {
+ public:
+  virtual ~AuditSink() = default;
+  // Queues a record unless the log is unhealthy or its queue is full (then: refuse the work).
+  virtual bool TryAppend(Record record) = 0;
+  // Queues a record, waiting for room; for records of work already accepted.
+  virtual void Append(Record record) = 0;
+  virtual bool healthy() const = 0;
+};
+
+struct AuditOptions {
+  std::string path;                      // the active file; rotated files get .1, .2, ...
+  uint64_t rotate_bytes = 100ull << 20;  // rotate when the active file grows past this
+  std::chrono::milliseconds sync_interval{100};
+  size_t queue_capacity = 65536;
+  std::string hmac_key;  // empty: plain SHA-256 chain
+  const Clock* clock = &SystemClock();
+};
+
+class AuditLog final : public AuditSink {
+ public:
+  // Opens (or creates, mode 0600) the log and recovers seq and prev from its last record. A torn
+  // last line (a write cut short by a crash) is cut off and reported in the next record.
+  static Result<std::unique_ptr<AuditLog>> Open(AuditOptions options);
+  ~AuditLog() override;  // writes and syncs everything queued
+
+  bool TryAppend(Record record) override;
+  void Append(Record record) override;
+  bool healthy() const override;
+
+  // Waits until every record queued so far is written and synced.
+  void Flush();
+  size_t queue_depth() const;
+  uint64_t last_seq() const;
+
+ private:
+  explicit AuditLog(AuditOptions options);
+  Status Reopen();
+  void Run();
+  bool WriteOne(Record& record);
+  void Rotate();
+
+  AuditOptions options_;
+  int fd_ = -1;
+  uint64_t file_bytes_ = 0;
+  uint64_t seq_ = 0;
+  std::string prev_;
+  uint64_t torn_bytes_ = 0;  // cut at open; reported in the next record
+
+  mutable std::mutex mu_;
+  std::condition_variable wake_writer_;
+  std::condition_variable wake_callers_;
+  std::deque<Record> queue_;
+  uint64_t queued_ = 0;   // records ever queued
+  uint64_t written_ = 0;  // records ever written and synced
+  bool healthy_ = true;
+  bool stopping_ = false;
+  std::thread writer_;
+};
+
+}  // namespace airlock::audit

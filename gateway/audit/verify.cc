@@ -1,0 +1,125 @@
+// Chain verification and record iteration.
+#include "gateway/audit/verify.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "gateway/audit/chain.h"
+
+namespace airlock::audit {
+namespace {
+
+bool ReadAll(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  *out = ss.str();
+  return true;
+}
+
+}  // namespace
+
+std::vector<std::string> LogFiles(const std::string& path) {
+  std::vector<std::string> files;
+  for (int i = 1; std::filesystem::exists(path + "." + std::to_string(i)); ++i) {
+    files.push_back(path + "." + std::to_string(i));
+  }
+  files.push_back(path);
+  return files;
+}
+
+VerifyReport VerifyFiles(const std::vector<std::string>& files, std::string_view hmac_key) {
+  VerifyReport report;
+  std::string prev_hash;  // of the previous line; empty before the first
+  uint64_t prev_seq = 0;
+  for (size_t f = 0; f < files.size(); ++f) {
+    const std::string& file = files[f];
+    std::string data;
+    if (!ReadAll(file, &data)) {
+      report.tampering.push_back({file, 0, "cannot read the file"});
+      continue;
+    }
+    size_t line_no = 0;
+    size_t pos = 0;
+    while (pos < data.size()) {
+      ++line_no;
+      size_t nl = data.find('\n', pos);
+      if (nl == std::string::npos) {
+        VerifyIssue torn{file, line_no,
+                         "torn last line (" + std::to_string(data.size() - pos) +
+                             " bytes without a newline): a write cut short, e.g. by a crash"};
+        if (f + 1 == files.size()) {
+          report.notes.push_back(torn);
+        } else {
+          report.tampering.push_back({file, line_no, "incomplete line inside the chain"});
+        }
+        break;
+      }
+      std::string_view line(data.data() + pos, nl - pos);
+      pos = nl + 1;
+      auto rec = Record::parse(line, nullptr, false);
+      if (rec.is_discarded() || !rec.is_object() || !rec.contains("seq") ||
+          !rec["seq"].is_number_unsigned() || !rec.contains("prev") || !rec["prev"].is_string()) {
+        report.tampering.push_back({file, line_no, "not an audit record"});
+        prev_hash = LinkHash(line, hmac_key);
+        continue;
+      }
+      uint64_t seq = rec["seq"].get<uint64_t>();
+      const std::string prev = rec["prev"].get<std::string>();
+      if (report.records == 0) {
+        report.first_seq = seq;
+        if (seq == 1 && prev != kGenesisPrev) {
+          report.tampering.push_back({file, line_no, "the first record does not start the chain"});
+        } else if (seq != 1) {
+          report.notes.push_back({file, line_no,
+                                  "the chain starts at seq " + std::to_string(seq) +
+                                      " (earlier files not given); its first link is unchecked"});
+        }
+      } else {
+        if (seq != prev_seq + 1) {
+          report.tampering.push_back({file, line_no,
+                                      "seq " + std::to_string(seq) + " follows seq " +
+                                          std::to_string(prev_seq) +
+                                          ": records were deleted, inserted or reordered"});
+        }
+        if (prev != prev_hash) {
+          report.tampering.push_back(
+              {file, line_no,
+               "prev does not match the previous line: a record before it was edited, deleted "
+               "or reordered"});
+        }
+      }
+      prev_hash = LinkHash(line, hmac_key);
+      prev_seq = seq;
+      report.last_seq = seq;
+      ++report.records;
+    }
+  }
+  return report;
+}
+
+bool ForEachRecord(const std::vector<std::string>& files,
+                   const std::function<void(const Record&, std::string_view line)>& fn) {
+  bool all = true;
+  for (const auto& file : files) {
+    std::string data;
+    if (!ReadAll(file, &data)) {
+      all = false;
+      continue;
+    }
+    size_t pos = 0;
+    while (pos < data.size()) {
+      size_t nl = data.find('\n', pos);
+      if (nl == std::string::npos) break;  // torn tail
+      std::string_view line(data.data() + pos, nl - pos);
+      pos = nl + 1;
+      auto rec = Record::parse(line, nullptr, false);
+      if (!rec.is_discarded()) fn(rec, line);
+    }
+  }
+  return all;
+}
+
+}  // namespace airlock::audit

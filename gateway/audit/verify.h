@@ -1,0 +1,41 @@
+// Reading audit logs back: verification of the hash chain across rotated files (edits,
+// deletions, insertions and reordering are tampering; a torn last line is a crash, reported as
+// such), and record iteration for query and tail. Not thread-safe; one caller at a time.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gateway/audit/audit_log.h"
+
+namespace airlock::audit {
+
+struct VerifyIssue {
+  std::string file;
+  size_t line = 0;  // 1-based
+  std::string message;
+};
+
+struct VerifyReport {
+  uint64_t records = 0;
+  uint64_t first_seq = 0;
+  uint64_t last_seq = 0;
+  std::vector<VerifyIssue> tampering;  // any entry: the log was altered
+  std::vector<VerifyIssue> notes;      // not tampering: a torn last line, a chain start not seen
+  bool ok() const { return tampering.empty(); }
+};
+
+// `files` in chain order (oldest first). An empty key verifies plain SHA-256 links.
+VerifyReport VerifyFiles(const std::vector<std::string>& files, std::string_view hmac_key);
+
+// A log's files in chain order: path.1, path.2, ... (those that exist), then path itself.
+std::vector<std::string> LogFiles(const std::string& path);
+
+// Calls fn for every complete line that parses as a record; returns false if a file is missing.
+bool ForEachRecord(const std::vector<std::string>& files,
+                   const std::function<void(const Record&, std::string_view line)>& fn);
+
+}  // namespace airlock::audit

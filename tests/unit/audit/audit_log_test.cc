@@ -1,0 +1,229 @@
+// AuditLog and VerifyFiles: the chain, tamper detection, torn tails, rotation, HMAC keys, and
+// fail-closed behaviour when the file cannot be written.
+#include "gateway/audit/audit_log.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "gateway/audit/chain.h"
+#include "gateway/audit/verify.h"
+
+namespace airlock::audit {
+namespace {
+
+namespace fs = std::filesystem;
+
+class FixedClock : public Clock {
+ public:
+  std::chrono::system_clock::time_point Now() const override {
+    return std::chrono::system_clock::time_point(std::chrono::microseconds(1795314067123456));
+  }
+};
+
+class AuditLogTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ =
+        fs::temp_directory_path() / ("airlock-audit-" + std::to_string(getpid()) + "-" +
+                                     testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    path_ = (dir_ / "audit.jsonl").string();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::unique_ptr<AuditLog> OpenLog(AuditOptions o = {}) {
+    o.path = path_;
+    o.clock = &clock_;
+    auto log = AuditLog::Open(o);
+    EXPECT_TRUE(log.ok()) << log.status().message();
+    return log.ok() ? std::move(log).value() : nullptr;
+  }
+  void WriteN(AuditLog& log, int n, const std::string& event = "test.event") {
+    for (int i = 0; i < n; ++i) {
+      log.Append(Record{{"event", event}, {"n", i}});
+    }
+    log.Flush();
+  }
+  std::vector<std::string> Lines(const std::string& file) {
+    std::ifstream in(file);
+    std::vector<std::string> lines;
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+    return lines;
+  }
+  void WriteLines(const std::vector<std::string>& lines) {
+    std::ofstream out(path_, std::ios::trunc);
+    for (const auto& l : lines) out << l << "\n";
+  }
+
+  FixedClock clock_;
+  fs::path dir_;
+  std::string path_;
+};
+
+TEST_F(AuditLogTest, RecordsCarrySchemaSeqTimeAndChain) {
+  auto log = OpenLog();
+  WriteN(*log, 3);
+  auto lines = Lines(path_);
+  ASSERT_EQ(lines.size(), 3u);
+  auto first = Record::parse(lines[0]);
+  EXPECT_EQ(first["v"], 1);
+  EXPECT_EQ(first["seq"], 1);
+  EXPECT_EQ(first["ts"], "2026-11-22T02:21:07.123456Z");
+  EXPECT_EQ(first["event"], "test.event");
+  EXPECT_EQ(first["prev"], kGenesisPrev);
+  EXPECT_EQ(lines[0].rfind("{\"v\":1,\"seq\":1,\"ts\":", 0), 0u) << lines[0];
+  auto second = Record::parse(lines[1]);
+  EXPECT_EQ(second["prev"], LinkHash(lines[0], ""));
+  auto report = VerifyFiles({path_}, "");
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.records, 3u);
+  EXPECT_TRUE(report.notes.empty());
+}
+
+TEST_F(AuditLogTest, DetectsEditsDeletionsAndReordering) {
+  WriteN(*OpenLog(), 5);
+  auto lines = Lines(path_);
+
+  auto edited = lines;
+  edited[2].replace(edited[2].find("\"n\":2"), 5, "\"n\":9");
+  WriteLines(edited);
+  auto r1 = VerifyFiles({path_}, "");
+  ASSERT_FALSE(r1.ok());
+  EXPECT_EQ(r1.tampering[0].line, 4u);  // the record after the edited one no longer links
+
+  auto deleted = lines;
+  deleted.erase(deleted.begin() + 1);
+  WriteLines(deleted);
+  auto r2 = VerifyFiles({path_}, "");
+  ASSERT_FALSE(r2.ok());
+  EXPECT_EQ(r2.tampering[0].line, 2u);
+  EXPECT_NE(r2.tampering[0].message.find("seq 3 follows seq 1"), std::string::npos);
+
+  auto swapped = lines;
+  std::swap(swapped[1], swapped[3]);
+  WriteLines(swapped);
+  EXPECT_FALSE(VerifyFiles({path_}, "").ok());
+
+  auto head_cut = lines;
+  head_cut.erase(head_cut.begin());
+  WriteLines(head_cut);
+  auto r4 = VerifyFiles({path_}, "");
+  EXPECT_TRUE(r4.ok());  // a later start is noted, not tampering...
+  ASSERT_EQ(r4.notes.size(), 1u);
+  EXPECT_NE(r4.notes[0].message.find("starts at seq 2"), std::string::npos);
+
+  auto garbage = lines;
+  garbage.insert(garbage.begin() + 2, "not json");
+  WriteLines(garbage);
+  EXPECT_FALSE(VerifyFiles({path_}, "").ok());
+}
+
+TEST_F(AuditLogTest, TornLastLineIsACrashNotTampering) {
+  WriteN(*OpenLog(), 3);
+  {
+    std::ofstream out(path_, std::ios::app);
+    out << "{\"v\":1,\"seq\":4,\"ts\":\"2026-11-23T0";
+  }
+  auto report = VerifyFiles({path_}, "");
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.records, 3u);
+  ASSERT_EQ(report.notes.size(), 1u);
+  EXPECT_NE(report.notes[0].message.find("torn last line"), std::string::npos);
+
+  // Reopening cuts the torn tail, says so in the next record, and continues the chain.
+  auto log = OpenLog();
+  WriteN(*log, 1, "gateway.start");
+  auto lines = Lines(path_);
+  ASSERT_EQ(lines.size(), 4u);
+  auto rec = Record::parse(lines[3]);
+  EXPECT_EQ(rec["seq"], 4);
+  EXPECT_EQ(rec["recovered_torn_bytes"], 33);
+  auto after = VerifyFiles({path_}, "");
+  EXPECT_TRUE(after.ok());
+  EXPECT_TRUE(after.notes.empty());
+}
+
+TEST_F(AuditLogTest, ReopenContinuesTheChain) {
+  WriteN(*OpenLog(), 2);
+  WriteN(*OpenLog(), 2);
+  auto report = VerifyFiles({path_}, "");
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.last_seq, 4u);
+}
+
+TEST_F(AuditLogTest, RotationKeepsOneChain) {
+  AuditOptions o;
+  o.rotate_bytes = 600;
+  {
+    auto log = OpenLog(o);
+    WriteN(*log, 20);
+  }
+  auto files = LogFiles(path_);
+  ASSERT_GT(files.size(), 2u);
+  auto report = VerifyFiles(files, "");
+  EXPECT_TRUE(report.ok()) << report.tampering[0].message;
+  EXPECT_EQ(report.records, 20u);
+  // A missing middle file breaks the chain.
+  files.erase(files.begin() + 1);
+  EXPECT_FALSE(VerifyFiles(files, "").ok());
+  // Reopening after rotation continues from the newest file.
+  fs::remove(path_);
+  {
+    auto log = OpenLog(o);
+    WriteN(*log, 1);
+  }
+  EXPECT_TRUE(VerifyFiles(LogFiles(path_), "").ok());
+}
+
+TEST_F(AuditLogTest, HmacKeyedChain) {
+  AuditOptions o;
+  o.hmac_key = "k3y";
+  WriteN(*OpenLog(o), 3);
+  EXPECT_TRUE(VerifyFiles({path_}, "k3y").ok());
+  EXPECT_FALSE(VerifyFiles({path_}, "other").ok());
+  EXPECT_FALSE(VerifyFiles({path_}, "").ok());
+}
+
+TEST_F(AuditLogTest, UnwritableLogFailsClosedAndKeepsRecords) {
+  fs::create_symlink("/dev/full", path_);
+  AuditOptions o;
+  o.queue_capacity = 2;
+  auto log = OpenLog(o);
+  ASSERT_TRUE(log);
+  EXPECT_TRUE(log->TryAppend(Record{{"event", "connection.open"}}));
+  for (int i = 0; i < 100 && log->healthy(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_FALSE(log->healthy());
+  EXPECT_FALSE(log->TryAppend(Record{{"event", "connection.open"}}));
+  EXPECT_EQ(log->queue_depth(), 1u);  // kept, not dropped
+  EXPECT_EQ(log->last_seq(), 0u);
+}
+
+TEST_F(AuditLogTest, OpenFailsOnAnUnusablePath) {
+  AuditOptions o;
+  o.path = "/proc/airlock/audit.jsonl";
+  EXPECT_FALSE(AuditLog::Open(o).ok());
+}
+
+TEST(AuditChain, RedactsQueryValues) {
+  EXPECT_EQ(RedactTarget("/a/b"), "/a/b");
+  EXPECT_EQ(RedactTarget("/a?token=s3cr3t&x=1&flag"), "/a?token=_&x=_&flag");
+  EXPECT_EQ(RedactTarget("/a?"), "/a?");
+  EXPECT_EQ(RedactTarget("/a?=v"), "/a?=_");
+}
+
+TEST(AuditChain, Timestamps) {
+  using namespace std::chrono;
+  EXPECT_EQ(FormatTimestamp(system_clock::time_point(microseconds(0))),
+            "1970-01-01T00:00:00.000000Z");
+  EXPECT_EQ(FormatTimestamp(system_clock::time_point(microseconds(1795314067000001))),
+            "2026-11-22T02:21:07.000001Z");
+}
+
+}  // namespace
+}  // namespace airlock::audit
