@@ -34,8 +34,8 @@ bool Matches(const Record& r, const AuditFilter& f) {
 }
 
 void PrintTableHeader(std::ostream& out) {
-  out << std::left << std::setw(28) << "TS" << std::setw(18) << "EVENT" << std::setw(14)
-      << "SESSION" << std::setw(8) << "DECISION" << std::setw(24) << "REASON"
+  out << std::left << std::setw(28) << "TS" << std::setw(18) << "EVENT" << std::setw(21)
+      << "SESSION" << std::setw(9) << "DECISION" << std::setw(24) << "REASON"
       << "DESTINATION (RULE)\n";
 }
 
@@ -44,7 +44,7 @@ void PrintTableRow(const Record& r, std::ostream& out) {
   if (r.contains("port")) dest += ":" + Field(r, "port");
   if (r.contains("rule")) dest += " (" + Field(r, "rule") + ")";
   out << std::left << std::setw(28) << Field(r, "ts") << std::setw(18) << Field(r, "event")
-      << std::setw(14) << Field(r, "session") << std::setw(8) << Field(r, "decision")
+      << std::setw(21) << Field(r, "session") << std::setw(9) << Field(r, "decision")
       << std::setw(24) << Field(r, "reason") << dest << "\n";
 }
 

@@ -6,18 +6,13 @@
 
 #include <cstdlib>
 
+#include "gateway/base/hex.h"
+
 namespace airlock::crypto {
 namespace {
 
 std::string Hex(const unsigned char* d, unsigned int n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(n * 2);
-  for (unsigned int i = 0; i < n; ++i) {
-    out.push_back(kHex[d[i] >> 4]);
-    out.push_back(kHex[d[i] & 0xf]);
-  }
-  return out;
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(d), n));
 }
 
 }  // namespace

@@ -1,0 +1,97 @@
+// airlock.yaml parsing.
+#include "gateway/config/gateway_config.h"
+
+#include <charconv>
+
+#include "gateway/config/yaml_reader.h"
+#include "gateway/net/ip_address.h"
+
+namespace airlock::config {
+
+std::optional<HostPort> ParseHostPort(std::string_view text) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  std::string_view host = text.substr(0, colon);
+  std::string_view port = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string_view::npos) {
+    return std::nullopt;  // IPv6 needs brackets
+  }
+  if (!net::IpAddress::Parse(host)) return std::nullopt;
+  int p = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+  if (port.empty() || ec != std::errc() || end != port.data() + port.size() || p < 1 || p > 65535) {
+    return std::nullopt;
+  }
+  return HostPort{std::string(host), static_cast<uint16_t>(p)};
+}
+
+std::optional<GatewayConfig> LoadGatewayConfig(const std::string& path, Diagnostics* diags) {
+  size_t before = diags->size();
+  YamlContext ctx(path, diags);
+  auto root = ParseYamlFile(ctx);
+  if (!root) return std::nullopt;
+  GatewayConfig c;
+  c.source = path;
+  MapReader m(*root, "gateway config", ctx);
+  if (!m.valid()) return std::nullopt;
+  auto host_port = [&](const YAML::Node& n) -> std::optional<HostPort> {
+    auto s = ReadString(n, ctx);
+    if (!s) return std::nullopt;
+    auto hp = ParseHostPort(*s);
+    if (!hp) ctx.Error(n, "'" + *s + "' is not an address:port (e.g. 127.0.0.1:3128, [::1]:3128)");
+    return hp;
+  };
+  auto ms = [](int64_t v) { return std::chrono::milliseconds(v); };
+  if (auto listen = m.Get("listen")) {
+    MapReader l(*listen, "listen", ctx);
+    if (auto n = l.Get("proxy")) {
+      if (auto hp = host_port(*n)) c.proxy = *hp;
+    }
+    if (auto s = l.String("control")) c.control_socket = *s;
+    if (auto n = l.Get("metrics")) c.metrics = host_port(*n);
+    l.Finish();
+  }
+  if (auto v = m.Int("workers", 0, 256)) c.workers = static_cast<int>(*v);
+  if (auto s = m.String("state_dir")) c.state_dir = *s;
+  if (auto s = m.String("policy_dir")) c.policy_dir = *s;
+  if (auto audit = m.Get("audit")) {
+    MapReader a(*audit, "audit", ctx);
+    if (auto s = a.String("path")) c.audit_path = *s;
+    if (auto v = a.Int("rotate_bytes", 4096, INT64_MAX)) c.audit_rotate_bytes = *v;
+    if (auto v = a.Int("sync_interval_ms", 1, 60000)) c.audit_sync_interval = ms(*v);
+    if (auto s = a.String("hmac_key_file")) c.audit_hmac_key_file = *s;
+    a.Finish();
+  }
+  if (auto resolver = m.Get("resolver")) {
+    MapReader r(*resolver, "resolver", ctx);
+    if (auto servers = r.Get("servers")) {
+      if (auto list = ReadStringList(*servers, ctx)) {
+        for (const auto& [s, at] : *list) {
+          if (!ParseHostPort(s)) ctx.Error(at, "'" + s + "' is not an address:port");
+          c.resolver_servers.push_back(s);
+        }
+      }
+    }
+    if (auto v = r.Int("timeout_ms", 10, 60000)) c.resolver_timeout = ms(*v);
+    if (auto v = r.Int("max_ttl_seconds", 0, 86400)) c.resolver_max_ttl = std::chrono::seconds(*v);
+    r.Finish();
+  }
+  if (auto limits = m.Get("limits")) {
+    MapReader l(*limits, "limits", ctx);
+    if (auto v = l.Int("max_request_line", 256, 1 << 20)) c.max_request_line = *v;
+    if (auto v = l.Int("max_head_bytes", 1024, 1 << 22)) c.max_head_bytes = *v;
+    if (auto v = l.Int("max_headers", 8, 10000)) c.max_headers = *v;
+    if (auto v = l.Int("header_timeout_ms", 100, 600000)) c.header_timeout = ms(*v);
+    if (auto v = l.Int("idle_timeout_ms", 100, 86400000)) c.idle_timeout = ms(*v);
+    if (auto v = l.Int("connect_timeout_ms", 100, 600000)) c.connect_timeout = ms(*v);
+    if (auto v = l.Int("drain_timeout_ms", 0, 600000)) c.drain_timeout = ms(*v);
+    l.Finish();
+  }
+  m.Finish();
+  if (diags->size() != before) return std::nullopt;
+  return c;
+}
+
+}  // namespace airlock::config

@@ -1,0 +1,53 @@
+// GatewayConfig: airlock.yaml, the gateway's own configuration (listeners, directories, audit
+// log, resolver, limits). Policies live in their own files. Loaded with the strict YAML reader:
+// every error with file:line:col. Plain values; no thread ownership.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gateway/config/diagnostic.h"
+
+namespace airlock::config {
+
+struct HostPort {
+  std::string host;  // an IP address
+  uint16_t port = 0;
+};
+
+struct GatewayConfig {
+  std::string source;
+  HostPort proxy{"127.0.0.1", 3128};
+  std::string control_socket = "/run/airlock/control.sock";
+  std::optional<HostPort> metrics;  // Prometheus text on this loopback address
+  int workers = 0;                  // 0: one per core
+  std::string state_dir = "/var/lib/airlock";
+  std::string policy_dir = "/etc/airlock/policies";
+
+  std::string audit_path = "/var/log/airlock/audit.jsonl";
+  uint64_t audit_rotate_bytes = 100ull << 20;
+  std::chrono::milliseconds audit_sync_interval{100};
+  std::string audit_hmac_key_file;
+
+  std::vector<std::string> resolver_servers;  // "ip:port"; empty: /etc/resolv.conf
+  std::chrono::milliseconds resolver_timeout{2000};
+  std::chrono::seconds resolver_max_ttl{300};
+
+  size_t max_request_line = 8192;
+  size_t max_head_bytes = 32768;
+  size_t max_headers = 100;
+  std::chrono::milliseconds header_timeout{10000};
+  std::chrono::milliseconds idle_timeout{300000};
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds drain_timeout{10000};
+};
+
+std::optional<GatewayConfig> LoadGatewayConfig(const std::string& path, Diagnostics* diags);
+
+// "1.2.3.4:80" or "[::1]:80".
+std::optional<HostPort> ParseHostPort(std::string_view text);
+
+}  // namespace airlock::config

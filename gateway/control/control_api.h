@@ -1,0 +1,58 @@
+// ControlApi: the operator's API, HTTP+JSON over a unix socket (mode 0600). This class is the
+// request handling, without sockets: the server passes method, path and body and sends back
+// status and JSON. Endpoints:
+//   GET    /v1/health                health, audit state, policies, session count
+//   POST   /v1/sessions              {policy, source?, token?, ttl_seconds?, labels?, id?} -> 201
+//   GET    /v1/sessions              list
+//   GET    /v1/sessions/{id}         one
+//   DELETE /v1/sessions/{id}         end it (its connections are closed)  -> 204
+//   POST   /v1/reload                reload policies, all or nothing
+// Called on the control thread only.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "gateway/base/status.h"
+#include "gateway/control/session_table.h"
+
+namespace airlock::control {
+
+struct ControlRequest {
+  std::string method;
+  std::string path;
+  std::string body;
+};
+
+struct ControlResponse {
+  int status = 200;
+  nlohmann::json body;  // null: no body
+};
+
+// What the API needs from the rest of the gateway.
+struct ControlHooks {
+  std::function<std::vector<std::string>()> policy_names;
+  // Reloads policies; on failure the message lists every error.
+  std::function<Status()> reload;
+  std::function<bool()> audit_healthy;
+  std::function<void(const Session&)> session_created;
+  std::function<void(const Session&, const char* reason)> session_ended;
+};
+
+class ControlApi {
+ public:
+  ControlApi(SessionTable& sessions, ControlHooks hooks);
+  ControlResponse Handle(const ControlRequest& request);
+
+ private:
+  ControlResponse CreateSession(const std::string& body);
+  static nlohmann::json SessionJson(const Session& s);
+
+  SessionTable& sessions_;
+  ControlHooks hooks_;
+};
+
+}  // namespace airlock::control

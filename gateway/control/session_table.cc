@@ -1,0 +1,210 @@
+// Sessions: creation, lookup, expiry, persistence.
+#include "gateway/control/session_table.h"
+
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "gateway/crypto/digest.h"
+#include "gateway/crypto/random.h"
+
+namespace airlock::control {
+namespace {
+
+using json = nlohmann::json;
+using std::chrono::duration_cast;
+using std::chrono::seconds;
+using std::chrono::system_clock;
+
+int64_t ToUnix(system_clock::time_point t) {
+  return duration_cast<seconds>(t.time_since_epoch()).count();
+}
+system_clock::time_point FromUnix(int64_t s) { return system_clock::time_point(seconds(s)); }
+
+bool ValidId(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+uint64_t SessionUsage::RequestsLastMinute(system_clock::time_point now) {
+  std::lock_guard<std::mutex> lk(window_mu);
+  int64_t minute = duration_cast<std::chrono::minutes>(now.time_since_epoch()).count();
+  if (minute != window_minute) {
+    last_minute = minute == window_minute + 1 ? this_minute : 0;
+    this_minute = 0;
+    window_minute = minute;
+  }
+  // Weight the previous minute by the part of it still inside the 60-second window.
+  double into = static_cast<double>(ToUnix(now) % 60) / 60.0;
+  return this_minute + static_cast<uint64_t>(static_cast<double>(last_minute) * (1.0 - into));
+}
+
+void SessionUsage::CountRequest(system_clock::time_point now) {
+  RequestsLastMinute(now);  // rolls the window
+  std::lock_guard<std::mutex> lk(window_mu);
+  ++this_minute;
+}
+
+SessionTable::SessionTable(std::string state_file, const Clock& clock)
+    : state_file_(std::move(state_file)), clock_(clock) {}
+
+Status SessionTable::Load() {
+  if (state_file_.empty() || !std::filesystem::exists(state_file_)) return Status::Ok();
+  std::ifstream in(state_file_);
+  json doc = json::parse(in, nullptr, false);
+  if (doc.is_discarded() || !doc.contains("sessions")) {
+    return Status::Error(state_file_ + ": not a session table");
+  }
+  std::unique_lock lk(mu_);
+  auto now = clock_.Now();
+  for (const auto& j : doc["sessions"]) {
+    Session s;
+    s.id = j.value("id", "");
+    s.policy = j.value("policy", "");
+    if (j.contains("source")) s.source = net::IpAddress::Parse(j["source"].get<std::string>());
+    s.token_sha256 = j.value("token_sha256", "");
+    s.created = FromUnix(j.value("created", int64_t{0}));
+    s.expires = FromUnix(j.value("expires", int64_t{0}));
+    s.labels = j.value("labels", std::map<std::string, std::string>{});
+    if (s.expires > now && ValidId(s.id)) sessions_[s.id] = std::move(s);
+  }
+  return Status::Ok();
+}
+
+Status SessionTable::Persist() const {
+  if (state_file_.empty()) return Status::Ok();
+  json list = json::array();
+  for (const auto& [id, s] : sessions_) {
+    json j = {{"id", s.id},
+              {"policy", s.policy},
+              {"token_sha256", s.token_sha256},
+              {"created", ToUnix(s.created)},
+              {"expires", ToUnix(s.expires)},
+              {"labels", s.labels}};
+    if (s.source) j["source"] = s.source->ToString();
+    list.push_back(j);
+  }
+  std::string tmp = state_file_ + ".tmp";
+  {
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return Status::Error("cannot write " + tmp);
+    std::string data = json{{"sessions", list}}.dump(2) + "\n";
+    bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) &&
+              fsync(fd) == 0;
+    ::close(fd);
+    if (!ok) return Status::Error("cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), state_file_.c_str()) != 0) {
+    return Status::Error("cannot replace " + state_file_);
+  }
+  return Status::Ok();
+}
+
+Result<std::pair<Session, std::string>> SessionTable::Create(const SessionSpec& spec) {
+  Session s;
+  s.id = spec.id.empty() ? "s-" + crypto::RandomHex(8) : spec.id;
+  if (!ValidId(s.id)) {
+    return Status::Error("session id must be 1-64 characters of a-z, 0-9, '-', '_'");
+  }
+  if (spec.ttl.count() <= 0) return Status::Error("ttl must be positive");
+  if (!spec.source && !spec.with_token) {
+    return Status::Error("a session needs a source address, a proxy token, or both");
+  }
+  s.policy = spec.policy;
+  s.source = spec.source;
+  s.labels = spec.labels;
+  s.created = clock_.Now();
+  s.expires = s.created + spec.ttl;
+  std::string token;
+  if (spec.with_token) {
+    token = crypto::RandomHex(24);
+    s.token_sha256 = crypto::Sha256Hex(token);
+  }
+  std::unique_lock lk(mu_);
+  if (sessions_.count(s.id)) return Status::Error("session '" + s.id + "' already exists");
+  if (s.source) {
+    for (const auto& [id, other] : sessions_) {
+      if (other.source && *other.source == *s.source) {
+        return Status::Error("source address " + s.source->ToString() + " belongs to session '" +
+                             id + "'");
+      }
+    }
+  }
+  sessions_[s.id] = s;
+  if (Status st = Persist(); !st.ok()) {
+    sessions_.erase(s.id);
+    return st;
+  }
+  return std::make_pair(s, token);
+}
+
+bool SessionTable::Delete(const std::string& id) {
+  std::unique_lock lk(mu_);
+  if (sessions_.erase(id) == 0) return false;
+  (void)Persist();
+  return true;
+}
+
+std::optional<Session> SessionTable::Get(const std::string& id) const {
+  std::shared_lock lk(mu_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end() || it->second.expires <= clock_.Now()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<Session> SessionTable::List() const {
+  std::shared_lock lk(mu_);
+  std::vector<Session> out;
+  for (const auto& [id, s] : sessions_) out.push_back(s);
+  return out;
+}
+
+size_t SessionTable::size() const {
+  std::shared_lock lk(mu_);
+  return sessions_.size();
+}
+
+std::optional<Session> SessionTable::FindBySource(const net::IpAddress& source) const {
+  std::shared_lock lk(mu_);
+  auto now = clock_.Now();
+  for (const auto& [id, s] : sessions_) {
+    if (s.source && *s.source == source && s.expires > now) return s;
+  }
+  return std::nullopt;
+}
+
+std::optional<Session> SessionTable::FindByToken(const std::string& id,
+                                                 const std::string& token) const {
+  auto s = Get(id);
+  if (!s || s->token_sha256.empty()) return std::nullopt;
+  std::string h = crypto::Sha256Hex(token);
+  if (CRYPTO_memcmp(h.data(), s->token_sha256.data(), h.size()) != 0) return std::nullopt;
+  return s;
+}
+
+std::vector<Session> SessionTable::Expire() {
+  std::unique_lock lk(mu_);
+  std::vector<Session> gone;
+  auto now = clock_.Now();
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    if (it->second.expires <= now) {
+      gone.push_back(it->second);
+      it = sessions_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (!gone.empty()) (void)Persist();
+  return gone;
+}
+
+}  // namespace airlock::control

@@ -1,0 +1,37 @@
+// airlock-gateway: the egress gateway. `--config airlock.yaml` runs it; `--check-config`
+// validates the configuration and the policies it names, prints every error, and exits.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "gateway/config/gateway_config.h"
+#include "gateway/policy/policy_loader.h"
+#include "gateway/server/gateway.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"airlock-gateway: egress gateway and credential broker for agent sandboxes"};
+  std::string config_path = "/etc/airlock/airlock.yaml";
+  bool check = false;
+  app.add_option("-c,--config", config_path, "Gateway configuration file")->capture_default_str();
+  app.add_flag("--check-config", check, "Validate the configuration and policies, then exit");
+  CLI11_PARSE(app, argc, argv);
+
+  airlock::config::Diagnostics diags;
+  auto config = airlock::config::LoadGatewayConfig(config_path, &diags);
+  if (config) airlock::policy::LoadPolicySet({config->policy_dir}, {}, &diags);
+  if (!diags.empty()) {
+    std::cerr << diags.ToString() << diags.size() << (diags.size() == 1 ? " error" : " errors")
+              << "\n";
+    return 1;
+  }
+  if (check) {
+    std::cout << "ok: " << config_path << " and the policies in " << config->policy_dir << "\n";
+    return 0;
+  }
+  auto gateway = airlock::server::Gateway::Create(std::move(*config));
+  if (!gateway.ok()) {
+    std::cerr << "airlock-gateway: " << gateway.status().message() << "\n";
+    return 1;
+  }
+  return gateway.value()->Run();
+}

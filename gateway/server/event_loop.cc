@@ -1,0 +1,56 @@
+// Worker threads.
+#include "gateway/server/event_loop.h"
+
+#include <event2/thread.h>
+
+#include <cstdlib>
+
+namespace airlock::server {
+
+void EnableLibeventThreads() {
+  if (evthread_use_pthreads() != 0) std::abort();
+}
+
+Worker::Worker() : base_(event_base_new()) {
+  if (!base_) std::abort();
+  wake_.reset(event_new(base_.get(), -1, 0, OnPosted, this));
+}
+
+Worker::~Worker() { Stop(); }
+
+void Worker::Start() {
+  thread_ = std::thread([this] {
+    // Keep the loop alive while idle.
+    EventPtr keepalive(event_new(
+        base_.get(), -1, EV_PERSIST, [](evutil_socket_t, short, void*) {}, nullptr));
+    timeval forever{3600 * 24 * 365, 0};
+    event_add(keepalive.get(), &forever);
+    event_base_loop(base_.get(), 0);
+  });
+}
+
+void Worker::Stop() {
+  if (!thread_.joinable()) return;
+  event_base_loopbreak(base_.get());
+  thread_.join();
+}
+
+void Worker::Post(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    posted_.push_back(std::move(fn));
+  }
+  event_active(wake_.get(), EV_READ, 0);
+}
+
+void Worker::OnPosted(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Worker*>(arg);
+  std::vector<std::function<void()>> run;
+  {
+    std::lock_guard<std::mutex> lk(self->mu_);
+    run.swap(self->posted_);
+  }
+  for (auto& fn : run) fn();
+}
+
+}  // namespace airlock::server

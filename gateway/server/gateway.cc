@@ -1,0 +1,257 @@
+// Gateway assembly, reload, session lifecycle and shutdown.
+#include "gateway/server/gateway.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+
+#include <cstring>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "gateway/policy/policy_loader.h"
+
+namespace airlock::server {
+namespace {
+
+sockaddr_storage MakeAddr(const config::HostPort& hp, socklen_t* len) {
+  sockaddr_storage ss{};
+  auto addr = net::IpAddress::Parse(hp.host);
+  if (addr && addr->is_v4()) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(hp.port);
+    std::memcpy(&sin->sin_addr, addr->bytes().data(), 4);
+    *len = sizeof(sockaddr_in);
+  } else if (addr) {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(hp.port);
+    std::memcpy(&sin6->sin6_addr, addr->bytes().data(), 16);
+    *len = sizeof(sockaddr_in6);
+  }
+  return ss;
+}
+
+std::string ToJson(const control::ControlResponse& r) {
+  return r.body.is_null() ? std::string() : r.body.dump() + "\n";
+}
+
+}  // namespace
+
+Gateway::Gateway(config::GatewayConfig config) { state_.config = std::move(config); }
+
+Gateway::~Gateway() {
+  for (auto& w : workers_) w->worker.Stop();
+}
+
+Result<std::unique_ptr<Gateway>> Gateway::Create(config::GatewayConfig config) {
+  EnableLibeventThreads();
+  std::unique_ptr<Gateway> g(new Gateway(std::move(config)));
+  if (Status s = g->Init(); !s.ok()) return s;
+  return g;
+}
+
+Status Gateway::Init() {
+  const config::GatewayConfig& c = state_.config;
+  audit::AuditOptions ao;
+  ao.path = c.audit_path;
+  ao.rotate_bytes = c.audit_rotate_bytes;
+  ao.sync_interval = c.audit_sync_interval;
+  if (!c.audit_hmac_key_file.empty()) {
+    std::ifstream in(c.audit_hmac_key_file);
+    if (!in) return Status::Error("cannot read " + c.audit_hmac_key_file);
+    std::getline(in, ao.hmac_key);
+  }
+  auto log = audit::AuditLog::Open(ao);
+  if (!log.ok()) return log.status();
+  audit_ = std::move(log).value();
+  state_.audit = audit_.get();
+
+  config::Diagnostics diags;
+  auto set = policy::LoadPolicySet({c.policy_dir}, {}, &diags);
+  if (!set)
+    return Status::Error("policies in " + c.policy_dir + " are invalid:\n" + diags.ToString());
+  state_.policies.Set(std::make_shared<const policy::PolicySet>(std::move(*set)));
+
+  std::filesystem::create_directories(c.state_dir);
+  sessions_ =
+      std::make_unique<control::SessionTable>(c.state_dir + "/sessions.json", SystemClock());
+  if (Status s = sessions_->Load(); !s.ok()) return s;
+  state_.sessions = sessions_.get();
+
+  dns::ResolverOptions ro;
+  ro.servers = c.resolver_servers;
+  ro.timeout = c.resolver_timeout;
+  ro.max_ttl = c.resolver_max_ttl;
+  auto resolver = dns::MakeAresResolver(ro);
+  if (!resolver.ok()) return resolver.status();
+  resolver_ = std::move(resolver).value();
+  state_.resolver = resolver_.get();
+
+  main_base_.reset(event_base_new());
+  int n = c.workers > 0 ? c.workers
+                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<WorkerConnections>());
+
+  socklen_t len = 0;
+  sockaddr_storage ss = MakeAddr(c.proxy, &len);
+  proxy_listener_.reset(
+      evconnlistener_new_bind(main_base_.get(), OnProxyAccept, this,
+                              LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+                              1024, reinterpret_cast<sockaddr*>(&ss), static_cast<int>(len)));
+  if (!proxy_listener_) {
+    return Status::Error("cannot listen on " + c.proxy.host + ":" + std::to_string(c.proxy.port) +
+                         ": " + std::strerror(errno));
+  }
+
+  control::ControlHooks hooks;
+  hooks.policy_names = [this] { return state_.policies.Get()->Names(); };
+  hooks.reload = [this] { return Reload("control"); };
+  hooks.audit_healthy = [this] { return audit_->healthy(); };
+  hooks.session_created = [this](const control::Session& s) {
+    audit::Record r{{"event", "session.create"}, {"session", s.id}, {"policy", s.policy}};
+    if (s.source) r["src"] = s.source->ToString();
+    audit_->Append(std::move(r));
+  };
+  hooks.session_ended = [this](const control::Session& s, const char* reason) {
+    EndSession(s, "session.delete", reason);
+  };
+  control_api_ = std::make_unique<control::ControlApi>(*sessions_, hooks);
+  control_server_ = std::make_unique<SimpleHttpServer>(
+      main_base_.get(), [this](const std::string& m, const std::string& p, const std::string& b) {
+        auto r = control_api_->Handle({m, p, b});
+        return SimpleResponse{r.status, "application/json", ToJson(r)};
+      });
+  std::filesystem::create_directories(std::filesystem::path(c.control_socket).parent_path());
+  if (Status s = control_server_->ListenUnix(c.control_socket); !s.ok()) return s;
+  if (c.metrics) {
+    metrics_server_ = std::make_unique<SimpleHttpServer>(
+        main_base_.get(), [this](const std::string& m, const std::string& p, const std::string&) {
+          if (m != "GET" || p != "/metrics")
+            return SimpleResponse{404, "text/plain", "not found\n"};
+          return SimpleResponse{200, "text/plain; version=0.0.4",
+                                state_.metrics.Render(sessions_->size(), audit_->queue_depth())};
+        });
+    socklen_t mlen = 0;
+    sockaddr_storage ms = MakeAddr(*c.metrics, &mlen);
+    if (Status s = metrics_server_->ListenTcp(reinterpret_cast<sockaddr*>(&ms), mlen); !s.ok()) {
+      return s;
+    }
+  }
+
+  for (int sig : {SIGHUP, SIGTERM, SIGINT}) {
+    signals_.emplace_back(evsignal_new(main_base_.get(), sig, OnSignal, this));
+    evsignal_add(signals_.back().get(), nullptr);
+  }
+  tick_.reset(event_new(main_base_.get(), -1, EV_PERSIST, OnTick, this));
+  timeval second{1, 0};
+  event_add(tick_.get(), &second);
+  ::signal(SIGPIPE, SIG_IGN);
+  return Status::Ok();
+}
+
+int Gateway::Run() {
+  for (auto& w : workers_) w->worker.Start();
+  audit::Record start{{"event", "gateway.start"},
+                      {"version", "0.1.0"},
+                      {"policies", state_.policies.Get()->Names()},
+                      {"sessions", sessions_->size()},
+                      {"workers", workers_.size()}};
+  audit_->Append(std::move(start));
+  event_base_dispatch(main_base_.get());
+  audit_->Append(audit::Record{{"event", "gateway.stop"}});
+  audit_->Flush();
+  return 0;
+}
+
+void Gateway::OnProxyAccept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* arg) {
+  auto* self = static_cast<Gateway*>(arg);
+  sockaddr_storage peer{};
+  std::memcpy(&peer, sa, std::min<size_t>(static_cast<size_t>(len), sizeof(peer)));
+  WorkerConnections* w = self->workers_[self->next_worker_++ % self->workers_.size()].get();
+  GatewayState* g = &self->state_;
+  w->worker.Post([g, w, fd, peer] { ProxyConnection::Accept(*g, *w, fd, peer); });
+}
+
+void Gateway::ForEachConnection(std::function<void(ProxyConnection*)> fn) {
+  for (auto& w : workers_) {
+    WorkerConnections* wc = w.get();
+    wc->worker.Post([wc, fn] {
+      std::vector<ProxyConnection*> conns;
+      for (auto& [id, c] : wc->live) conns.push_back(c);
+      for (auto* c : conns) fn(c);
+    });
+  }
+}
+
+Status Gateway::Reload(const char* trigger) {
+  config::Diagnostics diags;
+  auto set = policy::LoadPolicySet({state_.config.policy_dir}, {}, &diags);
+  if (!set) {
+    audit_->Append(audit::Record{{"event", "policy.reject"},
+                                 {"trigger", trigger},
+                                 {"reason", "invalid_policy"},
+                                 {"errors", diags.ToString()}});
+    return Status::Error(diags.ToString());
+  }
+  auto shared = std::make_shared<const policy::PolicySet>(std::move(*set));
+  state_.policies.Set(shared);
+  audit_->Append(
+      audit::Record{{"event", "policy.load"}, {"trigger", trigger}, {"policies", shared->Names()}});
+  ForEachConnection([shared](ProxyConnection* c) {
+    if (!c->StillAllowed(*shared)) c->Terminate("policy_reload");
+  });
+  return Status::Ok();
+}
+
+void Gateway::EndSession(const control::Session& s, const char* event, const char* reason) {
+  audit_->Append(
+      audit::Record{{"event", event}, {"session", s.id}, {"policy", s.policy}, {"reason", reason}});
+  std::string id = s.id;
+  ForEachConnection([id](ProxyConnection* c) {
+    if (c->session_id() == id) c->Terminate("session_ended");
+  });
+}
+
+void Gateway::OnSignal(evutil_socket_t sig, short, void* arg) {
+  auto* self = static_cast<Gateway*>(arg);
+  if (sig == SIGHUP) {
+    (void)self->Reload("sighup");
+    return;
+  }
+  self->BeginShutdown();
+}
+
+void Gateway::BeginShutdown() {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  proxy_listener_.reset();  // stop accepting
+  drain_deadline_ = std::chrono::steady_clock::now() + state_.config.drain_timeout;
+}
+
+void Gateway::OnTick(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Gateway*>(arg);
+  for (const auto& s : self->sessions_->Expire()) self->EndSession(s, "session.expire", "ttl");
+  if (!self->shutting_down_) return;
+  if (self->state_.metrics.active_connections.load() == 0 ||
+      std::chrono::steady_clock::now() >= self->drain_deadline_) {
+    std::vector<std::future<void>> done;
+    for (auto& w : self->workers_) {
+      auto p = std::make_shared<std::promise<void>>();
+      done.push_back(p->get_future());
+      WorkerConnections* wc = w.get();
+      wc->worker.Post([wc, p] {
+        std::vector<ProxyConnection*> conns;
+        for (auto& [id, c] : wc->live) conns.push_back(c);
+        for (auto* c : conns) c->Terminate("shutdown");
+        p->set_value();
+      });
+    }
+    for (auto& f : done) f.wait();
+    event_base_loopexit(self->main_base_.get(), nullptr);
+  }
+}
+
+}  // namespace airlock::server

@@ -1,0 +1,63 @@
+// GatewayState: what every worker shares: the configuration, the current PolicySet (swapped
+// whole on reload), sessions, the audit log, the resolver, and metrics counters.
+// Thread-safe: the policy holder takes a mutex for the pointer swap; counters are atomic or
+// mutex-guarded.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "gateway/audit/audit_log.h"
+#include "gateway/config/gateway_config.h"
+#include "gateway/control/session_table.h"
+#include "gateway/dns/resolver.h"
+#include "gateway/policy/policy_set.h"
+
+namespace airlock::server {
+
+class PolicyHolder {
+ public:
+  std::shared_ptr<const policy::PolicySet> Get() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return set_;
+  }
+  void Set(std::shared_ptr<const policy::PolicySet> set) {
+    std::lock_guard<std::mutex> lk(mu_);
+    set_ = std::move(set);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const policy::PolicySet> set_ = std::make_shared<policy::PolicySet>();
+};
+
+// Prometheus counters.
+class Metrics {
+ public:
+  void CountDecision(const std::string& decision, const std::string& reason);
+  std::atomic<uint64_t> bytes_up{0};
+  std::atomic<uint64_t> bytes_down{0};
+  std::atomic<uint64_t> resolver_errors{0};
+  std::atomic<uint64_t> active_connections{0};
+  // Prometheus text exposition of everything above plus the gauges passed in.
+  std::string Render(size_t sessions, size_t audit_queue) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, std::string>, uint64_t> decisions_;
+};
+
+struct GatewayState {
+  config::GatewayConfig config;
+  PolicyHolder policies;
+  control::SessionTable* sessions = nullptr;
+  audit::AuditLog* audit = nullptr;
+  dns::Resolver* resolver = nullptr;
+  Metrics metrics;
+  std::atomic<uint64_t> next_connection{1};
+};
+
+}  // namespace airlock::server
