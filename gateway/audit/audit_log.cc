@@ -115,11 +115,11 @@ Status AuditLog::Reopen() {
   return Status::Ok();
 }
 
-bool AuditLog::TryAppend(Record record) {
+bool AuditLog::TryAppend(Record record, WrittenCallback written) {
   {
     std::lock_guard<std::mutex> lk(mu_);
     if (!healthy_ || stopping_ || queue_.size() >= options_.queue_capacity) return false;
-    queue_.push_back(std::move(record));
+    queue_.push_back({std::move(record), std::move(written)});
     ++queued_;
   }
   wake_writer_.notify_one();
@@ -130,7 +130,7 @@ void AuditLog::Append(Record record) {
   {
     std::unique_lock<std::mutex> lk(mu_);
     wake_callers_.wait(lk, [&] { return stopping_ || queue_.size() < options_.queue_capacity; });
-    queue_.push_back(std::move(record));
+    queue_.push_back({std::move(record), {}});
     ++queued_;
   }
   wake_writer_.notify_one();
@@ -200,9 +200,10 @@ void AuditLog::Run() {
     wake_writer_.wait_for(lk, options_.sync_interval, [&] { return stopping_ || !queue_.empty(); });
     bool failed = false;
     while (!queue_.empty()) {
-      Record& front = queue_.front();  // deque: push_back keeps this reference valid
+      Queued& front = queue_.front();  // deque: push_back keeps this reference valid
       lk.unlock();
-      bool ok = WriteOne(front);
+      bool ok = WriteOne(front.record);
+      if (ok && front.written) front.written();
       lk.lock();
       if (!ok) {
         failed = true;

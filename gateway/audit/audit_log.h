@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -23,13 +24,17 @@
 namespace airlock::audit {
 
 using Record = nlohmann::ordered_json;
+// Called on the writer thread once a record is in the file (written, not yet synced).
+using WrittenCallback = std::function<void()>;
 
 // The seam the gateway writes through; unit tests of other modules use a fake.
 class AuditSink {
  public:
   virtual ~AuditSink() = default;
   // Queues a record unless the log is unhealthy or its queue is full (then: refuse the work).
-  virtual bool TryAppend(Record record) = 0;
+  // `written`, if given, runs once the record is in the file: work that must not start before
+  // its record exists (dialling upstream) waits for it.
+  virtual bool TryAppend(Record record, WrittenCallback written = {}) = 0;
   // Queues a record, waiting for room; for records of work already accepted.
   virtual void Append(Record record) = 0;
   virtual bool healthy() const = 0;
@@ -51,7 +56,7 @@ class AuditLog final : public AuditSink {
   static Result<std::unique_ptr<AuditLog>> Open(AuditOptions options);
   ~AuditLog() override;  // writes and syncs everything queued
 
-  bool TryAppend(Record record) override;
+  bool TryAppend(Record record, WrittenCallback written = {}) override;
   void Append(Record record) override;
   bool healthy() const override;
 
@@ -77,7 +82,11 @@ class AuditLog final : public AuditSink {
   mutable std::mutex mu_;
   std::condition_variable wake_writer_;
   std::condition_variable wake_callers_;
-  std::deque<Record> queue_;
+  struct Queued {
+    Record record;
+    WrittenCallback written;
+  };
+  std::deque<Queued> queue_;
   uint64_t queued_ = 0;   // records ever queued
   uint64_t written_ = 0;  // records ever written and synced
   bool healthy_ = true;

@@ -136,6 +136,11 @@ ProxyConnection::ProxyConnection(GatewayState& g, WorkerConnections& w, evutil_s
   bufferevent_set_timeouts(client_.get(), &header, nullptr);
   peer_addr_ = PeerAddress(peer);
   peer_ip_ = peer_addr_ ? peer_addr_->ToString() : "unknown";
+  if (peer.ss_family == AF_INET) {
+    peer_port_ = ntohs(reinterpret_cast<const sockaddr_in*>(&peer)->sin_port);
+  } else if (peer.ss_family == AF_INET6) {
+    peer_port_ = ntohs(reinterpret_cast<const sockaddr_in6*>(&peer)->sin6_port);
+  }
   policies_ = g.policies.Get();
 }
 
@@ -150,6 +155,7 @@ audit::Record ProxyConnection::BaseRecord(const char* event) const {
     r["policy"] = session_->policy;
   }
   r["src"] = peer_ip_;
+  r["src_port"] = peer_port_;
   if (!host_.empty()) {
     r["host"] = host_;
     r["port"] = port_;
@@ -166,19 +172,38 @@ void ProxyConnection::AuditOpen(const std::string& decision, const std::string& 
   if (!decision_.rule_id().empty()) r["rule"] = std::string(decision_.rule_id());
   r["decision"] = decision;
   r["reason"] = reason;
-  if (dialed_) r["ip"] = dialed_->ToString();
   r["proto"] = is_connect_ ? (protocol_ == policy::Protocol::kTcp ? "tcp" : "tls") : "http";
   g_.metrics.CountDecision(decision, reason);
-  if (decision != "deny") {
-    if (!g_.audit->TryAppend(std::move(r))) {
-      // Could not record the attempt: refuse it (fail closed).
-      opened_ = false;
-      return;
-    }
-    opened_ = true;
-  } else {
-    g_.audit->Append(std::move(r));
+  g_.audit->Append(std::move(r));
+}
+
+void ProxyConnection::OpenThenDial() {
+  state_ = State::kAuditing;
+  bufferevent_disable(client_.get(), EV_READ);
+  std::string decision = DecisionName(decision_.verdict);
+  std::string reason(policy::ReasonName(decision_.reason));
+  audit::Record r = BaseRecord("connection.open");
+  if (!decision_.rule_id().empty()) r["rule"] = std::string(decision_.rule_id());
+  r["decision"] = decision;
+  r["reason"] = reason;
+  r["ip"] = allowed_[next_address_].ToString();
+  r["proto"] = is_connect_ ? (protocol_ == policy::Protocol::kTcp ? "tcp" : "tls") : "http";
+  uint64_t id = id_;
+  WorkerConnections* w = &w_;
+  bool queued = g_.audit->TryAppend(std::move(r), [w, id] {
+    w->worker.Post([w, id] {
+      auto it = w->live.find(id);
+      if (it != w->live.end() && it->second->state_ == State::kAuditing) it->second->Dial();
+    });
+  });
+  if (!queued) {
+    // The attempt cannot be recorded: refuse it (fail closed).
+    Deny(503, "audit_unavailable", "the audit log cannot be written; no connection is allowed",
+         "retry later; operators: check the audit log's disk");
+    return;
   }
+  g_.metrics.CountDecision(decision, reason);
+  opened_ = true;
 }
 
 void ProxyConnection::Deny(int status, const std::string& reason, const std::string& message,
@@ -588,7 +613,7 @@ void ProxyConnection::OnResolved(Result<std::vector<net::IpAddress>> result) {
     return;
   }
   if (is_connect_) protocol_ = policy::Protocol::kTcp;
-  Dial();
+  OpenThenDial();
 }
 
 void ProxyConnection::CheckHello() {
@@ -618,7 +643,7 @@ void ProxyConnection::CheckHello() {
     Close(reason);
     return;
   }
-  Dial();
+  OpenThenDial();
 }
 
 void ProxyConnection::Dial() {
@@ -642,15 +667,6 @@ void ProxyConnection::OnUpstreamConnected() {
   timeval idle = ToTimeval(g_.config.idle_timeout);
   bufferevent_set_timeouts(upstream_.get(), &idle, &idle);
   upstream_key_ = host_ + ":" + std::to_string(port_) + ":" + dialed_->ToString();
-  if (!opened_) {
-    AuditOpen(DecisionName(decision_.verdict), std::string(policy::ReasonName(decision_.reason)));
-    if (!opened_) {
-      upstream_.reset();
-      Deny(503, "audit_unavailable", "the audit log cannot be written; no connection is allowed",
-           "retry later");
-      return;
-    }
-  }
   if (is_connect_) {
     if (protocol_ == policy::Protocol::kTcp) {
       const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";

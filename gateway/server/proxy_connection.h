@@ -49,6 +49,7 @@ class ProxyConnection {
   enum class State {
     kReadingHead,
     kResolving,
+    kAuditing,  // waiting for connection.open to be in the audit file before dialling
     kConnecting,
     kAwaitingHello,
     kSendingBody,
@@ -74,6 +75,7 @@ class ProxyConnection {
   policy::Request MakeRequest(std::optional<net::IpAddress> address) const;
   void StartResolve();
   void OnResolved(Result<std::vector<net::IpAddress>> result);
+  void OpenThenDial();
   void Dial();
   void OnUpstreamConnected();
   void CheckHello();
@@ -101,6 +103,7 @@ class ProxyConnection {
   BufferEventPtr client_;
   BufferEventPtr upstream_;
   std::string peer_ip_;
+  uint16_t peer_port_ = 0;
   std::optional<net::IpAddress> peer_addr_;
   State state_ = State::kReadingHead;
 
