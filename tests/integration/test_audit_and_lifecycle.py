@@ -1,0 +1,185 @@
+"""The audit log under stress and the gateway's lifecycle: kill -9 under traffic leaves a chain
+that verifies and a connection.open for every connection a client saw accepted; an unwritable
+log refuses new connections; reload is all-or-nothing and closes what the new policy forbids;
+SIGTERM drains."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+from conftest import CTL_BIN, DEFAULT_POLICY, curl, raw_request
+
+
+def verify(path):
+    return subprocess.run([CTL_BIN, "audit", "verify", path], capture_output=True, text=True)
+
+
+def test_kill_9_under_traffic(gateway):
+    gateway.session()
+    accepted = []
+    stop = threading.Event()
+
+    def client():
+        while not stop.is_set():
+            try:
+                s = socket.create_connection(("127.0.0.1", 3128), timeout=2)
+                port = s.getsockname()[1]
+                s.sendall(b"GET http://web.test:8080/load HTTP/1.1\r\nHost: web.test:8080\r\n"
+                          b"Connection: close\r\n\r\n")
+                data = s.recv(4096)
+                if data.startswith(b"HTTP/1.1 200 "):
+                    accepted.append(port)
+                s.close()
+            except OSError:
+                return
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    gateway.proc.kill()  # SIGKILL mid-traffic
+    gateway.proc.wait()
+    stop.set()
+    for t in threads:
+        t.join()
+    assert len(accepted) > 10
+    out = verify(gateway.audit)
+    assert out.returncode == 0, out.stdout + out.stderr
+    with open(gateway.audit) as f:
+        recs = [json.loads(l) for l in f if l.endswith("\n")]
+    opened = {r["src_port"] for r in recs
+              if r["event"] == "connection.open" and r["decision"] == "allow"}
+    missing = [p for p in accepted if p not in opened]
+    assert missing == [], f"{len(missing)} accepted connections have no connection.open"
+    gateway.log.close()
+    gateway.start()  # restart on the same log: the chain continues
+    assert verify(gateway.audit).returncode == 0
+
+
+def test_unwritable_log_refuses_new_connections(tmp_path, dns, upstream):
+    from conftest import Gateway
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], check=True)
+    g = None
+    try:
+        g = Gateway(str(tmp_path), dns, extra_config="")
+        g.stop()
+        # Point the audit log at the small filesystem and start again.
+        with open(g.config) as f:
+            cfg = f.read().replace(g.audit, str(mnt / "audit.jsonl"))
+        with open(g.config, "w") as f:
+            f.write(cfg)
+        g.audit = str(mnt / "audit.jsonl")
+        g.log.close()
+        g.start()
+        g.session()
+        assert curl("http://web.test:8080/before")[0] == 200
+        filler = mnt / "filler"
+        try:
+            with open(filler, "wb") as f:
+                while True:
+                    f.write(b"x" * 4096)
+                    f.flush()
+        except OSError:
+            pass  # the filesystem is full
+        n = len(upstream.requests)
+        # Records still fit in the log's last page for a while; keep going until writing fails.
+        # A request whose record cannot be written waits (it is never served unrecorded); once
+        # the log is known to be unwritable, new connections are refused with 503.
+        results = {}
+        for i in range(60):
+            status, body = curl("--max-time", "2", f"http://web.test:8080/during{i}")
+            results[f"/during{i}"] = status
+            if status == 503:
+                assert json.loads(body)["reason"] == "audit_unavailable"
+                break
+        assert 503 in results.values(), results
+        served = {r["target"] for r in upstream.requests[n:]}
+        for target, status in results.items():
+            if status != 200:
+                assert target not in served, f"{target} was served without an audit record"
+        assert g.api("GET", "/v1/health")[0] == 503
+        os.unlink(filler)  # space again: the log recovers and nothing queued was lost
+        deadline = time.time() + 5
+        while g.api("GET", "/v1/health")[0] != 200 and time.time() < deadline:
+            time.sleep(0.1)
+        assert curl("http://web.test:8080/after")[0] == 200
+        assert verify(g.audit).returncode == 0
+    finally:
+        if g:
+            g.stop()
+        subprocess.run(["umount", "-l", str(mnt)])
+
+
+def test_reload_closes_what_the_new_policy_forbids(gateway):
+    gateway.session()
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.4", 9000))
+    srv.listen(4)
+    try:
+        c = socket.create_connection(("127.0.0.1", 3128), timeout=5)
+        c.sendall(b"CONNECT raw.test:9000 HTTP/1.1\r\nHost: raw.test:9000\r\n\r\n")
+        assert c.recv(4096).startswith(b"HTTP/1.1 200 ")
+        gateway.write_policy("test", DEFAULT_POLICY.replace("raw.test", "other-raw.test"))
+        gateway.proc.send_signal(signal.SIGHUP)
+        assert c.recv(4096) == b"", "the tunnel the new policy forbids must be closed"
+        c.close()
+        recs = gateway.records(lambda r: any(x.get("reason") == "policy_reload" for x in r))
+        assert any(r["event"] == "policy.load" and r["trigger"] == "sighup" for r in recs)
+        assert any(r["event"] == "connection.close" and r["reason"] == "policy_reload"
+                   for r in recs)
+        resp = raw_request(b"CONNECT raw.test:9000 HTTP/1.1\r\nHost: raw.test:9000\r\n\r\n")
+        assert resp.startswith(b"HTTP/1.1 403 ")
+        assert curl("http://web.test:8080/")[0] == 200, "allowed traffic keeps flowing"
+    finally:
+        srv.close()
+
+
+def test_invalid_reload_keeps_the_old_policy(gateway):
+    gateway.session()
+    gateway.write_policy("test", DEFAULT_POLICY + "\nbogus_key: 1\n")
+    status, body = gateway.api("POST", "/v1/reload")
+    assert status == 400
+    assert "test.yaml:" in body["error"] and "unknown key 'bogus_key'" in body["error"]
+    assert curl("http://web.test:8080/")[0] == 200
+    recs = gateway.records(lambda r: any(x["event"] == "policy.reject" for x in r))
+    reject = [r for r in recs if r["event"] == "policy.reject"][0]
+    assert "bogus_key" in reject["errors"]
+
+
+def test_slowloris_is_cut_off_and_others_are_served(tmp_path, dns, upstream):
+    from conftest import Gateway
+    g = Gateway(str(tmp_path), dns, extra_config="limits:\n  header_timeout_ms: 800\n")
+    try:
+        g.session()
+        slow = socket.create_connection(("127.0.0.1", 3128), timeout=5)
+        slow.sendall(b"GET http://web.test:8080/ HTTP/1.1\r\n")
+        start = time.time()
+        for _ in range(3):
+            assert curl("http://web.test:8080/")[0] == 200
+        try:
+            slow.sendall(b"X-A: 1\r\n")
+        except OSError:
+            pass
+        data = slow.recv(4096)
+        assert data.startswith(b"HTTP/1.1 408 ") and b"header_timeout" in data
+        assert time.time() - start < 5
+        slow.close()
+    finally:
+        g.stop()
+
+
+def test_sigterm_drains_and_logs_stop(gateway):
+    gateway.session()
+    assert curl("http://web.test:8080/")[0] == 200
+    gateway.stop(signal.SIGTERM)
+    assert gateway.proc.returncode == 0
+    recs = gateway.records()
+    assert recs[0]["event"] == "gateway.start" and recs[-1]["event"] == "gateway.stop"
+    assert verify(gateway.audit).returncode == 0
+    gateway.start()

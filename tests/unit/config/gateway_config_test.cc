@@ -1,0 +1,68 @@
+// airlock.yaml: defaults, every key, and errors with positions.
+#include "gateway/config/gateway_config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace airlock::config {
+namespace {
+
+std::string Write(const std::string& text) {
+  static int n = 0;
+  auto path = std::filesystem::temp_directory_path() /
+              ("airlock-cfg-" + std::to_string(getpid()) + "-" + std::to_string(n++) + ".yaml");
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+TEST(GatewayConfig, ReadsEveryKey) {
+  Diagnostics d;
+  auto c = LoadGatewayConfig(Write(R"(listen:
+  proxy: "[::1]:8080"
+  control: /tmp/c.sock
+  metrics: 127.0.0.1:9464
+workers: 3
+state_dir: /s
+policy_dir: /p
+audit: {path: /a/log.jsonl, rotate_bytes: 1048576, sync_interval_ms: 50, hmac_key_file: /k}
+resolver: {servers: ["127.0.0.53:53"], timeout_ms: 700, max_ttl_seconds: 30}
+limits: {max_request_line: 4096, max_head_bytes: 16384, max_headers: 50, header_timeout_ms: 2000,
+         idle_timeout_ms: 60000, connect_timeout_ms: 3000, drain_timeout_ms: 1000}
+)"),
+                             &d);
+  ASSERT_TRUE(c) << d.ToString();
+  EXPECT_EQ(c->proxy.host, "::1");
+  EXPECT_EQ(c->proxy.port, 8080);
+  EXPECT_EQ(c->metrics->port, 9464);
+  EXPECT_EQ(c->workers, 3);
+  EXPECT_EQ(c->audit_rotate_bytes, 1048576u);
+  EXPECT_EQ(c->resolver_servers, std::vector<std::string>{"127.0.0.53:53"});
+  EXPECT_EQ(c->header_timeout.count(), 2000);
+}
+
+TEST(GatewayConfig, ErrorsHavePositions) {
+  Diagnostics d;
+  auto c = LoadGatewayConfig(Write("listen:\n  proxy: localhost:3128\nworkerz: 2\nlimits:\n"
+                                   "  max_headers: 1\n"),
+                             &d);
+  EXPECT_FALSE(c);
+  std::string all = d.ToString();
+  EXPECT_NE(all.find(":2:10: error: 'localhost:3128' is not an address:port"), std::string::npos)
+      << all;
+  EXPECT_NE(all.find(":3:1: error: unknown key 'workerz'"), std::string::npos) << all;
+  EXPECT_NE(all.find(":5:16: error: value 1 is out of range"), std::string::npos) << all;
+}
+
+TEST(GatewayConfig, HostPort) {
+  EXPECT_TRUE(ParseHostPort("127.0.0.1:1"));
+  EXPECT_TRUE(ParseHostPort("[fd00::1]:443"));
+  EXPECT_FALSE(ParseHostPort("fd00::1:443"));
+  EXPECT_FALSE(ParseHostPort("127.0.0.1:0"));
+  EXPECT_FALSE(ParseHostPort("127.0.0.1:65536"));
+  EXPECT_FALSE(ParseHostPort("127.0.0.1"));
+}
+
+}  // namespace
+}  // namespace airlock::config

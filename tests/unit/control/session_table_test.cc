@@ -1,0 +1,112 @@
+// SessionTable: creation rules, lookup by source and token, expiry, persistence.
+#include "gateway/control/session_table.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace airlock::control {
+namespace {
+
+class FakeClock : public Clock {
+ public:
+  std::chrono::system_clock::time_point Now() const override { return now; }
+  std::chrono::system_clock::time_point now =
+      std::chrono::system_clock::time_point(std::chrono::seconds(1800000000));
+};
+
+SessionSpec Spec(const char* policy, const char* source = nullptr) {
+  SessionSpec s;
+  s.policy = policy;
+  if (source) s.source = net::IpAddress::Parse(source);
+  return s;
+}
+
+TEST(SessionTable, TokensAreShownOnceAndOnlyTheirHashIsKept) {
+  FakeClock clock;
+  SessionTable t("", clock);
+  auto created = t.Create(Spec("p"));
+  ASSERT_TRUE(created.ok()) << created.status().message();
+  const auto& [session, token] = created.value();
+  EXPECT_EQ(token.size(), 48u);
+  EXPECT_EQ(session.token_sha256.size(), 64u);
+  EXPECT_EQ(session.token_sha256.find(token), std::string::npos);
+  EXPECT_TRUE(t.FindByToken(session.id, token));
+  EXPECT_FALSE(t.FindByToken(session.id, token + "x"));
+  EXPECT_FALSE(t.FindByToken("other", token));
+}
+
+TEST(SessionTable, SourceAddressesAreUnique) {
+  FakeClock clock;
+  SessionTable t("", clock);
+  ASSERT_TRUE(t.Create(Spec("p", "100.96.0.2")).ok());
+  auto dup = t.Create(Spec("q", "100.96.0.2"));
+  ASSERT_FALSE(dup.ok());
+  EXPECT_NE(dup.status().message().find("belongs to session"), std::string::npos);
+  EXPECT_EQ(t.FindBySource(*net::IpAddress::Parse("100.96.0.2"))->policy, "p");
+  EXPECT_FALSE(t.FindBySource(*net::IpAddress::Parse("100.96.0.6")));
+}
+
+TEST(SessionTable, RejectsBadSpecs) {
+  FakeClock clock;
+  SessionTable t("", clock);
+  SessionSpec bad_id = Spec("p");
+  bad_id.id = "Has Spaces";
+  EXPECT_FALSE(t.Create(bad_id).ok());
+  SessionSpec nothing = Spec("p");
+  nothing.with_token = false;
+  EXPECT_FALSE(t.Create(nothing).ok());
+  SessionSpec zero_ttl = Spec("p");
+  zero_ttl.ttl = std::chrono::seconds(0);
+  EXPECT_FALSE(t.Create(zero_ttl).ok());
+}
+
+TEST(SessionTable, ExpiryAndPersistence) {
+  FakeClock clock;
+  auto dir = std::filesystem::temp_directory_path() / ("airlock-sess-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::string file = (dir / "sessions.json").string();
+  std::string token;
+  {
+    SessionTable t(file, clock);
+    SessionSpec shortlived = Spec("p", "100.96.0.2");
+    shortlived.ttl = std::chrono::seconds(10);
+    shortlived.id = "short";
+    ASSERT_TRUE(t.Create(shortlived).ok());
+    SessionSpec longlived = Spec("p");
+    longlived.id = "long";
+    auto c = t.Create(longlived);
+    ASSERT_TRUE(c.ok());
+    token = c.value().second;
+  }
+  std::ifstream in(file);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text.find(token), std::string::npos) << "the token itself is never persisted";
+  EXPECT_EQ(std::filesystem::status(file).permissions() & std::filesystem::perms::others_read,
+            std::filesystem::perms::none);
+
+  clock.now += std::chrono::seconds(11);
+  SessionTable restored(file, clock);
+  ASSERT_TRUE(restored.Load().ok());
+  EXPECT_EQ(restored.size(), 1u) << "sessions that expired while down are dropped";
+  EXPECT_TRUE(restored.FindByToken("long", token));
+  clock.now += std::chrono::seconds(3600);
+  auto gone = restored.Expire();
+  ASSERT_EQ(gone.size(), 1u);
+  EXPECT_EQ(gone[0].id, "long");
+  EXPECT_EQ(restored.size(), 0u);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(SessionUsage, RequestWindow) {
+  SessionUsage u;
+  auto t0 = std::chrono::system_clock::time_point(std::chrono::seconds(1800000000 / 60 * 60));
+  for (int i = 0; i < 10; ++i) u.CountRequest(t0);
+  EXPECT_EQ(u.RequestsLastMinute(t0), 10u);
+  EXPECT_EQ(u.RequestsLastMinute(t0 + std::chrono::seconds(90)), 5u);  // half of last minute
+  EXPECT_EQ(u.RequestsLastMinute(t0 + std::chrono::seconds(300)), 0u);
+}
+
+}  // namespace
+}  // namespace airlock::control
