@@ -713,9 +713,7 @@ void ProxyConnection::PumpRequestBody() {
     size_t used = request_.FeedBody(std::string_view(data, len), [&](std::string_view piece) {
       std::string framed = chunked ? http::EncodeChunk(piece) : std::string(piece);
       evbuffer_add(out, framed.data(), framed.size());
-      bytes_up_ += piece.size();
-      if (session_) session_->usage->bytes_out += piece.size();
-      g_.metrics.bytes_up += piece.size();
+      CountBytes(piece.size(), true);
     });
     if (used == http::MessageParser::npos) {
       const auto& e = request_.error();
@@ -787,9 +785,7 @@ void ProxyConnection::HandleResponse() {
     size_t used = response_.FeedBody(std::string_view(data, len), [&](std::string_view piece) {
       std::string framed = rechunk ? http::EncodeChunk(piece) : std::string(piece);
       evbuffer_add(out, framed.data(), framed.size());
-      bytes_down_ += piece.size();
-      if (session_) session_->usage->bytes_in += piece.size();
-      g_.metrics.bytes_down += piece.size();
+      CountBytes(piece.size(), false);
     });
     if (used == http::MessageParser::npos) {
       Close("bad_upstream_body");
@@ -839,14 +835,7 @@ void ProxyConnection::AuditHttpRequest(int status) {
   g_.audit->Append(std::move(rec));
 }
 
-// Tunnels.
-
-void ProxyConnection::Relay(bufferevent* from, bufferevent* to, bool upward) {
-  if (!from || !to) return;
-  evbuffer* in = bufferevent_get_input(from);
-  size_t n = evbuffer_get_length(in);
-  if (n == 0) return;
-  evbuffer_add_buffer(bufferevent_get_output(to), in);
+void ProxyConnection::CountBytes(size_t n, bool upward) {
   if (upward) {
     bytes_up_ += n;
     if (session_) session_->usage->bytes_out += n;
@@ -856,6 +845,17 @@ void ProxyConnection::Relay(bufferevent* from, bufferevent* to, bool upward) {
     if (session_) session_->usage->bytes_in += n;
     g_.metrics.bytes_down += n;
   }
+}
+
+// Tunnels.
+
+void ProxyConnection::Relay(bufferevent* from, bufferevent* to, bool upward) {
+  if (!from || !to) return;
+  evbuffer* in = bufferevent_get_input(from);
+  size_t n = evbuffer_get_length(in);
+  if (n == 0) return;
+  evbuffer_add_buffer(bufferevent_get_output(to), in);
+  CountBytes(n, upward);
   if (evbuffer_get_length(bufferevent_get_output(to)) >= kHighWater) {
     bufferevent_disable(from, EV_READ);  // resumes from the other side's write callback
   }

@@ -83,6 +83,8 @@ class ProxyConnection {
   void PumpRequestBody();
   void HandleResponse();
   void Relay(bufferevent* from, bufferevent* to, bool upward);
+  // Payload bytes relayed: this connection's, the session's and the gateway's counters.
+  void CountBytes(size_t n, bool upward);
   void MaybeFinishTunnel();
   void FinishExchange();
   void AuditHttpRequest(int status);

@@ -63,28 +63,38 @@ private:
 """
 
 
+def listen(address, port, backlog=16):
+    """A listening TCP socket on address:port (IPv4 or IPv6)."""
+    fam = socket.AF_INET6 if ":" in address else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((address, port))
+    s.listen(backlog)
+    return s
+
+
+def serve(sock, on_connection):
+    """Accepts connections on a thread of its own until the socket closes; on_connection(conn)
+    runs on a thread per connection."""
+    def loop():
+        while True:
+            try:
+                c, _ = sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=on_connection, args=(c,), daemon=True).start()
+    threading.Thread(target=loop, daemon=True).start()
+
+
 class Canaries:
     def __init__(self, addresses=tuple(CANARY_ADDRESSES)):
         self.hits = []
         self.socks = []
         for addr in addresses:
-            fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
             for port in CANARY_PORTS:
-                s = socket.socket(fam, socket.SOCK_STREAM)
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind((addr, port))
-                s.listen(16)
+                s = listen(addr, port)
                 self.socks.append(s)
-                threading.Thread(target=self._accept, args=(s, addr, port), daemon=True).start()
-
-    def _accept(self, s, addr, port):
-        while True:
-            try:
-                c, _ = s.accept()
-            except OSError:
-                return
-            self.hits.append((addr, port))
-            c.close()
+                serve(s, lambda c, hit=(addr, port): (self.hits.append(hit), c.close()))
 
 
 class RawHttpUpstream:
@@ -95,22 +105,11 @@ class RawHttpUpstream:
         self.requests = []
         self.connections = 0
         self.raw = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((address, port))
-        self.sock.listen(64)
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+        self.sock = listen(address, port, 64)
+        serve(self.sock, self._serve)
 
     def _serve(self, c):
+        self.connections += 1
         buf = b""
         try:
             while True:
@@ -181,19 +180,8 @@ class TlsUpstream:
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(self.cert, key)
         self.ctx.sni_callback = lambda s, name, c: self.snis.append(name)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((address, port))
-        self.sock.listen(16)
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+        self.sock = listen(address, port)
+        serve(self.sock, self._serve)
 
     def _serve(self, c):
         try:

@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 
-from conftest import CTL_BIN, DEFAULT_POLICY, curl, raw_request
+from conftest import listen, CTL_BIN, DEFAULT_POLICY, curl, raw_request
 
 
 def verify(path):
@@ -117,10 +117,7 @@ def test_unwritable_log_refuses_new_connections(tmp_path, dns, upstream):
 
 def test_reload_closes_what_the_new_policy_forbids(gateway):
     gateway.session()
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.4", 9000))
-    srv.listen(4)
+    srv = listen("127.0.0.4", 9000)
     try:
         c = socket.create_connection(("127.0.0.1", 3128), timeout=5)
         c.sendall(b"CONNECT raw.test:9000 HTTP/1.1\r\nHost: raw.test:9000\r\n\r\n")

@@ -4,7 +4,7 @@ import json
 import socket
 import subprocess
 
-from conftest import curl, raw_request
+from conftest import listen, curl, raw_request
 
 
 def test_https_through_connect_with_matching_sni(gateway, tls_upstream):
@@ -72,10 +72,7 @@ def test_tcp_rule_tunnels_raw_bytes_with_half_close(gateway):
     """A tcp rule: opaque bytes both ways; the client's EOF reaches the upstream, whose reply
     still comes back (half-close)."""
     gateway.session()
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.4", 9000))
-    srv.listen(1)
+    srv = listen("127.0.0.4", 9000)
     c = socket.create_connection(("127.0.0.1", 3128), timeout=5)
     c.sendall(b"CONNECT raw.test:9000 HTTP/1.1\r\nHost: raw.test:9000\r\n\r\n")
     assert c.recv(4096).startswith(b"HTTP/1.1 200 ")

@@ -6,7 +6,7 @@ import socket
 import stat
 import time
 
-from conftest import Gateway, curl, raw_request
+from conftest import listen, Gateway, curl, raw_request
 
 POLICY_A = """
 version: v1
@@ -61,10 +61,7 @@ def test_two_sessions_different_policies_no_cross_talk(tmp_path, dns, upstream):
 
 def test_session_connection_limit(tmp_path, dns):
     g = two_policy_gateway(tmp_path, dns)
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.4", 9000))
-    srv.listen(8)
+    srv = listen("127.0.0.4", 9000)
     held = []
     try:
         g.session("pb")
@@ -93,10 +90,7 @@ def test_session_connection_limit(tmp_path, dns):
 
 def test_ttl_expiry_ends_the_session_and_its_connections(tmp_path, dns):
     g = two_policy_gateway(tmp_path, dns)
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.4", 9000))
-    srv.listen(8)
+    srv = listen("127.0.0.4", 9000)
     try:
         s = g.session("pb", ttl_seconds=2)
         c = socket.create_connection(("127.0.0.1", 3128), timeout=6)
