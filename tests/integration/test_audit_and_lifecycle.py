@@ -180,3 +180,33 @@ def test_sigterm_drains_and_logs_stop(gateway):
     assert recs[0]["event"] == "gateway.start" and recs[-1]["event"] == "gateway.stop"
     assert verify(gateway.audit).returncode == 0
     gateway.start()
+
+
+def test_audit_query_and_tail(gateway):
+    s = gateway.session()
+    curl("http://web.test:8080/ok")
+    curl("http://unknown.test:8080/no")
+    gateway.records(lambda r: sum(x["event"] == "connection.open" for x in r) >= 2)
+    q = subprocess.run([CTL_BIN, "audit", "query", "--decision", "deny", gateway.audit],
+                       capture_output=True, text=True)
+    denies = [json.loads(l) for l in q.stdout.splitlines()]
+    assert [(r["event"], r["host"], r["reason"]) for r in denies] == \
+        [("connection.open", "unknown.test", "host_not_allowed")]
+    t = subprocess.run([CTL_BIN, "audit", "query", "--table", "--session", s["id"],
+                        "--event", "http.request", gateway.audit], capture_output=True, text=True)
+    lines = t.stdout.splitlines()
+    assert lines[0].startswith("TS") and len(lines) == 2 and "web.test:8080 (web)" in lines[1]
+    tail = subprocess.run([CTL_BIN, "audit", "tail", "-n", "2", gateway.audit],
+                          capture_output=True, text=True)
+    assert len(tail.stdout.splitlines()) == 2
+    # -f follows new records until stopped.
+    follow = subprocess.Popen([CTL_BIN, "audit", "tail", "-n", "0", "-f", "--event",
+                               "connection.open", gateway.audit], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        curl("http://web.test:8080/followed")
+        line = follow.stdout.readline()
+        assert json.loads(line)["host"] == "web.test"
+    finally:
+        follow.kill()
+        follow.wait()

@@ -215,3 +215,37 @@ def test_denied_names_are_never_resolved(gateway, dns):
     assert raw_request(f"CONNECT {secret}:443 HTTP/1.1\r\nHost: {secret}:443\r\n\r\n"
                        .encode()).startswith(b"HTTP/1.1 403 ")
     assert all(secret not in name for name, _ in dns.queries), dns.queries
+
+
+def test_pipelined_requests_are_answered_in_order(gateway, upstream):
+    gateway.session()
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=5)
+    s.sendall(b"GET http://web.test:8080/one HTTP/1.1\r\nHost: web.test:8080\r\n\r\n"
+              b"GET http://web.test:8080/two HTTP/1.1\r\nHost: web.test:8080\r\n\r\n"
+              b"GET http://web.test:8080/three HTTP/1.1\r\nHost: web.test:8080\r\n"
+              b"Connection: close\r\n\r\n")
+    data = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+    s.close()
+    bodies = [part.split(b"\r\n\r\n", 1)[1][:30] for part in data.split(b"HTTP/1.1 200 OK")[1:]]
+    assert [b.split(b"HTTP")[0] for b in bodies] == [b"hello GET /one", b"hello GET /two",
+                                                     b"hello GET /three"]
+
+
+def test_next_checked_address_on_connect_failure(gateway, dns):
+    """Two allowed answers, the first refuses: the gateway dials the second checked address,
+    without a second lookup."""
+    gateway.session()
+    dns.set("two.evil.test", [("A", "127.0.0.5", 60), ("A", "127.0.0.2", 60)])
+    dns.queries.clear()
+    status, body = curl("http://two.evil.test:8080/fallback")
+    assert status == 200, body
+    assert [q for q in dns.queries if q[0] == "two.evil.test"] and \
+        len([q for q in dns.queries if q[0] == "two.evil.test" and q[1] == 1]) == 1
+    rec = gateway.records(lambda r: any(x["event"] == "connection.close" for x in r))
+    closed = [r for r in rec if r["event"] == "connection.close"][0]
+    assert closed["ip"] == "127.0.0.2"
