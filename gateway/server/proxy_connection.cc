@@ -18,6 +18,8 @@ namespace airlock::server {
 namespace {
 
 constexpr size_t kHighWater = 1 << 20;  // pause reading when the other side has 1 MiB queued
+constexpr ev_ssize_t kMaxIo =
+    256 << 10;  // bytes per read(2)/write(2); libevent's default is 16 KiB
 constexpr size_t kHelloMax = 65536 + 4096;
 
 using std::chrono::duration_cast;
@@ -131,6 +133,8 @@ ProxyConnection::ProxyConnection(GatewayState& g, WorkerConnections& w, evutil_s
   client_.reset(
       bufferevent_socket_new(w.worker.base(), fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS));
   bufferevent_setcb(client_.get(), OnClientRead, OnClientWrite, OnClientEvent, this);
+  bufferevent_set_max_single_read(client_.get(), kMaxIo);
+  bufferevent_set_max_single_write(client_.get(), kMaxIo);
   bufferevent_setwatermark(client_.get(), EV_READ, 0, g.config.max_head_bytes + 65536);
   timeval header = ToTimeval(g.config.header_timeout);
   bufferevent_set_timeouts(client_.get(), &header, nullptr);
@@ -655,6 +659,8 @@ void ProxyConnection::Dial() {
   upstream_.reset(bufferevent_socket_new(w_.worker.base(), -1,
                                          BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS));
   bufferevent_setcb(upstream_.get(), OnUpstreamRead, OnUpstreamWrite, OnUpstreamEvent, this);
+  bufferevent_set_max_single_read(upstream_.get(), kMaxIo);
+  bufferevent_set_max_single_write(upstream_.get(), kMaxIo);
   timeval connect = ToTimeval(g_.config.connect_timeout);
   bufferevent_set_timeouts(upstream_.get(), &connect, &connect);
   if (bufferevent_socket_connect(upstream_.get(), reinterpret_cast<sockaddr*>(&ss),
@@ -838,8 +844,21 @@ void ProxyConnection::AuditHttpRequest(int status) {
 void ProxyConnection::CountBytes(size_t n, bool upward) {
   if (upward) {
     bytes_up_ += n;
-    if (session_) session_->usage->bytes_out += n;
     g_.metrics.bytes_up += n;
+    if (!session_) return;
+    uint64_t sent = session_->usage->bytes_out += n;
+    const policy::CompiledPolicy* p = decision_.policy;
+    if (p && p->policy().limits.bytes_out && sent > *p->policy().limits.bytes_out &&
+        p->policy().mode == policy::Mode::kEnforce && !over_budget_) {
+      // Over the session's byte budget: end the connection once this callback has returned.
+      over_budget_ = true;
+      uint64_t id = id_;
+      WorkerConnections* w = &w_;
+      w_.worker.Post([w, id] {
+        auto it = w->live.find(id);
+        if (it != w->live.end()) it->second->Terminate("limit_bytes_out");
+      });
+    }
   } else {
     bytes_down_ += n;
     if (session_) session_->usage->bytes_in += n;

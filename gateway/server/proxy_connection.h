@@ -137,6 +137,7 @@ class ProxyConnection {
   std::string request_method_;
   std::string request_path_;
   bool counted_in_session_ = false;
+  bool over_budget_ = false;
   std::string closing_reason_;
   static inline const std::string empty_;
 };

@@ -88,6 +88,40 @@ def test_session_connection_limit(tmp_path, dns):
         g.stop()
 
 
+def test_byte_budget_ends_a_tunnel(tmp_path, dns):
+    policy = POLICY_B.replace("limits:\n  connections: 2", "limits:\n  bytes_out: 64KiB")
+    g = Gateway(str(tmp_path), dns, policies={"pb": policy})
+    srv = listen("127.0.0.4", 9000)
+    try:
+        g.session("pb")
+        c = socket.create_connection(("127.0.0.1", 3128), timeout=5)
+        c.sendall(b"CONNECT raw.test:9000 HTTP/1.1\r\nHost: raw.test:9000\r\n\r\n")
+        assert c.recv(4096).startswith(b"HTTP/1.1 200 ")
+        up, _ = srv.accept()
+        try:
+            for _ in range(64):
+                c.sendall(b"x" * 16384)
+        except OSError:
+            pass
+        c.settimeout(5)
+        try:
+            ended = c.recv(4096) == b""
+        except ConnectionResetError:
+            ended = True  # closed with unread input: a reset
+        assert ended, "the tunnel must end past the byte budget"
+        up.close()
+        c.close()
+        rec = g.records(lambda r: any(x.get("reason") == "limit_bytes_out" for x in r))
+        closed = [r for r in rec if r["event"] == "connection.close"][0]
+        assert closed["reason"] == "limit_bytes_out" and closed["bytes_up"] < 1024 * 1024
+        # And the next connection is refused up front.
+        resp = raw_request(b"CONNECT raw.test:9000 HTTP/1.1\r\nHost: raw.test:9000\r\n\r\n")
+        assert resp.startswith(b"HTTP/1.1 403 ") and b"limit_bytes_out" in resp
+    finally:
+        srv.close()
+        g.stop()
+
+
 def test_ttl_expiry_ends_the_session_and_its_connections(tmp_path, dns):
     g = two_policy_gateway(tmp_path, dns)
     srv = listen("127.0.0.4", 9000)

@@ -1,0 +1,221 @@
+"""Runs inside the bench namespace (see run_proxy_bench.sh). Upstream: haproxy answering 200 from
+memory on 127.0.0.2:8080, and a socat sink on 127.0.0.2:9000 for tunnels. For each proxy and for
+a direct baseline: plain HTTP forwarding with keep-alive (wrk, 16 connections), connection churn
+(wrk with Connection: close), and CONNECT bulk throughput (2 GiB through socat). The proxy's CPU
+time is read from /proc. Results are printed as a table with ratios."""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+SRC = os.environ["AIRLOCK_SOURCE"]
+BUILD = os.environ["AIRLOCK_BUILD"]
+SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+TMP = tempfile.mkdtemp(prefix="airlock-bench-")
+os.chmod(TMP, 0o777)
+UPSTREAM = "127.0.0.2:8080"
+BULK_BYTES = 2 << 30
+
+procs = []
+
+
+def start(args, **kw):
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+    procs.append(p)
+    return p
+
+
+def wait_port(port, host="127.0.0.1", timeout=10):
+    import socket
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection((host, port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {host}:{port}")
+
+
+def cpu_seconds(pid):
+    total = 0.0
+    for p in [pid] + children(pid):
+        try:
+            fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            pass
+    return total
+
+
+def children(pid):
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def write(name, text):
+    path = os.path.join(TMP, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def start_upstreams():
+    cfg = write("upstream.cfg", f"""global
+  maxconn 4000
+defaults
+  mode http
+  timeout client 30s
+  timeout server 30s
+  timeout connect 5s
+frontend fe
+  bind {UPSTREAM}
+  http-request return status 200 content-type text/plain string "hello from upstream"
+""")
+    start(["haproxy", "-f", cfg])
+    start(["socat", "-u", "TCP-LISTEN:9000,bind=127.0.0.2,reuseaddr,fork", "OPEN:/dev/null"])
+    wait_port(8080, "127.0.0.2")
+    wait_port(9000, "127.0.0.2")
+
+
+def start_airlock():
+    policies = os.path.join(TMP, "policies")
+    os.makedirs(policies, exist_ok=True)
+    write("policies/bench.yaml", """version: v1
+name: bench
+private:
+  - {id: upstream, cidr: 127.0.0.2/32, ports: [8080, 9000]}
+""")
+    cfg = write("airlock.yaml", f"""listen:
+  proxy: 127.0.0.1:3128
+  control: {TMP}/control.sock
+workers: 1
+state_dir: {TMP}/state
+policy_dir: {policies}
+audit:
+  path: {TMP}/audit/audit.jsonl
+  rotate_bytes: 1073741824
+""")
+    p = start([os.path.join(BUILD, "gateway", "airlock-gateway"), "--config", cfg])
+    wait_port(3128)
+    subprocess.run(["curl", "-s", "--unix-socket", f"{TMP}/control.sock", "-X", "POST",
+                    "-d", '{"policy":"bench","source":"127.0.0.1","token":false,'
+                          '"ttl_seconds":86400}', "http://x/v1/sessions"], check=True,
+                   capture_output=True)
+    return p
+
+
+def start_squid():
+    os.makedirs(os.path.join(TMP, "squid"), exist_ok=True)
+    os.chmod(os.path.join(TMP, "squid"), 0o777)
+    cfg = write("squid.conf", f"""http_port 127.0.0.1:3129
+http_access allow all
+acl CONNECT method CONNECT
+cache deny all
+access_log none
+cache_store_log none
+cache_log {TMP}/squid/cache.log
+pid_filename {TMP}/squid/squid.pid
+coredump_dir {TMP}/squid
+workers 1
+shutdown_lifetime 1 seconds
+""")
+    p = start(["squid", "-N", "-f", cfg])
+    wait_port(3129)
+    return p
+
+
+def start_tinyproxy():
+    cfg = write("tinyproxy.conf", """User nobody
+Group nogroup
+Port 3130
+Listen 127.0.0.1
+Timeout 600
+MaxClients 2000
+Allow 127.0.0.1
+ConnectPort 9000
+DisableViaHeader Yes
+LogLevel Critical
+""")
+    p = start(["tinyproxy", "-d", "-c", cfg])
+    wait_port(3130)
+    return p
+
+
+def wrk(port, close):
+    script = write("wrk.lua", f"""wrk.method = "GET"
+wrk.path = "{'http://' + UPSTREAM + '/' if port else '/'}"
+wrk.headers["Host"] = "{UPSTREAM}"
+{'wrk.headers["Connection"] = "close"' if close else ''}
+""")
+    target = f"http://127.0.0.1:{port}" if port else f"http://{UPSTREAM}"
+    out = subprocess.run(["wrk", "-t1", "-c16", f"-d{SECONDS}s", "--latency", "-s", script,
+                          target], capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    lat = {m.group(1): m.group(2) for m in re.finditer(r"\s+(50|99)%\s+([\d.]+\w+)", out)}
+    return rps, total, int(non2xx.group(1)) if non2xx else 0, lat
+
+
+def bulk(port):
+    dest = "TCP:127.0.0.2:9000" if not port else \
+        f"PROXY:127.0.0.1:127.0.0.2:9000,proxyport={port}"
+    start_t = time.time()
+    subprocess.run(f"head -c {BULK_BYTES} /dev/zero | socat -u -b 262144 - {dest}", shell=True,
+                   check=True, stderr=subprocess.DEVNULL)
+    return BULK_BYTES / (time.time() - start_t) / 1e6
+
+
+def measure(name, proc, port):
+    row = {"name": name}
+    before = cpu_seconds(proc.pid) if proc else 0
+    row["rps"], total, row["errors"], row["lat"] = wrk(port, close=False)
+    row["cpu_us_per_req"] = (cpu_seconds(proc.pid) - before) / total * 1e6 if proc else 0
+    row["churn"], _, churn_err, _ = wrk(port, close=True)
+    row["errors"] += churn_err
+    before = cpu_seconds(proc.pid) if proc else 0
+    row["mbps"] = bulk(port)
+    row["cpu_s_per_gb"] = (cpu_seconds(proc.pid) - before) / (BULK_BYTES / 1e9) if proc else 0
+    return row
+
+
+def main():
+    start_upstreams()
+    rows = [measure("direct", None, None)]
+    for name, starter, port in [("airlock", start_airlock, 3128), ("squid", start_squid, 3129),
+                                ("tinyproxy", start_tinyproxy, 3130)]:
+        p = starter()
+        rows.append(measure(name, p, port))
+    by = {r["name"]: r for r in rows}
+    print(f"\nSide-by-side, {SECONDS}s per run, wrk 1 thread x 16 connections, 2 GiB bulk; "
+          f"airlock with 1 worker and its audit log on.\n")
+    print(f"{'proxy':<10} {'req/s':>9} {'p50':>9} {'p99':>9} {'CPU µs/req':>11} "
+          f"{'churn conn/s':>13} {'CONNECT MB/s':>13} {'CPU s/GB':>9} {'errors':>7}")
+    for r in rows:
+        print(f"{r['name']:<10} {r['rps']:>9.0f} {r['lat'].get('50', '-'):>9} "
+              f"{r['lat'].get('99', '-'):>9} {r['cpu_us_per_req']:>11.1f} {r['churn']:>13.0f} "
+              f"{r['mbps']:>13.0f} {r['cpu_s_per_gb']:>9.2f} {r['errors']:>7}")
+    a = by["airlock"]
+    print("\nRatios (airlock / peer):")
+    for peer in ["direct", "squid", "tinyproxy"]:
+        p = by[peer]
+        print(f"  vs {peer:<10} req/s {a['rps'] / p['rps']:.2f}x   churn "
+              f"{a['churn'] / p['churn']:.2f}x   CONNECT throughput {a['mbps'] / p['mbps']:.2f}x")
+
+
+try:
+    main()
+finally:
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    shutil.rmtree(TMP, ignore_errors=True)
