@@ -210,3 +210,23 @@ def test_audit_query_and_tail(gateway):
     finally:
         follow.kill()
         follow.wait()
+
+
+def test_check_config(tmp_path):
+    from conftest import GATEWAY_BIN
+    pol = tmp_path / "policies"
+    pol.mkdir()
+    (pol / "ok.yaml").write_text("version: v1\nname: ok\n")
+    cfg = tmp_path / "airlock.yaml"
+    cfg.write_text(f"policy_dir: {pol}\naudit: {{path: {tmp_path}/a.jsonl}}\n")
+    ok = subprocess.run([GATEWAY_BIN, "--config", str(cfg), "--check-config"],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith("ok: "), ok.stderr
+    (pol / "bad.yaml").write_text("version: v1\nname: bad\negress:\n  - id: x\n    hosts: ['*']\n")
+    cfg.write_text(f"policy_dir: {pol}\nworkerz: 2\n")
+    bad = subprocess.run([GATEWAY_BIN, "--config", str(cfg), "--check-config"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert f"{cfg}:2:1: error: unknown key 'workerz'" in bad.stderr
+    assert "bad.yaml:5:14: error: host pattern '*' would allow every host" in bad.stderr
+    assert not (tmp_path / "a.jsonl").exists(), "checking must not start anything"
