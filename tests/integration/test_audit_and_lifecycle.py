@@ -223,10 +223,13 @@ def test_check_config(tmp_path):
                         capture_output=True, text=True)
     assert ok.returncode == 0 and ok.stdout.startswith("ok: "), ok.stderr
     (pol / "bad.yaml").write_text("version: v1\nname: bad\negress:\n  - id: x\n    hosts: ['*']\n")
+    bad_policy = subprocess.run([GATEWAY_BIN, "--config", str(cfg), "--check-config"],
+                                capture_output=True, text=True)
+    assert bad_policy.returncode == 1
+    assert "bad.yaml:5:14: error: host pattern '*' would allow every host" in bad_policy.stderr
     cfg.write_text(f"policy_dir: {pol}\nworkerz: 2\n")
-    bad = subprocess.run([GATEWAY_BIN, "--config", str(cfg), "--check-config"],
-                         capture_output=True, text=True)
-    assert bad.returncode == 1
-    assert f"{cfg}:2:1: error: unknown key 'workerz'" in bad.stderr
-    assert "bad.yaml:5:14: error: host pattern '*' would allow every host" in bad.stderr
+    bad_config = subprocess.run([GATEWAY_BIN, "--config", str(cfg), "--check-config"],
+                                capture_output=True, text=True)
+    assert bad_config.returncode == 1
+    assert f"{cfg}:2:1: error: unknown key 'workerz'" in bad_config.stderr
     assert not (tmp_path / "a.jsonl").exists(), "checking must not start anything"
