@@ -226,7 +226,7 @@ def test_check_config(tmp_path):
     bad_policy = subprocess.run([GATEWAY_BIN, "--config", str(cfg), "--check-config"],
                                 capture_output=True, text=True)
     assert bad_policy.returncode == 1
-    assert "bad.yaml:5:14: error: host pattern '*' would allow every host" in bad_policy.stderr
+    assert "bad.yaml:5:13: error: host pattern '*' would allow every host" in bad_policy.stderr
     cfg.write_text(f"policy_dir: {pol}\nworkerz: 2\n")
     bad_config = subprocess.run([GATEWAY_BIN, "--config", str(cfg), "--check-config"],
                                 capture_output=True, text=True)
