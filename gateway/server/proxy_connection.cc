@@ -212,7 +212,13 @@ void ProxyConnection::OpenThenDial() {
 
 void ProxyConnection::Deny(int status, const std::string& reason, const std::string& message,
                            const std::string& hint) {
-  if (!opened_) AuditOpen("deny", reason);
+  // A refusal because the log cannot be written is not written to it (that would block this
+  // worker on a full queue); it is counted in metrics, and nothing went upstream.
+  if (reason == "audit_unavailable") {
+    g_.metrics.CountDecision("deny", reason);
+  } else if (!opened_) {
+    AuditOpen("deny", reason);
+  }
   http::GatewayResponse resp;
   resp.status = status;
   resp.reason = reason;

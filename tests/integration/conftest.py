@@ -305,19 +305,25 @@ def curl(*args, user=None, proxy=PROXY):
     return int(code or 0), body
 
 
-def raw_request(data, timeout=5.0):
-    """Sends bytes to the proxy and returns everything it answers until it closes."""
-    s = socket.create_connection(("127.0.0.1", 3128), timeout=timeout)
-    s.sendall(data)
+def recv_all(sock):
+    """Everything the peer sends until it closes (or the socket's timeout passes)."""
     out = b""
     try:
         while True:
-            d = s.recv(65536)
+            d = sock.recv(65536)
             if not d:
                 break
             out += d
     except socket.timeout:
         pass
+    return out
+
+
+def raw_request(data, timeout=5.0):
+    """Sends bytes to the proxy and returns everything it answers until it closes."""
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=timeout)
+    s.sendall(data)
+    out = recv_all(s)
     s.close()
     return out
 

@@ -4,7 +4,7 @@ import json
 import socket
 import subprocess
 
-from conftest import listen, curl, raw_request
+from conftest import listen, recv_all, curl, raw_request
 
 
 def test_https_through_connect_with_matching_sni(gateway, tls_upstream):
@@ -80,22 +80,11 @@ def test_tcp_rule_tunnels_raw_bytes_with_half_close(gateway):
     up.settimeout(5)
     c.sendall(b"SSH-2.0-test\r\n" + b"x" * 200000)
     c.shutdown(socket.SHUT_WR)
-    got = b""
-    while True:
-        d = up.recv(65536)
-        if not d:
-            break  # the client's half-close arrived
-        got += d
+    got = recv_all(up)  # ends when the client's half-close arrives
     assert got == b"SSH-2.0-test\r\n" + b"x" * 200000
     up.sendall(b"reply after eof")
     up.close()
-    back = b""
-    while True:
-        d = c.recv(4096)
-        if not d:
-            break
-        back += d
-    assert back == b"reply after eof"
+    assert recv_all(c) == b"reply after eof"
     c.close()
     srv.close()
     rec = gateway.records(lambda r: any(x["event"] == "connection.close" for x in r))

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import curl, raw_request
+from conftest import curl, raw_request, recv_all
 
 
 def test_allowed_request_reaches_upstream_as_origin_form(gateway, upstream):
@@ -224,12 +224,7 @@ def test_pipelined_requests_are_answered_in_order(gateway, upstream):
               b"GET http://web.test:8080/two HTTP/1.1\r\nHost: web.test:8080\r\n\r\n"
               b"GET http://web.test:8080/three HTTP/1.1\r\nHost: web.test:8080\r\n"
               b"Connection: close\r\n\r\n")
-    data = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        data += d
+    data = recv_all(s)
     s.close()
     bodies = [part.split(b"\r\n\r\n", 1)[1][:30] for part in data.split(b"HTTP/1.1 200 OK")[1:]]
     assert [b.split(b"HTTP")[0] for b in bodies] == [b"hello GET /one", b"hello GET /two",
