@@ -221,4 +221,47 @@ Decision Decide(const PolicySet& policies, const Request& request) {
   return d;
 }
 
+Decision DecideName(const PolicySet& policies, std::string_view session, std::string_view policy,
+                    std::string_view name) {
+  Decision d;
+  auto deny = [&d](Reason reason) {
+    d.verdict = Verdict::kDeny;
+    d.reason = reason;
+    return d;
+  };
+  if (session.empty()) return deny(Reason::kUnknownSession);
+  d.policy = policies.Find(policy);
+  if (!d.policy) return deny(Reason::kPolicyNotFound);
+  const Policy& p = d.policy->policy();
+  net::NormalizedHost host = net::NormalizeHost(name);
+  if (host.error != net::HostError::kNone) return deny(HostErrorReason(host.error));
+  auto policy_deny = [&](Reason reason) {
+    d.verdict = p.mode == Mode::kReport ? Verdict::kReport : Verdict::kDeny;
+    d.reason = reason;
+    return d;
+  };
+  if (host.address) return deny(Reason::kHostNotAllowed);
+  if (d.policy->deny_index().Contains(host.name)) return policy_deny(Reason::kHostDenied);
+  uint32_t first = std::numeric_limits<uint32_t>::max();
+  d.policy->egress_index().ForEachMatch(host.name, [&](const std::vector<uint32_t>& rules) {
+    first = std::min(first, rules.front());
+  });
+  if (first == std::numeric_limits<uint32_t>::max()) return policy_deny(Reason::kHostNotAllowed);
+  d.rule = &p.egress[first];
+  d.verdict = Verdict::kAllow;
+  d.reason = Reason::kAllowed;
+  return d;
+}
+
+bool AnswerAllowed(const CompiledPolicy& policy, const net::IpAddress& address) {
+  net::AddressClassification cls = net::ClassifyAddress(address);
+  if (net::IsNeverAllowed(cls.cls)) return false;
+  const Policy& p = policy.policy();
+  if (InCidrs(p.deny_cidrs, address, cls.effective)) return false;
+  if (cls.cls == net::AddressClass::kPublic) return true;
+  return std::any_of(p.private_ranges.begin(), p.private_ranges.end(), [&](const PrivateRange& r) {
+    return r.cidr.Contains(cls.effective) || r.cidr.Contains(address);
+  });
+}
+
 }  // namespace airlock::policy

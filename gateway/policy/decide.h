@@ -57,4 +57,15 @@ struct Decision {
 
 Decision Decide(const PolicySet& policies, const Request& request);
 
+// For the DNS responder: may this session learn the addresses of `name`? Steps 1, 2, 4 and 5 of
+// Decide() on the name alone: allowed when some egress rule's host pattern matches it (any port
+// or protocol) and the deny list does not. Report mode applies as in Decide(). A name that is an
+// address literal is never answered (host_not_allowed).
+Decision DecideName(const PolicySet& policies, std::string_view session, std::string_view policy,
+                    std::string_view name);
+
+// For DNS answers to an allowed name: may `address` be handed to the session? Not if it is
+// never-allowed or on deny.cidrs; an internal address only if some private entry contains it.
+bool AnswerAllowed(const CompiledPolicy& policy, const net::IpAddress& address);
+
 }  // namespace airlock::policy

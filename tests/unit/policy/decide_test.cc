@@ -265,6 +265,40 @@ TEST(Decide, ReportsTheAddressClass) {
   EXPECT_FALSE(Decide(set, Req("api.example.com", 443)).address_class);
 }
 
+TEST(DecideName, WhichNamesTheDnsResponderAnswers) {
+  PolicySet set = LoadSet();
+  auto name = [&](const char* n, const char* policy = "p") {
+    return DecideName(set, "s1", policy, n);
+  };
+  EXPECT_EQ(name("api.example.com").verdict, Verdict::kAllow);
+  EXPECT_EQ(name("api.example.com").rule_id(), "api");
+  EXPECT_EQ(name("API.example.com.").verdict, Verdict::kAllow);
+  EXPECT_EQ(name("x.y.cdn.example.com").rule_id(), "wild");
+  EXPECT_EQ(name("db.example.com").rule_id(), "raw");  // any port or protocol
+  EXPECT_EQ(name("bad.cdn.example.com").reason, Reason::kHostDenied);
+  EXPECT_EQ(name("cdn.example.com").reason, Reason::kHostNotAllowed);
+  EXPECT_EQ(name("exfil-c2VjcmV0.evil.example").reason, Reason::kHostNotAllowed);
+  EXPECT_EQ(name("10.20.0.1").reason, Reason::kHostNotAllowed);
+  EXPECT_EQ(name("a..b").reason, Reason::kHostEmptyLabel);
+  EXPECT_EQ(name("x.example.com", "r").verdict, Verdict::kReport);
+  EXPECT_EQ(DecideName(set, "", "p", "api.example.com").reason, Reason::kUnknownSession);
+}
+
+TEST(AnswerAllowed, FiltersDnsAnswers) {
+  PolicySet set = LoadSet();
+  const CompiledPolicy& p = *set.Find("p");
+  auto ok = [&](const char* a) { return AnswerAllowed(p, *net::IpAddress::Parse(a)); };
+  EXPECT_TRUE(ok("93.184.216.34"));
+  EXPECT_TRUE(ok("10.20.1.1"));   // listed under private
+  EXPECT_TRUE(ok("127.0.0.1"));   // listed under private
+  EXPECT_FALSE(ok("10.21.0.1"));  // internal, not listed
+  EXPECT_FALSE(ok("169.254.169.254"));
+  EXPECT_FALSE(ok("::ffff:169.254.169.254"));
+  EXPECT_FALSE(ok("0.0.0.0"));
+  EXPECT_FALSE(ok("203.0.113.5"));  // deny.cidrs
+  EXPECT_FALSE(ok("fd12::1"));
+}
+
 TEST(Decide, ReasonNamesRoundTrip) {
   for (int i = 0; i <= static_cast<int>(Reason::kLimitBytesOut); ++i) {
     auto r = static_cast<Reason>(i);
