@@ -51,6 +51,7 @@ std::optional<GatewayConfig> LoadGatewayConfig(const std::string& path, Diagnost
     }
     if (auto s = l.String("control")) c.control_socket = *s;
     if (auto n = l.Get("metrics")) c.metrics = host_port(*n);
+    if (auto n = l.Get("dns")) c.dns = host_port(*n);
     l.Finish();
   }
   if (auto v = m.Int("workers", 0, 256)) c.workers = static_cast<int>(*v);
@@ -76,6 +77,14 @@ std::optional<GatewayConfig> LoadGatewayConfig(const std::string& path, Diagnost
     }
     if (auto v = r.Int("timeout_ms", 10, 60000)) c.resolver_timeout = ms(*v);
     if (auto v = r.Int("max_ttl_seconds", 0, 86400)) c.resolver_max_ttl = std::chrono::seconds(*v);
+    r.Finish();
+  }
+  if (auto dns = m.Get("dns")) {
+    MapReader r(*dns, "dns", ctx);
+    if (auto v = r.Int("answer_ttl_seconds", 0, 3600)) c.dns_answer_ttl = static_cast<uint32_t>(*v);
+    if (auto v = r.Int("queries_per_second", 1, 100000)) {
+      c.dns_queries_per_second = static_cast<uint32_t>(*v);
+    }
     r.Finish();
   }
   if (auto limits = m.Get("limits")) {

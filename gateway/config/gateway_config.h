@@ -23,6 +23,7 @@ struct GatewayConfig {
   HostPort proxy{"127.0.0.1", 3128};
   std::string control_socket = "/run/airlock/control.sock";
   std::optional<HostPort> metrics;  // Prometheus text on this loopback address
+  std::optional<HostPort> dns;      // the sandboxes' DNS responder (UDP and TCP)
   int workers = 0;                  // 0: one per core
   std::string state_dir = "/var/lib/airlock";
   std::string policy_dir = "/etc/airlock/policies";
@@ -35,6 +36,9 @@ struct GatewayConfig {
   std::vector<std::string> resolver_servers;  // "ip:port"; empty: /etc/resolv.conf
   std::chrono::milliseconds resolver_timeout{2000};
   std::chrono::seconds resolver_max_ttl{300};
+
+  uint32_t dns_answer_ttl = 30;          // TTL of the responder's answers (clamped)
+  uint32_t dns_queries_per_second = 50;  // per session, with a burst of twice that
 
   size_t max_request_line = 8192;
   size_t max_head_bytes = 32768;

@@ -5,7 +5,8 @@ namespace airlock::dns {
 namespace {
 
 uint16_t U16(std::string_view d, size_t at) {
-  return static_cast<uint16_t>((static_cast<uint8_t>(d[at]) << 8) | static_cast<uint8_t>(d[at + 1]));
+  return static_cast<uint16_t>((static_cast<uint8_t>(d[at]) << 8) |
+                               static_cast<uint8_t>(d[at + 1]));
 }
 
 void Put16(std::string* out, uint16_t v) {

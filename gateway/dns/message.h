@@ -30,18 +30,18 @@ inline constexpr size_t kMaxMessage = 4096;
 struct Query {
   uint16_t id = 0;
   bool recursion_desired = false;
-  std::string name;            // as asked, without the trailing dot
+  std::string name;  // as asked, without the trailing dot
   uint16_t type = 0;
   uint16_t klass = 0;
-  std::string question;        // the raw question section, echoed in the answer
-  std::string opt;             // the raw EDNS OPT record, if any
+  std::string question;  // the raw question section, echoed in the answer
+  std::string opt;       // the raw EDNS OPT record, if any
 };
 
 enum class ParseStatus {
   kOk,
-  kMalformed,     // answer FORMERR (if the id could be read)
+  kMalformed,       // answer FORMERR (if the id could be read)
   kNotImplemented,  // an opcode other than QUERY: answer NOTIMP
-  kIgnore,        // a response, or too short to answer at all
+  kIgnore,          // a response, or too short to answer at all
 };
 
 ParseStatus ParseQuery(std::string_view packet, Query* out);

@@ -11,27 +11,13 @@
 #include <thread>
 
 #include "gateway/policy/policy_loader.h"
+#include "gateway/server/sockaddr.h"
 
 namespace airlock::server {
 namespace {
 
 sockaddr_storage MakeAddr(const config::HostPort& hp, socklen_t* len) {
-  sockaddr_storage ss{};
-  auto addr = net::IpAddress::Parse(hp.host);
-  if (addr && addr->is_v4()) {
-    auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(hp.port);
-    std::memcpy(&sin->sin_addr, addr->bytes().data(), 4);
-    *len = sizeof(sockaddr_in);
-  } else if (addr) {
-    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons(hp.port);
-    std::memcpy(&sin6->sin6_addr, addr->bytes().data(), 16);
-    *len = sizeof(sockaddr_in6);
-  }
-  return ss;
+  return ToSockaddr(*net::IpAddress::Parse(hp.host), hp.port, len);
 }
 
 std::string ToJson(const control::ControlResponse& r) {
@@ -43,6 +29,8 @@ std::string ToJson(const control::ControlResponse& r) {
 Gateway::Gateway(config::GatewayConfig config) { state_.config = std::move(config); }
 
 Gateway::~Gateway() {
+  if (dns_worker_) dns_worker_->Stop();
+  dns_server_.reset();
   for (auto& w : workers_) w->worker.Stop();
 }
 
@@ -141,6 +129,14 @@ Status Gateway::Init() {
     }
   }
 
+  if (c.dns) {
+    dns_worker_ = std::make_unique<Worker>();
+    dns_server_ = std::make_unique<DnsServer>(state_, *dns_worker_);
+    socklen_t dlen = 0;
+    sockaddr_storage ds = MakeAddr(*c.dns, &dlen);
+    if (Status s = dns_server_->Listen(reinterpret_cast<sockaddr*>(&ds), dlen); !s.ok()) return s;
+  }
+
   for (int sig : {SIGHUP, SIGTERM, SIGINT}) {
     signals_.emplace_back(evsignal_new(main_base_.get(), sig, OnSignal, this));
     evsignal_add(signals_.back().get(), nullptr);
@@ -154,6 +150,7 @@ Status Gateway::Init() {
 
 int Gateway::Run() {
   for (auto& w : workers_) w->worker.Start();
+  if (dns_worker_) dns_worker_->Start();
   audit::Record start{{"event", "gateway.start"},
                       {"version", "0.1.0"},
                       {"policies", state_.policies.Get()->Names()},

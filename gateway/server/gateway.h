@@ -10,6 +10,7 @@
 #include "gateway/base/status.h"
 #include "gateway/config/gateway_config.h"
 #include "gateway/control/control_api.h"
+#include "gateway/server/dns_server.h"
 #include "gateway/server/event_loop.h"
 #include "gateway/server/gateway_state.h"
 #include "gateway/server/proxy_connection.h"
@@ -45,6 +46,8 @@ class Gateway {
   ListenerPtr proxy_listener_;
   std::unique_ptr<SimpleHttpServer> control_server_;
   std::unique_ptr<SimpleHttpServer> metrics_server_;
+  std::unique_ptr<Worker> dns_worker_;  // the DNS responder's thread
+  std::unique_ptr<DnsServer> dns_server_;
   std::vector<EventPtr> signals_;
   EventPtr tick_;
   bool shutting_down_ = false;

@@ -12,6 +12,7 @@
 #include "gateway/http/denial.h"
 #include "gateway/http/serialize.h"
 #include "gateway/net/host.h"
+#include "gateway/server/sockaddr.h"
 #include "gateway/tls/client_hello.h"
 
 namespace airlock::server {
@@ -29,41 +30,6 @@ using std::chrono::steady_clock;
 timeval ToTimeval(milliseconds ms) {
   return timeval{static_cast<time_t>(ms.count() / 1000),
                  static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
-}
-
-std::optional<net::IpAddress> PeerAddress(const sockaddr_storage& ss) {
-  if (ss.ss_family == AF_INET) {
-    auto* sin = reinterpret_cast<const sockaddr_in*>(&ss);
-    return net::IpAddress::V4(ntohl(sin->sin_addr.s_addr));
-  }
-  if (ss.ss_family == AF_INET6) {
-    auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&ss);
-    std::array<uint8_t, 16> b{};
-    std::memcpy(b.data(), &sin6->sin6_addr, 16);
-    auto a = net::IpAddress::V6(b);
-    auto c = net::ClassifyAddress(a);  // a v4-mapped peer is its IPv4 address
-    if (b[10] == 0xff && b[11] == 0xff && c.effective.is_v4()) return c.effective;
-    return a;
-  }
-  return std::nullopt;
-}
-
-sockaddr_storage ToSockaddr(const net::IpAddress& a, uint16_t port, socklen_t* len) {
-  sockaddr_storage ss{};
-  if (a.is_v4()) {
-    auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(port);
-    std::memcpy(&sin->sin_addr, a.bytes().data(), 4);
-    *len = sizeof(sockaddr_in);
-  } else {
-    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons(port);
-    std::memcpy(&sin6->sin6_addr, a.bytes().data(), 16);
-    *len = sizeof(sockaddr_in6);
-  }
-  return ss;
 }
 
 // Splits "host:port" / "[v6]:port"; false if malformed.
@@ -138,13 +104,9 @@ ProxyConnection::ProxyConnection(GatewayState& g, WorkerConnections& w, evutil_s
   bufferevent_setwatermark(client_.get(), EV_READ, 0, g.config.max_head_bytes + 65536);
   timeval header = ToTimeval(g.config.header_timeout);
   bufferevent_set_timeouts(client_.get(), &header, nullptr);
-  peer_addr_ = PeerAddress(peer);
+  peer_addr_ = AddressOf(peer);
   peer_ip_ = peer_addr_ ? peer_addr_->ToString() : "unknown";
-  if (peer.ss_family == AF_INET) {
-    peer_port_ = ntohs(reinterpret_cast<const sockaddr_in*>(&peer)->sin_port);
-  } else if (peer.ss_family == AF_INET6) {
-    peer_port_ = ntohs(reinterpret_cast<const sockaddr_in6*>(&peer)->sin6_port);
-  }
+  peer_port_ = PortOf(peer);
   policies_ = g.policies.Get();
 }
 

@@ -208,6 +208,7 @@ class Gateway:
   proxy: 127.0.0.1:3128
   control: {self.control}
   metrics: 127.0.0.1:9464
+  dns: 127.0.0.1:15053
 workers: 2
 state_dir: {tmp}/state
 policy_dir: {self.policy_dir}

@@ -21,10 +21,20 @@ std::string Name(const std::string& dotted) {
   return out + std::string(1, '\0');
 }
 
-std::string Query(const std::string& name, uint16_t type, uint16_t flags = 0x0100,
-                  uint16_t qd = 1, uint16_t ar = 0, const std::string& tail = "") {
-  std::string q = {'\x12', '\x34', static_cast<char>(flags >> 8), static_cast<char>(flags & 0xff),
-                   0, static_cast<char>(qd), 0, 0, 0, 0, 0, static_cast<char>(ar)};
+std::string Query(const std::string& name, uint16_t type, uint16_t flags = 0x0100, uint16_t qd = 1,
+                  uint16_t ar = 0, const std::string& tail = "") {
+  std::string q = {'\x12',
+                   '\x34',
+                   static_cast<char>(flags >> 8),
+                   static_cast<char>(flags & 0xff),
+                   0,
+                   static_cast<char>(qd),
+                   0,
+                   0,
+                   0,
+                   0,
+                   0,
+                   static_cast<char>(ar)};
   q += Name(name) + std::string{0, static_cast<char>(type), 0, 1} + tail;
   return q;
 }
