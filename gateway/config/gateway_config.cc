@@ -52,6 +52,7 @@ std::optional<GatewayConfig> LoadGatewayConfig(const std::string& path, Diagnost
     if (auto s = l.String("control")) c.control_socket = *s;
     if (auto n = l.Get("metrics")) c.metrics = host_port(*n);
     if (auto n = l.Get("dns")) c.dns = host_port(*n);
+    if (auto n = l.Get("transparent")) c.transparent = host_port(*n);
     l.Finish();
   }
   if (auto v = m.Int("workers", 0, 256)) c.workers = static_cast<int>(*v);
@@ -95,6 +96,7 @@ std::optional<GatewayConfig> LoadGatewayConfig(const std::string& path, Diagnost
     if (auto v = l.Int("header_timeout_ms", 100, 600000)) c.header_timeout = ms(*v);
     if (auto v = l.Int("idle_timeout_ms", 100, 86400000)) c.idle_timeout = ms(*v);
     if (auto v = l.Int("connect_timeout_ms", 100, 600000)) c.connect_timeout = ms(*v);
+    if (auto v = l.Int("sniff_timeout_ms", 10, 60000)) c.sniff_timeout = ms(*v);
     if (auto v = l.Int("drain_timeout_ms", 0, 600000)) c.drain_timeout = ms(*v);
     l.Finish();
   }

@@ -22,9 +22,10 @@ struct GatewayConfig {
   std::string source;
   HostPort proxy{"127.0.0.1", 3128};
   std::string control_socket = "/run/airlock/control.sock";
-  std::optional<HostPort> metrics;  // Prometheus text on this loopback address
-  std::optional<HostPort> dns;      // the sandboxes' DNS responder (UDP and TCP)
-  int workers = 0;                  // 0: one per core
+  std::optional<HostPort> metrics;      // Prometheus text on this loopback address
+  std::optional<HostPort> dns;          // the sandboxes' DNS responder (UDP and TCP)
+  std::optional<HostPort> transparent;  // connections redirected by nftables
+  int workers = 0;                      // 0: one per core
   std::string state_dir = "/var/lib/airlock";
   std::string policy_dir = "/etc/airlock/policies";
 
@@ -46,6 +47,7 @@ struct GatewayConfig {
   std::chrono::milliseconds header_timeout{10000};
   std::chrono::milliseconds idle_timeout{300000};
   std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds sniff_timeout{1000};  // transparent: wait this long for first bytes
   std::chrono::milliseconds drain_timeout{10000};
 };
 

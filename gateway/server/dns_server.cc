@@ -239,6 +239,8 @@ void DnsServer::Handle(std::string packet, const sockaddr_storage& peer,
                            : kept.empty()                  ? "answers_denied"
                                                            : "some_answers_denied";
       Audit(sid, pname, peer, q, decision, reason, kept, &written);
+      net::NormalizedHost name = net::NormalizeHost(q.name);
+      for (const auto& a : kept) g_.dns_mappings.Record(sid, a, name.name);
       reply->Send(dns::BuildAnswer(q, written ? dns::Rcode::kNoError : dns::Rcode::kRefused, kept,
                                    g_.config.dns_answer_ttl));
     });

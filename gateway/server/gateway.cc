@@ -94,6 +94,19 @@ Status Gateway::Init() {
                          ": " + std::strerror(errno));
   }
 
+  if (c.transparent) {
+    socklen_t tlen = 0;
+    sockaddr_storage ts = MakeAddr(*c.transparent, &tlen);
+    transparent_listener_.reset(
+        evconnlistener_new_bind(main_base_.get(), OnTransparentAccept, this,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+                                1024, reinterpret_cast<sockaddr*>(&ts), static_cast<int>(tlen)));
+    if (!transparent_listener_) {
+      return Status::Error("cannot listen on " + c.transparent->host + ":" +
+                           std::to_string(c.transparent->port) + ": " + std::strerror(errno));
+    }
+  }
+
   control::ControlHooks hooks;
   hooks.policy_names = [this] { return state_.policies.Get()->Names(); };
   hooks.reload = [this] { return Reload("control"); };
@@ -164,12 +177,20 @@ int Gateway::Run() {
 }
 
 void Gateway::OnProxyAccept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* arg) {
-  auto* self = static_cast<Gateway*>(arg);
+  static_cast<Gateway*>(arg)->Dispatch(fd, sa, len, ProxyConnection::Mode::kExplicit);
+}
+
+void Gateway::OnTransparentAccept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len,
+                                  void* arg) {
+  static_cast<Gateway*>(arg)->Dispatch(fd, sa, len, ProxyConnection::Mode::kTransparent);
+}
+
+void Gateway::Dispatch(evutil_socket_t fd, sockaddr* sa, int len, ProxyConnection::Mode mode) {
   sockaddr_storage peer{};
   std::memcpy(&peer, sa, std::min<size_t>(static_cast<size_t>(len), sizeof(peer)));
-  WorkerConnections* w = self->workers_[self->next_worker_++ % self->workers_.size()].get();
-  GatewayState* g = &self->state_;
-  w->worker.Post([g, w, fd, peer] { ProxyConnection::Accept(*g, *w, fd, peer); });
+  WorkerConnections* w = workers_[next_worker_++ % workers_.size()].get();
+  GatewayState* g = &state_;
+  w->worker.Post([g, w, fd, peer, mode] { ProxyConnection::Accept(*g, *w, fd, peer, mode); });
 }
 
 void Gateway::ForEachConnection(std::function<void(ProxyConnection*)> fn) {
@@ -207,6 +228,7 @@ void Gateway::EndSession(const control::Session& s, const char* event, const cha
   audit_->Append(
       audit::Record{{"event", event}, {"session", s.id}, {"policy", s.policy}, {"reason", reason}});
   std::string id = s.id;
+  state_.dns_mappings.DropSession(id);
   ForEachConnection([id](ProxyConnection* c) {
     if (c->session_id() == id) c->Terminate("session_ended");
   });
@@ -225,12 +247,14 @@ void Gateway::BeginShutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
   proxy_listener_.reset();  // stop accepting
+  transparent_listener_.reset();
   drain_deadline_ = std::chrono::steady_clock::now() + state_.config.drain_timeout;
 }
 
 void Gateway::OnTick(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<Gateway*>(arg);
   for (const auto& s : self->sessions_->Expire()) self->EndSession(s, "session.expire", "ttl");
+  self->state_.dns_mappings.Expire();
   if (!self->shutting_down_) return;
   if (self->state_.metrics.active_connections.load() == 0 ||
       std::chrono::steady_clock::now() >= self->drain_deadline_) {

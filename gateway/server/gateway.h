@@ -31,6 +31,9 @@ class Gateway {
   void EndSession(const control::Session& s, const char* event, const char* reason);
   void ForEachConnection(std::function<void(ProxyConnection*)> fn);
   static void OnProxyAccept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* arg);
+  static void OnTransparentAccept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len,
+                                  void* arg);
+  void Dispatch(evutil_socket_t fd, sockaddr* sa, int len, ProxyConnection::Mode mode);
   static void OnSignal(evutil_socket_t sig, short, void* arg);
   static void OnTick(evutil_socket_t, short, void* arg);
   void BeginShutdown();
@@ -44,6 +47,7 @@ class Gateway {
   std::vector<std::unique_ptr<WorkerConnections>> workers_;
   size_t next_worker_ = 0;
   ListenerPtr proxy_listener_;
+  ListenerPtr transparent_listener_;
   std::unique_ptr<SimpleHttpServer> control_server_;
   std::unique_ptr<SimpleHttpServer> metrics_server_;
   std::unique_ptr<Worker> dns_worker_;  // the DNS responder's thread

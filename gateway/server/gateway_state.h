@@ -5,9 +5,11 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "gateway/audit/audit_log.h"
@@ -50,6 +52,26 @@ class Metrics {
   std::map<std::pair<std::string, std::string>, uint64_t> decisions_;
 };
 
+// (session, address) -> the name the DNS responder answered with that address, so that an opaque
+// TCP connection captured transparently can be decided on a name. Entries live for
+// kMappingLifetime after the answer (clients keep answers past their TTL).
+class DnsMappings {
+ public:
+  static constexpr std::chrono::seconds kMappingLifetime{600};
+  void Record(const std::string& session, const net::IpAddress& address, const std::string& name);
+  std::optional<std::string> Find(const std::string& session, const net::IpAddress& address);
+  void DropSession(const std::string& session);
+  void Expire();
+
+ private:
+  struct Entry {
+    std::string name;
+    std::chrono::steady_clock::time_point expires;
+  };
+  std::mutex mu_;
+  std::map<std::pair<std::string, std::string>, Entry> entries_;
+};
+
 struct GatewayState {
   config::GatewayConfig config;
   PolicyHolder policies;
@@ -57,6 +79,7 @@ struct GatewayState {
   audit::AuditLog* audit = nullptr;
   dns::Resolver* resolver = nullptr;
   Metrics metrics;
+  DnsMappings dns_mappings;
   std::atomic<uint64_t> next_connection{1};
 };
 

@@ -1,4 +1,4 @@
-// Prometheus text format for the gateway's counters.
+// Prometheus text format for the gateway's counters, and the DNS mapping store.
 #include "gateway/server/gateway_state.h"
 
 namespace airlock::server {
@@ -37,6 +37,38 @@ std::string Metrics::Render(size_t sessions, size_t audit_queue) const {
   out += "# TYPE airlock_audit_queue_depth gauge\n";
   out += "airlock_audit_queue_depth " + std::to_string(audit_queue) + "\n";
   return out;
+}
+
+void DnsMappings::Record(const std::string& session, const net::IpAddress& address,
+                         const std::string& name) {
+  std::lock_guard<std::mutex> lk(mu_);
+  entries_[{session, address.ToString()}] =
+      Entry{name, std::chrono::steady_clock::now() + kMappingLifetime};
+}
+
+std::optional<std::string> DnsMappings::Find(const std::string& session,
+                                             const net::IpAddress& address) {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto it = entries_.find({session, address.ToString()});
+  if (it == entries_.end() || it->second.expires < std::chrono::steady_clock::now()) {
+    return std::nullopt;
+  }
+  return it->second.name;
+}
+
+void DnsMappings::DropSession(const std::string& session) {
+  std::lock_guard<std::mutex> lk(mu_);
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    it = it->first.first == session ? entries_.erase(it) : std::next(it);
+  }
+}
+
+void DnsMappings::Expire() {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto now = std::chrono::steady_clock::now();
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    it = it->second.expires < now ? entries_.erase(it) : std::next(it);
+  }
 }
 
 }  // namespace airlock::server

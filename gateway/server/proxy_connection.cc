@@ -2,6 +2,8 @@
 #include "gateway/server/proxy_connection.h"
 
 #include <arpa/inet.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -74,8 +76,8 @@ bool SplitAuthority(std::string_view a, uint16_t default_port, std::string* host
 }  // namespace
 
 void ProxyConnection::Accept(GatewayState& g, WorkerConnections& w, evutil_socket_t fd,
-                             const sockaddr_storage& peer) {
-  auto* c = new ProxyConnection(g, w, fd, peer);
+                             const sockaddr_storage& peer, Mode mode) {
+  auto* c = new ProxyConnection(g, w, fd, peer, mode);
   w.live[c->id_] = c;
   g.metrics.active_connections++;
   if (!g.audit->healthy()) {
@@ -83,15 +85,26 @@ void ProxyConnection::Accept(GatewayState& g, WorkerConnections& w, evutil_socke
             "retry later; operators: check the audit log's disk");
     return;
   }
+  if (mode == Mode::kTransparent) {
+    if (!c->original_dst_) {
+      c->Deny(400, "no_original_destination", "the connection was not redirected by nftables",
+              "connect through the proxy port instead");
+      return;
+    }
+    c->state_ = State::kSniffing;
+    timeval sniff = ToTimeval(g.config.sniff_timeout);
+    bufferevent_set_timeouts(c->client_.get(), &sniff, nullptr);
+  }
   bufferevent_enable(c->client_.get(), EV_READ);
 }
 
 ProxyConnection::ProxyConnection(GatewayState& g, WorkerConnections& w, evutil_socket_t fd,
-                                 const sockaddr_storage& peer)
+                                 const sockaddr_storage& peer, Mode mode)
     : g_(g),
       w_(w),
       id_(g.next_connection++),
       started_(steady_clock::now()),
+      mode_(mode),
       request_(http::MessageParser::Kind::kRequest,
                {g.config.max_request_line, g.config.max_head_bytes, g.config.max_headers}),
       response_(http::MessageParser::Kind::kResponse,
@@ -107,6 +120,17 @@ ProxyConnection::ProxyConnection(GatewayState& g, WorkerConnections& w, evutil_s
   peer_addr_ = AddressOf(peer);
   peer_ip_ = peer_addr_ ? peer_addr_->ToString() : "unknown";
   peer_port_ = PortOf(peer);
+  if (mode == Mode::kTransparent) {
+    sockaddr_storage orig{};
+    socklen_t olen = sizeof(orig);
+    bool ok = peer.ss_family == AF_INET6
+                  ? getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &orig, &olen) == 0
+                  : getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &orig, &olen) == 0;
+    if (ok) {
+      original_dst_ = AddressOf(orig);
+      original_port_ = PortOf(orig);
+    }
+  }
   policies_ = g.policies.Get();
 }
 
@@ -126,6 +150,7 @@ audit::Record ProxyConnection::BaseRecord(const char* event) const {
     r["host"] = host_;
     r["port"] = port_;
   }
+  if (original_dst_) r["original_ip"] = original_dst_->ToString();
   return r;
 }
 
@@ -180,6 +205,14 @@ void ProxyConnection::Deny(int status, const std::string& reason, const std::str
     g_.metrics.CountDecision("deny", reason);
   } else if (!opened_) {
     AuditOpen("deny", reason);
+  }
+  if (mode_ == Mode::kTransparent && protocol_ != policy::Protocol::kHttp) {
+    // Not an HTTP conversation: an HTTP answer would be noise. Reset.
+    linger lg{1, 0};
+    setsockopt(bufferevent_getfd(client_.get()), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    state_ = State::kClosing;
+    Close(reason);
+    return;
   }
   http::GatewayResponse resp;
   resp.status = status;
@@ -256,6 +289,9 @@ bool ProxyConnection::StillAllowed(const policy::PolicySet& set) const {
 void ProxyConnection::OnClientRead(bufferevent*, void* arg) {
   auto* self = static_cast<ProxyConnection*>(arg);
   switch (self->state_) {
+    case State::kSniffing:
+      self->Sniff(false);
+      break;
     case State::kReadingHead:
       self->HandleHead();
       break;
@@ -289,6 +325,10 @@ void ProxyConnection::OnClientWrite(bufferevent*, void* arg) {
 void ProxyConnection::OnClientEvent(bufferevent*, short what, void* arg) {
   auto* self = static_cast<ProxyConnection*>(arg);
   if (what & BEV_EVENT_TIMEOUT) {
+    if (self->state_ == State::kSniffing) {
+      self->Sniff(true);  // the client sent nothing: a server-speaks-first protocol
+      return;
+    }
     if (self->state_ == State::kReadingHead && !self->host_.empty()) {
       self->Close("idle_timeout");
     } else if (self->state_ == State::kReadingHead) {
@@ -404,7 +444,10 @@ void ProxyConnection::HandleHead() {
   bufferevent_set_timeouts(client_.get(), &idle, &idle);
   if (!ParseTarget()) return;  // first, so that every record names the destination
   if (!Identify()) return;
+  DecideAndResolve();
+}
 
+void ProxyConnection::DecideAndResolve() {
   // 1st decision: before resolution, on the name.
   policy::Request req = MakeRequest(std::nullopt);
   if (!is_connect_) req.http = policy::HttpRequestInfo{request_.head().method, origin_target_};
@@ -442,9 +485,90 @@ void ProxyConnection::HandleHead() {
   StartResolve();
 }
 
+// Transparent capture.
+
+void ProxyConnection::Sniff(bool deadline_passed) {
+  evbuffer* in = bufferevent_get_input(client_.get());
+  size_t len = std::min(evbuffer_get_length(in), kHelloMax);
+  if (len == 0 && !deadline_passed) return;
+  auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(len)));
+  std::string_view bytes(data ? data : "", len);
+  if (!bytes.empty() && static_cast<uint8_t>(bytes[0]) == 0x16) {
+    tls::ClientHello hello;
+    tls::HelloStatus st = tls::ParseClientHello(bytes, &hello);
+    if (st == tls::HelloStatus::kNeedMore && len < kHelloMax && !deadline_passed) return;
+    is_connect_ = true;
+    protocol_ = policy::Protocol::kTls;
+    port_ = original_port_;
+    if (!Identify()) return;
+    if (st != tls::HelloStatus::kOk) {
+      host_ = original_dst_->ToString();
+      Deny(400, "malformed_client_hello", "", "");
+      return;
+    }
+    if (!hello.sni) {
+      host_ = original_dst_->ToString();
+      Deny(400, "sni_missing", "", "");
+      return;
+    }
+    TransparentTls(*hello.sni);
+    return;
+  }
+  // An HTTP request line starts with an upper-case method and a space.
+  size_t sp = bytes.find(' ');
+  bool http = sp != std::string_view::npos && sp > 0 && sp <= 16 &&
+              std::all_of(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(sp),
+                          [](char c) { return c >= 'A' && c <= 'Z'; });
+  if (http) {
+    protocol_ = policy::Protocol::kHttp;
+    state_ = State::kReadingHead;
+    timeval header = ToTimeval(g_.config.header_timeout);
+    bufferevent_set_timeouts(client_.get(), &header, nullptr);
+    HandleHead();
+    return;
+  }
+  TransparentOpaque();
+}
+
+void ProxyConnection::TransparentTls(const std::string& sni) {
+  // Decided on the SNI; dialled at an address the gateway resolves itself for that name.
+  host_ = sni;
+  bufferevent_disable(client_.get(), EV_READ);
+  timeval idle = ToTimeval(g_.config.idle_timeout);
+  bufferevent_set_timeouts(client_.get(), &idle, &idle);
+  DecideAndResolve();
+}
+
+void ProxyConnection::TransparentOpaque() {
+  // No name on the wire: the name the DNS responder gave this session for this address.
+  is_connect_ = true;
+  protocol_ = policy::Protocol::kTcp;
+  port_ = original_port_;
+  if (!Identify()) return;
+  auto name = g_.dns_mappings.Find(session_->id, *original_dst_);
+  if (!name) {
+    host_ = original_dst_->ToString();
+    Deny(403, "no_dns_mapping", "", "");
+    return;
+  }
+  host_ = *name;
+  decision_ = policy::Decide(*policies_, MakeRequest(original_dst_));
+  if (!decision_.allowed()) {
+    Deny(403, std::string(policy::ReasonName(decision_.reason)), "", "");
+    return;
+  }
+  bufferevent_disable(client_.get(), EV_READ);
+  timeval idle = ToTimeval(g_.config.idle_timeout);
+  bufferevent_set_timeouts(client_.get(), &idle, &idle);
+  allowed_ = {*original_dst_};
+  next_address_ = 0;
+  OpenThenDial();
+}
+
 bool ProxyConnection::Identify() {
   if (session_) return true;  // decided on the first request of the connection
-  const std::string* auth = request_.head().Find("Proxy-Authorization");
+  const std::string* auth =
+      mode_ == Mode::kExplicit ? request_.head().Find("Proxy-Authorization") : nullptr;
   if (auth) {
     std::string_view v = *auth;
     if (v.size() > 6 && http::EqualsIgnoreCase(v.substr(0, 6), "Basic ")) {
@@ -484,6 +608,21 @@ bool ProxyConnection::ParseTarget() {
     return true;
   }
   std::string_view t = h.target;
+  if (mode_ == Mode::kTransparent) {
+    // Captured HTTP: origin-form, the host from Host, the port from the original destination.
+    const std::string* host_header = h.Find("Host");
+    uint16_t hp = 0;
+    if (!t.starts_with("/") || !host_header ||
+        !SplitAuthority(*host_header, original_port_, &host_, &hp) || hp != original_port_) {
+      Deny(400, "host_mismatch", "a captured HTTP request needs a Host header for its port",
+           "send Host: name[:port] matching the destination");
+      return false;
+    }
+    port_ = original_port_;
+    origin_target_ = std::string(t);
+    protocol_ = policy::Protocol::kHttp;
+    return true;
+  }
   constexpr std::string_view kScheme = "http://";
   if (t.size() < kScheme.size() || !http::EqualsIgnoreCase(t.substr(0, kScheme.size()), kScheme)) {
     Deny(400, "not_absolute_form",
@@ -575,7 +714,8 @@ void ProxyConnection::OnResolved(Result<std::vector<net::IpAddress>> result) {
     return;
   }
   next_address_ = 0;
-  if (is_connect_ && decision_.rule && decision_.rule->protocol != policy::Protocol::kTcp) {
+  if (mode_ == Mode::kExplicit && is_connect_ && decision_.rule &&
+      decision_.rule->protocol != policy::Protocol::kTcp) {
     // TLS: the ClientHello must name the CONNECT host before anything is dialled.
     const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
     bufferevent_write(client_.get(), ok, sizeof(ok) - 1);
@@ -584,7 +724,7 @@ void ProxyConnection::OnResolved(Result<std::vector<net::IpAddress>> result) {
     CheckHello();
     return;
   }
-  if (is_connect_) protocol_ = policy::Protocol::kTcp;
+  if (is_connect_ && mode_ == Mode::kExplicit) protocol_ = policy::Protocol::kTcp;
   OpenThenDial();
 }
 
@@ -642,7 +782,7 @@ void ProxyConnection::OnUpstreamConnected() {
   bufferevent_set_timeouts(upstream_.get(), &idle, &idle);
   upstream_key_ = host_ + ":" + std::to_string(port_) + ":" + dialed_->ToString();
   if (is_connect_) {
-    if (protocol_ == policy::Protocol::kTcp) {
+    if (protocol_ == policy::Protocol::kTcp && mode_ == Mode::kExplicit) {
       const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
       bufferevent_write(client_.get(), ok, sizeof(ok) - 1);
     }

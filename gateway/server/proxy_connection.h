@@ -34,9 +34,14 @@ struct WorkerConnections {
 
 class ProxyConnection {
  public:
+  enum class Mode {
+    kExplicit,     // HTTP_PROXY clients: absolute-form requests and CONNECT
+    kTransparent,  // connections redirected by nftables: the original destination, sniffed
+  };
+
   // Takes ownership of `fd`; registers itself in `w.live`.
   static void Accept(GatewayState& g, WorkerConnections& w, evutil_socket_t fd,
-                     const sockaddr_storage& peer);
+                     const sockaddr_storage& peer, Mode mode);
 
   uint64_t id() const { return id_; }
   const std::string& session_id() const { return session_ ? session_->id : empty_; }
@@ -47,6 +52,7 @@ class ProxyConnection {
 
  private:
   enum class State {
+    kSniffing,  // transparent: TLS, HTTP or opaque bytes?
     kReadingHead,
     kResolving,
     kAuditing,  // waiting for connection.open to be in the audit file before dialling
@@ -59,7 +65,7 @@ class ProxyConnection {
   };
 
   ProxyConnection(GatewayState& g, WorkerConnections& w, evutil_socket_t fd,
-                  const sockaddr_storage& peer);
+                  const sockaddr_storage& peer, Mode mode);
   ~ProxyConnection();
 
   static void OnClientRead(bufferevent* bev, void* arg);
@@ -69,6 +75,10 @@ class ProxyConnection {
   static void OnUpstreamWrite(bufferevent* bev, void* arg);
   static void OnUpstreamEvent(bufferevent* bev, short what, void* arg);
 
+  void Sniff(bool deadline_passed);
+  void TransparentTls(const std::string& sni);
+  void TransparentOpaque();
+  void DecideAndResolve();
   void HandleHead();
   bool Identify();
   bool ParseTarget();
@@ -104,6 +114,9 @@ class ProxyConnection {
   const std::chrono::steady_clock::time_point started_;
   BufferEventPtr client_;
   BufferEventPtr upstream_;
+  const Mode mode_;
+  std::optional<net::IpAddress> original_dst_;  // transparent: where the client was going
+  uint16_t original_port_ = 0;
   std::string peer_ip_;
   uint16_t peer_port_ = 0;
   std::optional<net::IpAddress> peer_addr_;

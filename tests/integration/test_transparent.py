@@ -1,0 +1,176 @@
+"""Transparent capture: a sandbox namespace whose only link is a veth to the gateway's namespace,
+where nftables sends its DNS to the responder and every other TCP connection to the transparent
+listener. Tools that ignore HTTP_PROXY still get exactly the policy: TLS decided on the SNI and
+dialled at an address the gateway resolved itself, HTTP decided on Host, opaque TCP decided on
+the name the responder handed out for that address; everything else is reset and audited."""
+import os
+import random
+import shutil
+import socket
+import subprocess
+import textwrap
+
+import pytest
+
+from conftest import Gateway, RawHttpUpstream, TlsUpstream, listen, recv_all, serve
+
+SANDBOX_POLICY = """
+version: v1
+name: sb
+egress:
+  - {id: tls, hosts: [tls.test], ports: [8443]}
+  - {id: web, hosts: [web.test], protocol: http, ports: [8080]}
+  - {id: raw, hosts: [raw.test], protocol: tcp, ports: [9000]}
+private:
+  - {id: upstreams, cidr: 10.77.0.0/24, ports: [8080, 8443, 9000]}
+"""
+
+
+class Sandbox:
+    """A network namespace wired to this one through a veth pair, with nftables redirecting its
+    traffic to the gateway. Removed in close(), even after a failure."""
+
+    def __init__(self):
+        tag = f"{os.getpid() % 10000}{random.randrange(100000):05d}"
+        self.ns = f"al-sb-{tag}"
+        self.host_if = f"alvh{tag}"[:15]
+        self.table = f"airlock_sb_{tag}"
+        self.etc = f"/etc/netns/{self.ns}"
+        try:
+            self._create()
+        except Exception:
+            self.close()
+            raise
+
+    def _create(self):
+        run = lambda *a: subprocess.run(a, check=True, capture_output=True)
+        run("ip", "netns", "add", self.ns)
+        run("ip", "link", "add", self.host_if, "type", "veth", "peer", "name", "eth0",
+            "netns", self.ns)
+        run("ip", "addr", "add", "100.96.0.1/30", "dev", self.host_if)
+        run("ip", "link", "set", self.host_if, "up")
+        run("ip", "-n", self.ns, "link", "set", "lo", "up")
+        run("ip", "-n", self.ns, "addr", "add", "100.96.0.2/30", "dev", "eth0")
+        run("ip", "-n", self.ns, "link", "set", "eth0", "up")
+        run("ip", "-n", self.ns, "route", "add", "default", "via", "100.96.0.1")
+        os.makedirs(self.etc, exist_ok=True)
+        with open(f"{self.etc}/resolv.conf", "w") as f:
+            f.write("nameserver 100.96.0.1\noptions attempts:1 timeout:2\n")
+        rules = textwrap.dedent(f"""
+            table inet {self.table} {{
+              chain prerouting {{
+                type nat hook prerouting priority dstnat; policy accept;
+                iifname "{self.host_if}" meta l4proto {{ tcp, udp }} th dport 53 redirect to :15053
+                iifname "{self.host_if}" ip daddr 100.96.0.1 tcp dport 3128 accept
+                iifname "{self.host_if}" meta l4proto tcp redirect to :15001
+              }}
+              chain forward {{
+                type filter hook forward priority filter; policy accept;
+                iifname "{self.host_if}" drop
+              }}
+            }}""")
+        subprocess.run(["nft", "-f", "-"], input=rules.encode(), check=True, capture_output=True)
+
+    def run(self, *args, **kw):
+        return subprocess.run(["ip", "netns", "exec", self.ns, *args], capture_output=True,
+                              timeout=20, **kw)
+
+    def close(self):
+        subprocess.run(["nft", "delete", "table", "inet", self.table], capture_output=True)
+        subprocess.run(["ip", "link", "del", self.host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "delete", self.ns], capture_output=True)
+        shutil.rmtree(self.etc, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def upstreams(tmp_path_factory):
+    for a in ("10.77.0.2", "10.77.0.3", "10.77.0.4"):
+        subprocess.run(["ip", "addr", "add", f"{a}/32", "dev", "lo"], capture_output=True)
+    web = RawHttpUpstream("10.77.0.2", 8080)
+    tls = TlsUpstream("10.77.0.3", 8443, str(tmp_path_factory.mktemp("tls2")))
+    raw_seen = []
+    raw = listen("10.77.0.4", 9000)
+
+    def echo(c):
+        data = c.recv(4096)
+        raw_seen.append(data)
+        c.sendall(b"raw ok: " + data)
+        c.close()
+    serve(raw, echo)
+    return {"web": web, "tls": tls, "raw": raw_seen}
+
+
+@pytest.fixture
+def sandbox(tmp_path, dns, upstreams):
+    dns.set("web.test", [("A", "10.77.0.2", 60)])
+    dns.set("tls.test", [("A", "10.77.0.3", 60)])
+    dns.set("raw.test", [("A", "10.77.0.4", 60)])
+    g = Gateway(str(tmp_path), dns, policies={"sb": SANDBOX_POLICY},
+                extra_config="")
+    g.stop()
+    with open(g.config) as f:
+        cfg = f.read().replace("  dns: 127.0.0.1:15053\n",
+                               "  dns: 0.0.0.0:15053\n  transparent: 0.0.0.0:15001\n")
+    with open(g.config, "w") as f:
+        f.write(cfg)
+    g.log.close()
+    g.start()
+    sb = None
+    try:
+        g.session("sb", source="100.96.0.2")
+        sb = Sandbox()
+        yield sb, g, upstreams
+    finally:
+        if sb:
+            sb.close()
+        g.stop()
+
+
+def test_tools_that_ignore_the_proxy_are_captured(sandbox):
+    sb, g, up = sandbox
+    n = len(up["tls"].snis)
+    r = sb.run("curl", "-s", "--max-time", "10", "--cacert", up["tls"].cert,
+               "https://tls.test:8443/")
+    assert r.stdout == b"tls hello", r.stderr
+    assert up["tls"].snis[n:] == ["tls.test"]
+    r = sb.run("curl", "-s", "--max-time", "10", "http://web.test:8080/captured")
+    assert r.stdout == b"hello GET /captured"
+    assert up["web"].requests[-1]["headers"]["host"] == ["web.test:8080"]
+    rec = g.records(lambda x: sum(y["event"] == "connection.open" for y in x) >= 2)
+    opened = [x for x in rec if x["event"] == "connection.open"]
+    assert {(x["host"], x["proto"], x["decision"], x["original_ip"]) for x in opened} >= {
+        ("tls.test", "tls", "allow", "10.77.0.3"), ("web.test", "http", "allow", "10.77.0.2")}
+    assert any(x["event"] == "dns.query" and x["name"] == "tls.test" for x in rec)
+
+
+def test_opaque_tcp_is_decided_on_the_dns_name(sandbox):
+    sb, g, up = sandbox
+    code = ("import socket; a = socket.getaddrinfo('raw.test', 9000, socket.AF_INET)[0][4]; "
+            "s = socket.create_connection(a, timeout=8); s.sendall(b'SSH-2.0-x\\r\\n'); "
+            "print(s.recv(100))")
+    r = sb.run("/usr/bin/python3", "-c", code)
+    assert b"raw ok: SSH-2.0-x" in r.stdout, r.stderr
+    rec = g.records(lambda x: any(y.get("proto") == "tcp" for y in x))
+    assert any(x["event"] == "connection.open" and x["proto"] == "tcp" and
+               x["host"] == "raw.test" and x["rule"] == "raw" for x in rec)
+
+
+def test_what_the_policy_does_not_allow_is_reset(sandbox):
+    sb, g, up = sandbox
+    # An address the sandbox never resolved: no name, no connection.
+    code = ("import socket\ntry:\n s = socket.create_connection(('10.77.0.4', 9000), timeout=5)\n"
+            " s.sendall(b'x'); print(s.recv(10))\nexcept OSError as e: print('refused', e)")
+    r = sb.run("/usr/bin/python3", "-c", code)
+    assert b"raw ok" not in r.stdout
+    # TLS without SNI to an allowed address, and an unknown name.
+    assert sb.run("openssl", "s_client", "-connect", "10.77.0.3:8443", "-noservername",
+                  input=b"").returncode != 0
+    assert sb.run("curl", "-s", "--max-time", "5", "http://unknown.test/").stdout == b""
+    # Direct DNS elsewhere is redirected to the responder too: unknown names are NXDOMAIN.
+    r = sb.run("/usr/bin/python3", "-c",
+               "import socket\ntry: socket.getaddrinfo('exfil.example', 80)\n"
+               "except socket.gaierror as e: print('nx', e)")
+    assert b"nx" in r.stdout
+    rec = g.records(lambda x: any(y.get("reason") == "sni_missing" for y in x))
+    reasons = {x.get("reason") for x in rec if x["event"] == "connection.open"}
+    assert {"no_dns_mapping", "sni_missing"} <= reasons, reasons
