@@ -15,7 +15,7 @@ declare -A GROUPS_PKGS=(
   [build]="build-essential cmake ninja-build pkg-config libevent-dev libssl-dev libc-ares-dev
            libyaml-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
            node-llhttp nlohmann-json3-dev libpsl-dev publicsuffix libnftables-dev libcli11-dev"
-  [test]="curl openssl nftables iproute2 socat iperf3 python3 python3-yaml python3-jsonschema python3-pytest"
+  [test]="curl openssl nftables iproute2 socat iperf3 python3 python3-yaml python3-jsonschema python3-pytest iputils-ping"
   [vm]="qemu-system-x86 busybox-static"
   [bench]="squid tinyproxy haproxy mitmproxy wrk"
 )

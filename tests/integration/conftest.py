@@ -19,6 +19,7 @@ from dnsstub import DnsStub
 BUILD = os.environ.get("AIRLOCK_BUILD", "build/release")
 GATEWAY_BIN = os.path.join(BUILD, "gateway", "airlock-gateway")
 CTL_BIN = os.path.join(BUILD, "gateway", "airlockctl", "airlockctl")
+VMLAUNCH_BIN = os.path.join(BUILD, "vmlaunch", "vmlaunch")
 PROXY = "http://127.0.0.1:3128"
 
 CANARY_ADDRESSES = ["169.254.169.254", "169.254.170.2", "10.0.0.1", "192.168.0.1", "172.16.0.1",

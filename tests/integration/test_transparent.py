@@ -1,6 +1,6 @@
-"""Transparent capture: a sandbox namespace whose only link is a veth to the gateway's namespace,
-where nftables sends its DNS to the responder and every other TCP connection to the transparent
-listener. Tools that ignore HTTP_PROXY still get exactly the policy: TLS decided on the SNI and
+"""Transparent capture and the sandbox firewall: a sandbox namespace whose only link is a veth to
+the gateway's namespace, where vmlaunch's nftables table sends its DNS to the responder and every
+other TCP connection to the transparent listener, and drops everything else. Tools that ignore HTTP_PROXY still get exactly the policy: TLS decided on the SNI and
 dialled at an address the gateway resolved itself, HTTP decided on Host, opaque TCP decided on
 the name the responder handed out for that address; everything else is reset and audited."""
 import os
@@ -8,11 +8,10 @@ import random
 import shutil
 import socket
 import subprocess
-import textwrap
 
 import pytest
 
-from conftest import Gateway, RawHttpUpstream, TlsUpstream, listen, recv_all, serve
+from conftest import VMLAUNCH_BIN, Gateway, RawHttpUpstream, TlsUpstream, listen, serve
 
 SANDBOX_POLICY = """
 version: v1
@@ -34,7 +33,6 @@ class Sandbox:
         tag = f"{os.getpid() % 10000}{random.randrange(100000):05d}"
         self.ns = f"al-sb-{tag}"
         self.host_if = f"alvh{tag}"[:15]
-        self.table = f"airlock_sb_{tag}"
         self.etc = f"/etc/netns/{self.ns}"
         try:
             self._create()
@@ -56,27 +54,18 @@ class Sandbox:
         os.makedirs(self.etc, exist_ok=True)
         with open(f"{self.etc}/resolv.conf", "w") as f:
             f.write("nameserver 100.96.0.1\noptions attempts:1 timeout:2\n")
-        rules = textwrap.dedent(f"""
-            table inet {self.table} {{
-              chain prerouting {{
-                type nat hook prerouting priority dstnat; policy accept;
-                iifname "{self.host_if}" meta l4proto {{ tcp, udp }} th dport 53 redirect to :15053
-                iifname "{self.host_if}" ip daddr 100.96.0.1 tcp dport 3128 accept
-                iifname "{self.host_if}" meta l4proto tcp redirect to :15001
-              }}
-              chain forward {{
-                type filter hook forward priority filter; policy accept;
-                iifname "{self.host_if}" drop
-              }}
-            }}""")
-        subprocess.run(["nft", "-f", "-"], input=rules.encode(), check=True, capture_output=True)
+        # The product's firewall: vmlaunch installs the airlock table and registers the link.
+        run(VMLAUNCH_BIN, "net", "install")
+        run(VMLAUNCH_BIN, "net", "add-link", self.host_if, "100.96.0.2")
 
     def run(self, *args, **kw):
         return subprocess.run(["ip", "netns", "exec", self.ns, *args], capture_output=True,
                               timeout=20, **kw)
 
     def close(self):
-        subprocess.run(["nft", "delete", "table", "inet", self.table], capture_output=True)
+        subprocess.run([VMLAUNCH_BIN, "net", "remove-link", self.host_if, "100.96.0.2"],
+                       capture_output=True)
+        subprocess.run([VMLAUNCH_BIN, "net", "uninstall"], capture_output=True)
         subprocess.run(["ip", "link", "del", self.host_if], capture_output=True)
         subprocess.run(["ip", "netns", "delete", self.ns], capture_output=True)
         shutil.rmtree(self.etc, ignore_errors=True)
@@ -174,3 +163,67 @@ def test_what_the_policy_does_not_allow_is_reset(sandbox):
     rec = g.records(lambda x: any(y.get("reason") == "sni_missing" for y in x))
     reasons = {x.get("reason") for x in rec if x["event"] == "connection.open"}
     assert {"no_dns_mapping", "sni_missing"} <= reasons, reasons
+
+
+def test_udp_icmp_ipv6_and_spoofed_sources_go_nowhere(sandbox):
+    sb, g, up = sandbox
+    got = []
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("10.77.0.4", 5353))
+    udp.settimeout(0.2)
+    sb.run("/usr/bin/python3", "-c",
+           "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+           "[s.sendto(b'leak', ('10.77.0.4', p)) for p in (5353, 123, 443)]")
+    try:
+        got.append(udp.recvfrom(100))
+    except socket.timeout:
+        pass
+    udp.close()
+    assert got == [], "UDP left the sandbox"
+    assert sb.run("ping", "-c", "1", "-W", "1", "10.77.0.4").returncode != 0
+    assert sb.run("ping", "-c", "1", "-W", "1", "100.96.0.1").returncode == 0, "ping the gateway"
+    # IPv6 on the link: nothing passes.
+    subprocess.run(["ip", "addr", "add", "fd77::1/64", "dev", sb.host_if, "nodad"], check=True)
+    sb.run("ip", "addr", "add", "fd77::2/64", "dev", "eth0", "nodad")
+    v6 = listen("fd77::1", 8080)
+    v6.settimeout(0.5)
+    sb.run("/usr/bin/python3", "-c",
+           "import socket\ntry: socket.create_connection(('fd77::1', 8080), timeout=2)\n"
+           "except OSError: pass")
+    with pytest.raises(socket.timeout):
+        v6.accept()
+    v6.close()
+    # A spoofed source (another session's address, or any other) is dropped before the gateway.
+    sb.run("ip", "addr", "add", "100.96.0.9/32", "dev", "eth0")
+    r = sb.run("curl", "-s", "--max-time", "3", "--interface", "100.96.0.9",
+               "http://10.77.0.2:8080/spoofed")
+    assert r.stdout == b""
+    assert all(x.get("src") != "100.96.0.9" for x in g.records())
+    assert all(req["target"] != "/spoofed" for req in up["web"].requests)
+
+
+def test_gateway_down_means_nothing_leaves_and_back_up_works(sandbox):
+    sb, g, up = sandbox
+    n = len(up["web"].requests)
+    g.stop()
+    assert sb.run("curl", "-s", "--max-time", "3", "http://10.77.0.2:8080/down").stdout == b""
+    assert sb.run("curl", "-s", "--max-time", "3", "http://web.test:8080/down").stdout == b""
+    assert len(up["web"].requests) == n, "traffic left while the gateway was down"
+    g.log.close()
+    g.start()  # the session comes back from the state directory
+    r = sb.run("curl", "-s", "--max-time", "10", "http://web.test:8080/up")
+    assert r.stdout == b"hello GET /up"
+
+
+def test_link_elements_are_removed_at_teardown(sandbox):
+    sb, g, up = sandbox
+    listing = subprocess.run(["nft", "list", "set", "inet", "airlock", "links"],
+                             capture_output=True, text=True).stdout
+    assert sb.host_if in listing and "100.96.0.2" in listing
+    subprocess.run([VMLAUNCH_BIN, "net", "remove-link", sb.host_if, "100.96.0.2"], check=True)
+    listing = subprocess.run(["nft", "list", "set", "inet", "airlock", "links"],
+                             capture_output=True, text=True).stdout
+    assert sb.host_if not in listing
+    # Unregistered, the link is an ordinary interface again: its packets are not redirected.
+    assert sb.run("curl", "-s", "--max-time", "3", "http://10.77.0.2:8080/").stdout != b""
+    subprocess.run([VMLAUNCH_BIN, "net", "add-link", sb.host_if, "100.96.0.2"], check=True)
