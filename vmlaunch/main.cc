@@ -1,10 +1,12 @@
-// vmlaunch: the sandbox launcher. So far its network plumbing: `vmlaunch net install|uninstall`
-// manages the host's `inet airlock` nftables table, `vmlaunch net add-link|remove-link` a session
-// link's elements in it. The netns and microVM backends build on these (issues 4 and 5).
+// vmlaunch: the sandbox launcher. `vmlaunch run --backend netns --policy P -- CMD` runs CMD in a
+// sandbox whose only way out is airlock-gateway. `vmlaunch net install|uninstall` manages the
+// host's `inet airlock` nftables table, `vmlaunch net add-link|remove-link` a link's elements in
+// it. The microVM backends come next (issue 5).
 #include <CLI/CLI.hpp>
 
 #include <iostream>
 
+#include "vmlaunch/backends/netns_backend.h"
 #include "vmlaunch/network/nft_table.h"
 
 int main(int argc, char** argv) {
@@ -26,7 +28,40 @@ int main(int argc, char** argv) {
   auto* remove = net->add_subcommand("remove-link", "Unregister a session link");
   remove->add_option("iface", iface)->required();
   remove->add_option("address", address)->required();
+  airlock::vmlaunch::NetnsRunOptions run_opts;
+  std::string backend = "netns";
+  int64_t ttl = 3600;
+  auto* run = app.add_subcommand("run",
+                                 "Run a command in a sandbox, print its output, exit with "
+                                 "its status, tear everything down");
+  run->add_option("--backend", backend, "netns (qemu and firecracker: not built yet)")
+      ->capture_default_str();
+  run->add_option("--policy", run_opts.policy, "The gateway policy for the session")->required();
+  run->add_option("--control", run_opts.control_socket, "The gateway's control socket")
+      ->capture_default_str();
+  run->add_option("--state-dir", run_opts.state_dir, "Where leases live")->capture_default_str();
+  run->add_option("--pool", run_opts.pool, "Address range, a /30 per sandbox")
+      ->capture_default_str();
+  run->add_option("--proxy-port", run_opts.proxy_port, "The gateway's proxy port")
+      ->capture_default_str();
+  run->add_option("--ttl", ttl, "Session lifetime in seconds")->capture_default_str();
+  run->add_option("--env", run_opts.env, "Extra environment, K=V (repeatable)");
+  run->add_option("command", run_opts.argv, "The command (after --)")->required();
   CLI11_PARSE(app, argc, argv);
+
+  if (run->parsed()) {
+    if (backend != "netns") {
+      std::cerr << "vmlaunch: backend '" << backend << "' is not built yet; use --backend netns\n";
+      return 2;
+    }
+    run_opts.ttl = std::chrono::seconds(ttl);
+    auto rc = airlock::vmlaunch::RunInNetns(run_opts);
+    if (!rc.ok()) {
+      std::cerr << "vmlaunch: " << rc.status().message() << "\n";
+      return 125;
+    }
+    return rc.value();
+  }
 
   airlock::vmnet::NftTable table;
   airlock::Status status;

@@ -227,3 +227,80 @@ def test_link_elements_are_removed_at_teardown(sandbox):
     # Unregistered, the link is an ordinary interface again: its packets are not redirected.
     assert sb.run("curl", "-s", "--max-time", "3", "http://10.77.0.2:8080/").stdout != b""
     subprocess.run([VMLAUNCH_BIN, "net", "add-link", sb.host_if, "100.96.0.2"], check=True)
+
+
+# vmlaunch run --backend netns: the product's sandbox, end to end.
+
+SANDBOX_POLICY_2 = SANDBOX_POLICY.replace("name: sb", "name: sb2").replace(
+    "  - {id: web, hosts: [web.test], protocol: http, ports: [8080]}\n", "")
+
+
+@pytest.fixture
+def launcher(tmp_path, dns, upstreams):
+    dns.set("web.test", [("A", "10.77.0.2", 60)])
+    dns.set("tls.test", [("A", "10.77.0.3", 60)])
+    g = Gateway(str(tmp_path), dns, policies={"sb": SANDBOX_POLICY, "sb2": SANDBOX_POLICY_2})
+    g.stop()
+    with open(g.config) as f:
+        cfg = f.read().replace("  proxy: 127.0.0.1:3128\n", "  proxy: 0.0.0.0:3128\n").replace(
+            "  dns: 127.0.0.1:15053\n", "  dns: 0.0.0.0:15053\n  transparent: 0.0.0.0:15001\n")
+    with open(g.config, "w") as f:
+        f.write(cfg)
+    g.log.close()
+    g.start()
+    subprocess.run([VMLAUNCH_BIN, "net", "install"], check=True)
+    state = str(tmp_path / "launcher")
+
+    def run(policy, *cmd):
+        return subprocess.run([VMLAUNCH_BIN, "run", "--backend", "netns", "--policy", policy,
+                               "--control", g.control, "--state-dir", state,
+                               "--pool", "100.97.0.0/24", "--", *cmd],
+                              capture_output=True, timeout=60)
+    try:
+        yield g, run, upstreams, state
+    finally:
+        subprocess.run([VMLAUNCH_BIN, "net", "uninstall"], capture_output=True)
+        g.stop()
+
+
+def leftovers(g, state):
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    nft = subprocess.run(["nft", "list", "set", "inet", "airlock", "links"],
+                         capture_output=True, text=True).stdout
+    pool = open(os.path.join(state, "address-pool.json")).read()
+    return {"netns": [n for n in netns.split() if n.startswith("al-ns-")],
+            "links": [l for l in links.splitlines() if ": alh" in l],
+            "nft": "100.97." in nft,
+            "sessions": g.api("GET", "/v1/sessions")[1]["sessions"],
+            "leases": '"100.97.' in pool}
+
+
+def test_vmlaunch_run_netns(launcher):
+    g, run, up, state = launcher
+    r = run("sb", "curl", "-s", "http://web.test:8080/via-proxy")
+    assert r.returncode == 0 and r.stdout == b"hello GET /via-proxy", r.stderr
+    r = run("sb", "curl", "-s", "--noproxy", "*", "--cacert", up["tls"].cert,
+            "https://tls.test:8443/")
+    assert r.stdout == b"tls hello", r.stderr
+    r = run("sb", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://pastebin.example/")
+    assert r.stdout == b"403"
+    assert run("sb", "sh", "-c", "exit 7").returncode == 7
+    r = run("sb", "sh", "-c", "echo $$; hostname; ip -o -4 addr show eth0 | wc -l")
+    pid, _, n_addr = r.stdout.decode().split("\n")[:3]
+    assert pid == "1", "the command runs in a PID namespace of its own"
+    assert n_addr.strip() == "1"
+    assert leftovers(g, state) == {"netns": [], "links": [], "nft": False, "sessions": [],
+                                   "leases": False}
+
+
+def test_two_concurrent_sandboxes_with_different_policies(launcher):
+    g, run, up, state = launcher
+    import concurrent.futures
+    script = "sleep 1; curl -s -o /dev/null -w '%{http_code}' http://web.test:8080/c"
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        a = ex.submit(run, "sb", "sh", "-c", script)
+        b = ex.submit(run, "sb2", "sh", "-c", script)
+        assert a.result().stdout == b"200"
+        assert b.result().stdout == b"403"
+    assert leftovers(g, state)["netns"] == []

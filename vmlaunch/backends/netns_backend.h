@@ -1,0 +1,30 @@
+// The netns backend: runs a command in fresh network, mount, PID and UTS namespaces whose only
+// link is a veth to the host, registered in the airlock nftables table, with a gateway session
+// for its address. Process-level isolation: the command shares the host's kernel, so it is
+// weaker than a microVM (docs/SANDBOX_NETWORK.md). Everything it creates is removed on every
+// path, including failures half-way. Single-threaded; one sandbox per call.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "gateway/base/status.h"
+
+namespace airlock::vmlaunch {
+
+struct NetnsRunOptions {
+  std::string policy;
+  std::string control_socket = "/run/airlock/control.sock";
+  std::string state_dir = "/run/airlock";
+  std::string pool = "100.96.0.0/16";
+  uint16_t proxy_port = 3128;
+  std::chrono::seconds ttl{3600};
+  std::vector<std::string> env;   // extra K=V
+  std::vector<std::string> argv;  // the command
+};
+
+// Returns the command's exit status (128 + signal if it was killed).
+Result<int> RunInNetns(const NetnsRunOptions& options);
+
+}  // namespace airlock::vmlaunch

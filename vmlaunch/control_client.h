@@ -1,0 +1,28 @@
+// ControlClient: the launcher's side of the gateway's control API (HTTP+JSON over its unix
+// socket): create and delete sessions. One request per connection. Not thread-safe.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "gateway/base/status.h"
+
+namespace airlock::vmlaunch {
+
+class ControlClient {
+ public:
+  explicit ControlClient(std::string socket_path) : socket_path_(std::move(socket_path)) {}
+
+  // Returns the created session's JSON ({id, ...}).
+  Result<nlohmann::json> CreateSession(const nlohmann::json& spec);
+  Status DeleteSession(const std::string& id);
+
+ private:
+  // Sends one request; returns the status code and the body.
+  Result<std::pair<int, std::string>> Request(const std::string& method, const std::string& path,
+                                              const std::string& body);
+  std::string socket_path_;
+};
+
+}  // namespace airlock::vmlaunch
