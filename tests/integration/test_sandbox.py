@@ -144,7 +144,7 @@ def test_opaque_tcp_is_decided_on_the_dns_name(sandbox):
                x["host"] == "raw.test" and x["rule"] == "raw" for x in rec)
 
 
-def test_what_the_policy_does_not_allow_is_reset(sandbox):
+def test_what_the_policy_does_not_allow_is_reset(sandbox, dns):
     sb, g, up = sandbox
     # An address the sandbox never resolved: no name, no connection.
     code = ("import socket\ntry:\n s = socket.create_connection(('10.77.0.4', 9000), timeout=5)\n"
@@ -155,11 +155,26 @@ def test_what_the_policy_does_not_allow_is_reset(sandbox):
     assert sb.run("openssl", "s_client", "-connect", "10.77.0.3:8443", "-noservername",
                   input=b"").returncode != 0
     assert sb.run("curl", "-s", "--max-time", "5", "http://unknown.test/").stdout == b""
-    # Direct DNS elsewhere is redirected to the responder too: unknown names are NXDOMAIN.
+    # Direct DNS elsewhere is redirected to the responder too: unknown names are NXDOMAIN, and
+    # the upstream resolver never hears of them.
+    dns.queries.clear()
     r = sb.run("/usr/bin/python3", "-c",
                "import socket\ntry: socket.getaddrinfo('exfil.example', 80)\n"
                "except socket.gaierror as e: print('nx', e)")
     assert b"nx" in r.stdout
+    assert all("exfil" not in name for name, _ in dns.queries)
+    # DNS over TLS to an outside resolver: port 853 has no rule.
+    assert sb.run("openssl", "s_client", "-connect", "10.77.0.4:853", "-servername", "dns.test",
+                  input=b"").returncode != 0
+    # The metadata address, directly and however it is written, and through the proxy.
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://2852039166/",
+                "http://0xA9FEA9FE/", "http://[::ffff:169.254.169.254]/"):
+        r = sb.run("curl", "-s", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}",
+                   "-H", "Host: 169.254.169.254", url)
+        assert r.stdout in (b"403", b"000"), (url, r.stdout)
+    r = sb.run("curl", "-s", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}",
+               "--proxy", "http://100.96.0.1:3128", "http://169.254.169.254/")
+    assert r.stdout in (b"403", b"000")
     rec = g.records(lambda x: any(y.get("reason") == "sni_missing" for y in x))
     reasons = {x.get("reason") for x in rec if x["event"] == "connection.open"}
     assert {"no_dns_mapping", "sni_missing"} <= reasons, reasons
@@ -193,12 +208,15 @@ def test_udp_icmp_ipv6_and_spoofed_sources_go_nowhere(sandbox):
     with pytest.raises(socket.timeout):
         v6.accept()
     v6.close()
-    # A spoofed source (another session's address, or any other) is dropped before the gateway.
+    # A spoofed source (another live session's address, or any other) is dropped before it
+    # reaches the gateway.
+    g.session("sb", source="100.96.0.9")
     sb.run("ip", "addr", "add", "100.96.0.9/32", "dev", "eth0")
     r = sb.run("curl", "-s", "--max-time", "3", "--interface", "100.96.0.9",
                "http://10.77.0.2:8080/spoofed")
     assert r.stdout == b""
-    assert all(x.get("src") != "100.96.0.9" for x in g.records())
+    assert all(x.get("src") != "100.96.0.9" or x["event"] == "session.create"
+               for x in g.records())
     assert all(req["target"] != "/spoofed" for req in up["web"].requests)
 
 
