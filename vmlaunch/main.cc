@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "vmlaunch/backends/netns_backend.h"
+#include "vmlaunch/network/link.h"
 #include "vmlaunch/network/nft_table.h"
 
 int main(int argc, char** argv) {
@@ -25,6 +26,14 @@ int main(int argc, char** argv) {
   auto* add = net->add_subcommand("add-link", "Register a session link (interface, guest IPv4)");
   add->add_option("iface", iface)->required();
   add->add_option("address", address)->required();
+  std::string gateway_address;
+  auto* add_tap = net->add_subcommand("add-tap",
+                                      "Create a tap link for a microVM, with the "
+                                      "gateway address of its /30");
+  add_tap->add_option("iface", iface)->required();
+  add_tap->add_option("gateway", gateway_address)->required();
+  auto* del_link = net->add_subcommand("del-link", "Delete a link (tap or veth)");
+  del_link->add_option("iface", iface)->required();
   auto* remove = net->add_subcommand("remove-link", "Unregister a session link");
   remove->add_option("iface", iface)->required();
   remove->add_option("address", address)->required();
@@ -65,7 +74,13 @@ int main(int argc, char** argv) {
 
   airlock::vmnet::NftTable table;
   airlock::Status status;
-  if (install->parsed()) {
+  if (add_tap->parsed()) {
+    auto gw = airlock::net::IpAddress::Parse(gateway_address);
+    status = gw ? airlock::vmnet::CreateTapLink(iface, *gw)
+                : airlock::Status::Error("'" + gateway_address + "' is not an IP address");
+  } else if (del_link->parsed()) {
+    status = airlock::vmnet::DeleteLink(iface);
+  } else if (install->parsed()) {
     status = table.Install(ports);
   } else if (uninstall->parsed()) {
     status = table.Uninstall();

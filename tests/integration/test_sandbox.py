@@ -322,3 +322,61 @@ def test_two_concurrent_sandboxes_with_different_policies(launcher):
         assert a.result().stdout == b"200"
         assert b.result().stdout == b"403"
     assert leftovers(g, state)["netns"] == []
+
+
+def test_tap_links_get_the_same_rules(sandbox):
+    """A microVM's tap link, registered like a veth: frames written into the tap (as a guest
+    would) reach the gateway only from the link's own address; spoofed sources and UDP beyond
+    DNS go nowhere, and the firewall's counters show the drops."""
+    import fcntl
+    import struct
+    import time
+    sb, g, up = sandbox
+    tap = f"altap{random.randrange(100000)}"
+    subprocess.run([VMLAUNCH_BIN, "net", "add-tap", tap, "100.98.0.1"], check=True)
+    fd = None
+    try:
+        subprocess.run([VMLAUNCH_BIN, "net", "add-link", tap, "100.98.0.2"], check=True)
+        g.session("sb", source="100.98.0.2")
+        fd = os.open("/dev/net/tun", os.O_RDWR)
+        fcntl.ioctl(fd, 0x400454CA, struct.pack("16sH", tap.encode(), 0x0002 | 0x1000))
+        mac = bytes.fromhex(open(f"/sys/class/net/{tap}/address").read().strip().replace(":", ""))
+
+        def frame(src, dst, dport, payload):
+            udp = struct.pack(">HHHH", 40000, dport, 8 + len(payload), 0) + payload
+            hdr = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0x4000, 64, 17, 0,
+                              socket.inet_aton(src), socket.inet_aton(dst))
+            s = sum(struct.unpack(">10H", hdr))
+            s = (s & 0xFFFF) + (s >> 16)
+            s = (s & 0xFFFF) + (s >> 16)
+            hdr = hdr[:10] + struct.pack(">H", ~s & 0xFFFF) + hdr[12:]
+            return mac + bytes.fromhex("020000000002") + b"\x08\x00" + hdr + udp
+
+        def dns_query(name):
+            q = struct.pack(">HHHHHH", 9, 0x0100, 1, 0, 0, 0)
+            for label in name.split("."):
+                q += bytes([len(label)]) + label.encode()
+            return q + b"\x00" + struct.pack(">HH", 1, 1)
+
+        leak = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        leak.bind(("10.77.0.4", 5354))
+        leak.settimeout(0.5)
+        os.write(fd, frame("100.98.0.2", "100.98.0.1", 53, dns_query("web.test")))
+        os.write(fd, frame("100.98.0.9", "100.98.0.1", 53, dns_query("spoofed.test")))
+        os.write(fd, frame("100.98.0.2", "10.77.0.4", 5354, b"leak"))
+        with pytest.raises(socket.timeout):
+            leak.recvfrom(100)
+        leak.close()
+        time.sleep(0.3)
+        queries = {(r["src"], r["name"]) for r in g.records() if r["event"] == "dns.query"}
+        assert ("100.98.0.2", "web.test") in queries, "the guest's own address reaches the gateway"
+        assert all(name != "spoofed.test" for _, name in queries)
+        guard = subprocess.run(["nft", "list", "chain", "inet", "airlock", "guard"],
+                               capture_output=True, text=True).stdout
+        spoof_line = [l for l in guard.splitlines() if "!= @links" in l][0]
+        assert "counter packets 0 " not in spoof_line, spoof_line
+    finally:
+        if fd is not None:
+            os.close(fd)
+        subprocess.run([VMLAUNCH_BIN, "net", "remove-link", tap, "100.98.0.2"], capture_output=True)
+        subprocess.run([VMLAUNCH_BIN, "net", "del-link", tap], capture_output=True)

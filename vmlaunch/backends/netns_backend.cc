@@ -12,6 +12,7 @@
 
 #include "vmlaunch/control_client.h"
 #include "vmlaunch/network/address_pool.h"
+#include "vmlaunch/network/link.h"
 #include "vmlaunch/network/nft_table.h"
 
 namespace airlock::vmlaunch {
@@ -21,36 +22,6 @@ pid_t g_child = 0;
 
 void ForwardSignal(int sig) {
   if (g_child > 0) kill(g_child, sig);
-}
-
-// Runs a helper command (iproute2), quietly; its stderr is shown only on failure.
-Status Run(const std::vector<std::string>& argv) {
-  int err_pipe[2];
-  if (pipe(err_pipe) != 0) return Status::Error("pipe failed");
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(err_pipe[1], STDERR_FILENO);
-    close(err_pipe[0]);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execvp(args[0], args.data());
-    _exit(127);
-  }
-  close(err_pipe[1]);
-  std::string err;
-  char buf[512];
-  ssize_t n;
-  while ((n = read(err_pipe[0], buf, sizeof(buf))) > 0) err.append(buf, static_cast<size_t>(n));
-  close(err_pipe[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::string cmd;
-    for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
-    return Status::Error(cmd + ": " + err);
-  }
-  return Status::Ok();
 }
 
 // Undo steps, run in reverse order when the sandbox ends (however it ends).
@@ -86,22 +57,11 @@ Result<int> RunInNetns(const NetnsRunOptions& o) {
   const std::string guest = lease->guest().ToString();
   const std::string host_if = "alh" + std::to_string((lease->block.v4() - range->base().v4()) / 4);
 
-  if (Status s = Run({"ip", "netns", "add", name}); !s.ok()) return s;
-  teardown.Add([name] { (void)Run({"ip", "netns", "delete", name}); });
-  if (Status s = Run(
-          {"ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", name});
-      !s.ok()) {
+  if (Status s = vmnet::RunCommand({"ip", "netns", "add", name}); !s.ok()) return s;
+  teardown.Add([name] { (void)vmnet::RunCommand({"ip", "netns", "delete", name}); });
+  teardown.Add([host_if] { (void)vmnet::DeleteLink(host_if); });  // harmless if never made
+  if (Status s = vmnet::CreateVethLink(host_if, name, lease->gateway(), lease->guest()); !s.ok()) {
     return s;
-  }
-  teardown.Add([host_if] { (void)Run({"ip", "link", "del", host_if}); });
-  for (const auto& step : std::vector<std::vector<std::string>>{
-           {"ip", "addr", "add", gw + "/30", "dev", host_if},
-           {"ip", "link", "set", host_if, "up"},
-           {"ip", "-n", name, "link", "set", "lo", "up"},
-           {"ip", "-n", name, "addr", "add", guest + "/30", "dev", "eth0"},
-           {"ip", "-n", name, "link", "set", "eth0", "up"},
-           {"ip", "-n", name, "route", "add", "default", "via", gw}}) {
-    if (Status s = Run(step); !s.ok()) return s;
   }
   // `ip netns exec` bind-mounts /etc/netns/NAME/* over /etc.
   const std::string etc = "/etc/netns/" + name;

@@ -36,8 +36,8 @@ std::string RulesetText(const GatewayPorts& p) {
          "flush chain inet airlock input\n"
          "flush chain inet airlock forward\n"
          // Anti-spoofing and IPv6, before connection tracking.
-         "add rule inet airlock guard iifname @ifaces meta nfproto ipv6 drop\n"
-         "add rule inet airlock guard iifname @ifaces iifname . ip saddr != @links drop\n"
+         "add rule inet airlock guard iifname @ifaces meta nfproto ipv6 counter drop\n"
+         "add rule inet airlock guard iifname @ifaces iifname . ip saddr != @links counter drop\n"
          // DNS to the responder; the explicit proxy as is; all other TCP to the transparent
          // listener.
          "add rule inet airlock capture iifname @ifaces meta l4proto { tcp, udp } th dport 53 "
@@ -61,9 +61,9 @@ std::string RulesetText(const GatewayPorts& p) {
          // Ping only the link's own gateway address, not the host's other addresses.
          "add rule inet airlock input iifname @ifaces icmp type echo-request "
          "fib daddr . iif type local accept\n"
-         "add rule inet airlock input iifname @ifaces drop\n"
+         "add rule inet airlock input iifname @ifaces counter drop\n"
          // Nothing is routed to or from a session link.
-         "add rule inet airlock forward iifname @ifaces drop\n"
+         "add rule inet airlock forward iifname @ifaces counter drop\n"
          "add rule inet airlock forward oifname @ifaces drop\n";
 }
 
