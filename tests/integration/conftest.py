@@ -274,16 +274,21 @@ resolver:
         """The audit log's records; with wait_for(records) -> bool, polls until it holds."""
         deadline = time.time() + timeout
         while True:
-            recs = []
-            if os.path.exists(self.audit):
-                with open(self.audit) as f:
-                    recs = [json.loads(l) for l in f if l.endswith("\n")]
+            recs = read_records(self.audit) if os.path.exists(self.audit) else []
             if wait_for is None or wait_for(recs) or time.time() > deadline:
                 return recs
 
     def events(self, event, **match):
         return [r for r in self.records() if r.get("event") == event
                 and all(r.get(k) == v for k, v in match.items())]
+
+
+def read_records(path):
+    """The complete records of an audit log. One read(): the log may be growing, and only a
+    prefix ending in a newline is certain to hold whole records."""
+    with open(path) as f:
+        data = f.read()
+    return [json.loads(line) for line in data.split("\n")[:-1]]
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):

@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 
-from conftest import listen, CTL_BIN, DEFAULT_POLICY, curl, raw_request
+from conftest import CTL_BIN, DEFAULT_POLICY, curl, listen, raw_request, read_records
 
 
 def verify(path):
@@ -48,8 +48,7 @@ def test_kill_9_under_traffic(gateway):
     assert len(accepted) > 10
     out = verify(gateway.audit)
     assert out.returncode == 0, out.stdout + out.stderr
-    with open(gateway.audit) as f:
-        recs = [json.loads(l) for l in f if l.endswith("\n")]
+    recs = read_records(gateway.audit)
     opened = {r["src_port"] for r in recs
               if r["event"] == "connection.open" and r["decision"] == "allow"}
     missing = [p for p in accepted if p not in opened]
