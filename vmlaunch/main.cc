@@ -1,21 +1,161 @@
-// vmlaunch: the sandbox launcher. `vmlaunch run --backend netns --policy P -- CMD` runs CMD in a
-// sandbox whose only way out is airlock-gateway. `vmlaunch net install|uninstall` manages the
-// host's `inet airlock` nftables table, `vmlaunch net add-link|remove-link` a link's elements in
-// it. The microVM backends come next (issue 5).
+// vmlaunch: sandboxes whose only way out is airlock-gateway.
+//   vmlaunch image build                 the guest image (kernel, initramfs, agent, CA)
+//   vmlaunch run [VM options] -- CMD     an ephemeral microVM (or netns sandbox) for one command
+//   vmlaunch start [VM options]          a persistent microVM owned by a monitor process
+//   vmlaunch exec ID -- CMD | stop ID | ls | gc
+//   vmlaunch net install|uninstall|add-link|remove-link|add-tap|del-link
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
 #include <iostream>
 
 #include "vmlaunch/backends/netns_backend.h"
+#include "vmlaunch/cli/vm_commands.h"
 #include "vmlaunch/network/link.h"
 #include "vmlaunch/network/nft_table.h"
+#include "vmlaunch/process/process.h"
+
+namespace {
+
+using airlock::vmlaunch::CommandOptions;
+using airlock::vmlaunch::VmOptions;
+
+// The directory of this executable: the guest agent and init are built next to it.
+std::string ExeDir() {
+  std::error_code ec;
+  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? "." : p.parent_path().string();
+}
+
+struct VmFlags {
+  std::string memory = "512M";
+  std::string ttl = "1h";
+};
+
+void AddVmOptions(CLI::App* c, VmOptions* vm, VmFlags* flags) {
+  c->add_option("--policy", vm->policy, "The gateway policy for the session")->required();
+  c->add_option("--control", vm->control_socket, "The gateway's control socket")
+      ->capture_default_str();
+  c->add_option("--state-dir", vm->state_dir, "Where VM state, leases and sockets live")
+      ->capture_default_str();
+  c->add_option("--pool", vm->pool, "Address range, a /30 per sandbox")->capture_default_str();
+  c->add_option("--proxy-port", vm->proxy_port, "The gateway's proxy port")->capture_default_str();
+  c->add_option("--ttl", flags->ttl, "Session lifetime (30s, 10m, 1h)")->capture_default_str();
+  c->add_option("--memory", flags->memory, "Guest memory (e.g. 512M, 1G)")->capture_default_str();
+  c->add_option("--cpus", vm->vcpus, "Guest vCPUs")->capture_default_str();
+  c->add_option("--accel", vm->accel, "QEMU accelerator: auto, kvm or tcg")->capture_default_str();
+  c->add_option("--image", vm->image, "A guest image directory, or the cache holding one")
+      ->capture_default_str();
+  c->add_option("--overlay", vm->overlay, "The guest's writable space")->capture_default_str();
+  c->add_flag("--rootfs", vm->rootfs, "Boot on the image's Debian root disk (read-only + overlay)");
+  c->add_option("--boot-timeout-ms", vm->boot_timeout, "How long a boot may take")
+      ->capture_default_str();
+}
+
+void AddCommandOptions(CLI::App* c, CommandOptions* cmd, bool files) {
+  c->add_option("--env,-e", cmd->env, "K=V for the command (repeatable)");
+  c->add_option("--cwd", cmd->cwd, "Working directory in the guest");
+  c->add_option("--timeout", cmd->timeout, "Kill the command after this long (0: never)")
+      ->capture_default_str();
+  c->add_flag("--stdin,-i", cmd->forward_stdin, "Send vmlaunch's stdin to the command");
+  c->add_flag("--json", cmd->json,
+              "Print the execution contract: stdout, stderr, exit_code, signal, duration_ms, "
+              "timed_out" +
+                  std::string(files ? ", files, timings_ms" : ""));
+  if (files) {
+    c->add_option("--put", cmd->put, "LOCAL:/GUEST/PATH, copied in before the command");
+    c->add_option("--get", cmd->get, "/GUEST/PATH:LOCAL, copied out after it");
+  }
+  c->add_option("command", cmd->argv, "The command (after --)")->required();
+}
+
+// Converts the flag strings into the options' typed fields.
+bool ApplyVmFlags(const VmFlags& flags, VmOptions* vm) {
+  auto memory = airlock::vmlaunch::ParseSize(flags.memory);
+  auto ttl = airlock::vmlaunch::ParseDuration(flags.ttl);
+  if (!memory) {
+    std::cerr << "vmlaunch: --memory '" << flags.memory << "': use e.g. 512M\n";
+    return false;
+  }
+  if (!ttl) {
+    std::cerr << "vmlaunch: --ttl '" << flags.ttl << "': use e.g. 30s, 10m, 1h\n";
+    return false;
+  }
+  vm->memory_mib = static_cast<int>(*memory >> 20);
+  vm->ttl = std::chrono::duration_cast<std::chrono::seconds>(*ttl);
+  return true;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"vmlaunch: sandboxes whose only way out is airlock-gateway"};
   app.require_subcommand(1);
+  std::string state_dir = "/run/airlock";
+  std::string pool = "100.96.0.0/16";
+
+  // image build
+  auto* image = app.add_subcommand("image", "The guest image");
+  image->require_subcommand(1);
+  airlock::vmlaunch::ImageOptions image_opts;
+  image_opts.agent = ExeDir() + "/guest/airlock-agent";
+  image_opts.init = ExeDir() + "/guest/init.sh";
+  auto* build = image->add_subcommand("build", "Build (or find in the cache) the guest image");
+  build->add_option("--cache", image_opts.cache_dir, "The image cache")->capture_default_str();
+  build->add_option("--kernel-package", image_opts.kernel_package)->capture_default_str();
+  build->add_option("--kernel-deb", image_opts.kernel_deb, "A local kernel .deb instead");
+  build->add_option("--agent", image_opts.agent, "The static guest agent")->capture_default_str();
+  build->add_option("--init", image_opts.init, "The guest init script")->capture_default_str();
+  build->add_option("--busybox", image_opts.busybox)->capture_default_str();
+  build->add_option("--ca-cert", image_opts.ca_cert, "The gateway's CA certificate (PEM)");
+  build->add_flag("--rootfs", image_opts.rootfs,
+                  "Also build a Debian root disk (debootstrap: curl, git, python3, "
+                  "ca-certificates)");
+  build->add_option("--rootfs-size", image_opts.rootfs_size)->capture_default_str();
+  build->add_option("--mirror", image_opts.mirror, "Debian mirror for debootstrap");
+
+  // run
+  VmOptions run_vm;
+  VmFlags run_flags;
+  CommandOptions run_cmd;
+  std::string backend = "qemu";
+  auto* run = app.add_subcommand("run",
+                                 "Run a command in a fresh sandbox, print its output, exit with "
+                                 "its status, tear everything down");
+  run->add_option("--backend", backend, "qemu, firecracker or netns")->capture_default_str();
+  AddVmOptions(run, &run_vm, &run_flags);
+  AddCommandOptions(run, &run_cmd, true);
+
+  // start / exec / stop / ls / gc
+  VmOptions start_vm;
+  VmFlags start_flags;
+  bool start_json = false;
+  auto* start = app.add_subcommand("start", "Start a persistent microVM; prints its ID");
+  start->add_option("--backend", start_vm.backend, "qemu or firecracker")->capture_default_str();
+  AddVmOptions(start, &start_vm, &start_flags);
+  start->add_flag("--json", start_json, "Print the VM's details as JSON");
+  std::string id;
+  CommandOptions exec_cmd;
+  auto* exec = app.add_subcommand("exec", "Run a command in a persistent microVM");
+  exec->add_option("id", id, "The VM (from start or ls)")->required();
+  exec->add_option("--state-dir", state_dir)->capture_default_str();
+  AddCommandOptions(exec, &exec_cmd, false);
+  auto* stop = app.add_subcommand("stop", "Stop a persistent microVM and give everything back");
+  stop->add_option("id", id)->required();
+  stop->add_option("--state-dir", state_dir)->capture_default_str();
+  bool ls_json = false;
+  auto* ls = app.add_subcommand("ls", "List microVMs");
+  ls->add_option("--state-dir", state_dir)->capture_default_str();
+  ls->add_flag("--json", ls_json);
+  auto* gc = app.add_subcommand("gc",
+                                "Give back what dead VMs and sandboxes still hold: VMMs, "
+                                "cgroups, sessions, firewall elements, taps, leases, files");
+  gc->add_option("--state-dir", state_dir)->capture_default_str();
+  gc->add_option("--pool", pool)->capture_default_str();
+
+  // net
   auto* net = app.add_subcommand("net", "The host firewall for sandbox links (nftables)");
   net->require_subcommand(1);
-
   airlock::vmnet::GatewayPorts ports;
   auto* install = net->add_subcommand("install", "Install or refresh the airlock table");
   install->add_option("--proxy-port", ports.proxy)->capture_default_str();
@@ -37,40 +177,41 @@ int main(int argc, char** argv) {
   auto* remove = net->add_subcommand("remove-link", "Unregister a session link");
   remove->add_option("iface", iface)->required();
   remove->add_option("address", address)->required();
-  airlock::vmlaunch::NetnsRunOptions run_opts;
-  std::string backend = "netns";
-  int64_t ttl = 3600;
-  auto* run = app.add_subcommand("run",
-                                 "Run a command in a sandbox, print its output, exit with "
-                                 "its status, tear everything down");
-  run->add_option("--backend", backend, "netns (qemu and firecracker: not built yet)")
-      ->capture_default_str();
-  run->add_option("--policy", run_opts.policy, "The gateway policy for the session")->required();
-  run->add_option("--control", run_opts.control_socket, "The gateway's control socket")
-      ->capture_default_str();
-  run->add_option("--state-dir", run_opts.state_dir, "Where leases live")->capture_default_str();
-  run->add_option("--pool", run_opts.pool, "Address range, a /30 per sandbox")
-      ->capture_default_str();
-  run->add_option("--proxy-port", run_opts.proxy_port, "The gateway's proxy port")
-      ->capture_default_str();
-  run->add_option("--ttl", ttl, "Session lifetime in seconds")->capture_default_str();
-  run->add_option("--env", run_opts.env, "Extra environment, K=V (repeatable)");
-  run->add_option("command", run_opts.argv, "The command (after --)")->required();
   CLI11_PARSE(app, argc, argv);
 
+  namespace vl = airlock::vmlaunch;
+  if (build->parsed()) return vl::CmdImageBuild(image_opts);
   if (run->parsed()) {
-    if (backend != "netns") {
-      std::cerr << "vmlaunch: backend '" << backend << "' is not built yet; use --backend netns\n";
-      return 2;
+    if (backend == "netns") {
+      vl::NetnsRunOptions n;
+      n.policy = run_vm.policy;
+      n.control_socket = run_vm.control_socket;
+      n.state_dir = run_vm.state_dir;
+      n.pool = run_vm.pool;
+      n.proxy_port = run_vm.proxy_port;
+      auto ttl = vl::ParseDuration(run_flags.ttl);
+      n.ttl = std::chrono::duration_cast<std::chrono::seconds>(ttl.value_or(std::chrono::hours(1)));
+      n.env = run_cmd.env;
+      n.argv = run_cmd.argv;
+      auto rc = vl::RunInNetns(n);
+      if (!rc.ok()) {
+        std::cerr << "vmlaunch: " << rc.status().message() << "\n";
+        return 125;
+      }
+      return rc.value();
     }
-    run_opts.ttl = std::chrono::seconds(ttl);
-    auto rc = airlock::vmlaunch::RunInNetns(run_opts);
-    if (!rc.ok()) {
-      std::cerr << "vmlaunch: " << rc.status().message() << "\n";
-      return 125;
-    }
-    return rc.value();
+    run_vm.backend = backend;
+    if (!ApplyVmFlags(run_flags, &run_vm)) return 2;
+    return vl::CmdRun(run_vm, run_cmd);
   }
+  if (start->parsed()) {
+    if (!ApplyVmFlags(start_flags, &start_vm)) return 2;
+    return vl::CmdStart(start_vm, start_json);
+  }
+  if (exec->parsed()) return vl::CmdExec(state_dir, id, exec_cmd);
+  if (stop->parsed()) return vl::CmdStop(state_dir, id);
+  if (ls->parsed()) return vl::CmdList(state_dir, ls_json);
+  if (gc->parsed()) return vl::CmdGc(state_dir, pool);
 
   airlock::vmnet::NftTable table;
   airlock::Status status;

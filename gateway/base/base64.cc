@@ -1,4 +1,4 @@
-// Strict base64 decoding.
+// Strict base64 decoding; encoding with padding.
 #include "gateway/base/base64.h"
 
 namespace airlock {
@@ -36,6 +36,23 @@ std::optional<std::string> Base64Decode(std::string_view in) {
     out.push_back(static_cast<char>(n >> 16));
     if (pad < 2) out.push_back(static_cast<char>((n >> 8) & 0xff));
     if (pad < 1) out.push_back(static_cast<char>(n & 0xff));
+  }
+  return out;
+}
+
+std::string Base64Encode(std::string_view in) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < in.size(); i += 3) {
+    uint32_t n = static_cast<uint8_t>(in[i]) << 16;
+    if (i + 1 < in.size()) n |= static_cast<uint8_t>(in[i + 1]) << 8;
+    if (i + 2 < in.size()) n |= static_cast<uint8_t>(in[i + 2]);
+    out.push_back(kAlphabet[(n >> 18) & 63]);
+    out.push_back(kAlphabet[(n >> 12) & 63]);
+    out.push_back(i + 1 < in.size() ? kAlphabet[(n >> 6) & 63] : '=');
+    out.push_back(i + 2 < in.size() ? kAlphabet[n & 63] : '=');
   }
   return out;
 }

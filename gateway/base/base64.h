@@ -1,5 +1,5 @@
-// Base64 decoding (RFC 4648, standard alphabet, padding required) for Proxy-Authorization.
-// Stateless.
+// Base64 (RFC 4648, standard alphabet, padding required): decoding for Proxy-Authorization,
+// encoding for binary payloads in vmlaunch's guest-agent protocol. Stateless.
 #pragma once
 
 #include <optional>
@@ -9,5 +9,6 @@
 namespace airlock {
 
 std::optional<std::string> Base64Decode(std::string_view in);
+std::string Base64Encode(std::string_view in);
 
 }  // namespace airlock

@@ -14,6 +14,7 @@
 #include "vmlaunch/network/address_pool.h"
 #include "vmlaunch/network/link.h"
 #include "vmlaunch/network/nft_table.h"
+#include "vmlaunch/process/command.h"
 
 namespace airlock::vmlaunch {
 namespace {
@@ -57,8 +58,8 @@ Result<int> RunInNetns(const NetnsRunOptions& o) {
   const std::string guest = lease->guest().ToString();
   const std::string host_if = "alh" + std::to_string((lease->block.v4() - range->base().v4()) / 4);
 
-  if (Status s = vmnet::RunCommand({"ip", "netns", "add", name}); !s.ok()) return s;
-  teardown.Add([name] { (void)vmnet::RunCommand({"ip", "netns", "delete", name}); });
+  if (Status s = RunCommand({"ip", "netns", "add", name}); !s.ok()) return s;
+  teardown.Add([name] { (void)RunCommand({"ip", "netns", "delete", name}); });
   teardown.Add([host_if] { (void)vmnet::DeleteLink(host_if); });  // harmless if never made
   if (Status s = vmnet::CreateVethLink(host_if, name, lease->gateway(), lease->guest()); !s.ok()) {
     return s;

@@ -11,9 +11,6 @@
 
 namespace airlock::vmnet {
 
-// Runs a helper command quietly; its stderr becomes the error message on failure.
-Status RunCommand(const std::vector<std::string>& argv);
-
 // A veth pair: `host_if` on the host with `gateway`/30, `eth0` in `netns` with `guest`/30 and a
 // default route via the gateway.
 Status CreateVethLink(const std::string& host_if, const std::string& netns,

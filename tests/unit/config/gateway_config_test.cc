@@ -5,15 +5,26 @@
 
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 namespace airlock::config {
 namespace {
 
+// The files Write() made, removed when the test binary exits.
+struct TempFiles {
+  std::vector<std::filesystem::path> paths;
+  ~TempFiles() {
+    for (const auto& p : paths) std::filesystem::remove(p);
+  }
+};
+
 std::string Write(const std::string& text) {
-  static int n = 0;
-  auto path = std::filesystem::temp_directory_path() /
-              ("airlock-cfg-" + std::to_string(getpid()) + "-" + std::to_string(n++) + ".yaml");
+  static TempFiles files;
+  auto path =
+      std::filesystem::temp_directory_path() / ("airlock-cfg-" + std::to_string(getpid()) + "-" +
+                                                std::to_string(files.paths.size()) + ".yaml");
   std::ofstream(path) << text;
+  files.paths.push_back(path);
   return path.string();
 }
 

@@ -1,0 +1,105 @@
+// FirecrackerVmm: the config document, the jail-shaped directory, the vsock handshake.
+#include "vmlaunch/backends/firecracker_backend.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "vmlaunch/process/process.h"
+
+namespace airlock::vmlaunch {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string FirecrackerBinary() { return "firecracker"; }
+
+json FirecrackerConfig(const VmSpec& s) {
+  json config = {
+      {"boot-source",
+       {{"kernel_image_path", "vmlinux"},
+        {"initrd_path", "initrd.img"},
+        {"boot_args", "console=ttyS0 quiet panic=-1 reboot=k pci=off airlock.transport=vsock " +
+                          s.kernel_args}}},
+      {"machine-config", {{"vcpu_count", s.vcpus}, {"mem_size_mib", s.memory_mib}, {"smt", false}}},
+      {"network-interfaces",
+       json::array({{{"iface_id", "eth0"}, {"host_dev_name", s.tap}, {"guest_mac", s.mac}}})},
+      {"vsock", {{"guest_cid", kGuestCid}, {"uds_path", "vsock.sock"}}},
+      {"drives", json::array()},
+  };
+  if (!s.rootfs.empty()) {
+    config["drives"].push_back({{"drive_id", "rootfs"},
+                                {"path_on_host", "rootfs.ext4"},
+                                {"is_root_device", false},
+                                {"is_read_only", true}});
+  }
+  return config;
+}
+
+namespace {
+
+// Hard links where the filesystem allows, copies elsewhere.
+Status LinkInto(const std::string& from, const std::string& to) {
+  std::error_code ec;
+  fs::remove(to, ec);
+  fs::create_hard_link(from, to, ec);
+  if (ec) fs::copy_file(from, to, ec);
+  return ec ? Status::Error("cannot place " + from + " in the VM directory: " + ec.message())
+            : Status::Ok();
+}
+
+}  // namespace
+
+Result<pid_t> FirecrackerVmm::Launch(const VmSpec& spec) {
+  const std::string root = spec.dir + "/root";
+  fs::create_directories(root);
+  for (const auto& [from, name] : {std::pair{spec.kernel, "vmlinux"},
+                                   {spec.initrd, "initrd.img"},
+                                   {spec.rootfs, "rootfs.ext4"}}) {
+    if (from.empty()) continue;
+    if (Status s = LinkInto(from, root + "/" + name); !s.ok()) return s;
+  }
+  std::ofstream(root + "/config.json") << FirecrackerConfig(spec).dump(2) << "\n";
+  // Firecracker resolves the config's relative paths against its working directory.
+  return Spawn({.argv = {"sh", "-c",
+                         "cd '" + root + "' && exec " + FirecrackerBinary() +
+                             " --api-sock api.sock --config-file config.json"},
+                .log_path = spec.dir + "/vmm.log",
+                .cgroup_procs = spec.cgroup_procs});
+}
+
+Result<int> FirecrackerVmm::ConnectAgent(const VmSpec& spec, std::chrono::milliseconds timeout) {
+  const std::string path = spec.dir + "/root/vsock.sock";
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  // The agent listens only once the guest has booted: retry until it answers.
+  while (std::chrono::steady_clock::now() < deadline) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    std::strncpy(sun.sun_path, path.c_str(), sizeof(sun.sun_path) - 1);
+    if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) == 0) {
+      std::string hello = "CONNECT " + std::to_string(kAgentVsockPort) + "\n";
+      std::string answer;
+      char c;
+      pollfd p{fd, POLLIN, 0};
+      if (::write(fd, hello.data(), hello.size()) == static_cast<ssize_t>(hello.size())) {
+        while (answer.size() < 64 && ::poll(&p, 1, 1000) > 0 && ::read(fd, &c, 1) == 1 &&
+               c != '\n') {
+          answer.push_back(c);
+        }
+      }
+      if (answer.rfind("OK ", 0) == 0) return fd;
+    }
+    if (fd >= 0) ::close(fd);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return Status::Error("the guest agent did not answer on vsock (see " + spec.dir + "/vmm.log)");
+}
+
+}  // namespace airlock::vmlaunch

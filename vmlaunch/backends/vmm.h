@@ -1,0 +1,47 @@
+// Vmm: the seam between the VM lifecycle (vmlaunch/vm) and a virtual machine monitor. A backend
+// turns a VmSpec into a running VMM process and hands back a connected stream to the guest
+// agent. QEMU (microvm) and Firecracker implement it. Backends own no lifecycle state beyond the
+// one VM they start; one instance per VM, one thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gateway/base/status.h"
+
+namespace airlock::vmlaunch {
+
+struct VmSpec {
+  std::string id;      // the VM's name, unique on the host
+  std::string dir;     // its state directory (sockets, logs, config); 0700
+  std::string kernel;  // ELF vmlinux
+  std::string initrd;
+  std::string rootfs;       // an ext4 image attached read-only, or ""
+  std::string tap;          // the host tap device
+  std::string mac;          // the guest's MAC address
+  std::string kernel_args;  // appended to the console and panic settings
+  int memory_mib = 512;
+  int vcpus = 1;
+  std::string accel = "tcg";              // "kvm" or "tcg" (QEMU); Firecracker always uses KVM
+  std::vector<std::string> cgroup_procs;  // cgroups the VMM joins before it starts
+};
+
+class Vmm {
+ public:
+  virtual ~Vmm() = default;
+  virtual std::string name() const = 0;
+  // Starts the VMM; its pid.
+  virtual Result<pid_t> Launch(const VmSpec& spec) = 0;
+  // A connected stream to the guest agent (ownership passes to the caller). Waits until the VMM
+  // is ready for it, up to `timeout`.
+  virtual Result<int> ConnectAgent(const VmSpec& spec, std::chrono::milliseconds timeout) = 0;
+};
+
+// "qemu" or "firecracker".
+Result<std::unique_ptr<Vmm>> MakeVmm(const std::string& backend);
+
+}  // namespace airlock::vmlaunch

@@ -1,0 +1,38 @@
+// The microVM commands of the vmlaunch CLI: image build, run, start, exec, stop, ls, gc. Each
+// returns the process exit status; errors go to stderr as "vmlaunch: <what>". Single-threaded.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "vmlaunch/image/image_builder.h"
+#include "vmlaunch/vm/vm_session.h"
+
+namespace airlock::vmlaunch {
+
+// What one command needs besides the VM: the execution contract's inputs.
+struct CommandOptions {
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // K=V
+  std::string cwd;
+  std::string timeout = "30s";
+  bool forward_stdin = false;    // send vmlaunch's own stdin to the command
+  std::vector<std::string> put;  // local:guest
+  std::vector<std::string> get;  // guest:local
+  bool json = false;             // print the execution contract as JSON
+};
+
+int CmdImageBuild(const ImageOptions& options);
+int CmdRun(VmOptions vm, const CommandOptions& command);
+int CmdStart(VmOptions vm, bool json);
+int CmdExec(const std::string& state_dir, const std::string& id, const CommandOptions& command);
+int CmdStop(const std::string& state_dir, const std::string& id);
+int CmdList(const std::string& state_dir, bool json);
+int CmdGc(const std::string& state_dir, const std::string& pool);
+
+// K=V strings to a map; false (and a message) on a malformed one.
+bool ParseEnv(const std::vector<std::string>& env, std::map<std::string, std::string>* out,
+              std::string* error);
+
+}  // namespace airlock::vmlaunch

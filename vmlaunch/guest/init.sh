@@ -1,0 +1,84 @@
+#!/bin/busybox sh
+# The guest's init, from the initramfs that `vmlaunch image build` makes. Two stages:
+#  1. (/init, in the initramfs) load the virtio modules, then build the real root: a tmpfs of
+#     airlock.overlay bytes holding a copy of the initramfs, or, with a root disk (airlock.rootfs),
+#     the disk mounted read-only under an overlay whose writable half is that tmpfs; switch to it.
+#  2. (/sbin/airlock-init, in the new root) mount the API filesystems, configure eth0 with the
+#     session's address and a default route via the gateway, write resolv.conf and the
+#     environment every command gets (proxy, CA trust), then exec the agent as PID 1.
+# Kernel arguments: airlock.ip=A/30 airlock.gw=G airlock.proxy=URL airlock.overlay=SIZE
+# airlock.rootfs=1 airlock.transport=virtio-serial|vsock airlock.hostname=NAME
+bb=/bin/busybox
+arg() { for w in $($bb cat /proc/cmdline); do case "$w" in "$1="*) echo "${w#*=}";; esac; done; }
+fail() { echo "airlock-init: $*" >&2; $bb sleep 1; $bb reboot -f; }
+
+if [ "$$" = 1 ] && [ "$0" = /init ]; then
+  $bb mkdir -p /proc /sys /dev /newroot
+  $bb mount -t proc proc /proc
+  $bb mount -t devtmpfs dev /dev
+  for m in $($bb cat /etc/airlock/modules); do
+    $bb insmod "/lib/modules/$m.ko" 2>/dev/null
+  done
+  size=$(arg airlock.overlay)
+  [ -n "$size" ] || size=256M
+  if [ "$(arg airlock.rootfs)" = 1 ]; then
+    $bb mkdir -p /lower /rw
+    $bb mount -t ext4 -o ro /dev/vda /lower || fail "cannot mount the root disk"
+    $bb mount -t tmpfs -o "size=$size,mode=0755" rw /rw || fail "cannot make the overlay"
+    $bb mkdir -p /rw/upper /rw/work
+    $bb mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work root /newroot \
+      || fail "cannot mount the overlay"
+    $bb mkdir -p /newroot/sbin /newroot/bin /newroot/etc/airlock
+    $bb cp /sbin/airlock-agent /sbin/airlock-init /newroot/sbin/
+    $bb cp /etc/airlock/* /newroot/etc/airlock/
+    [ -e /newroot/bin/busybox ] || $bb cp /bin/busybox /newroot/bin/busybox
+  else
+    $bb mount -t tmpfs -o "size=$size,mode=0755" root /newroot || fail "cannot make the root"
+    for d in bin sbin etc lib root; do $bb cp -a "/$d" /newroot/; done
+  fi
+  $bb umount /proc
+  $bb mount --move /dev /newroot/dev 2>/dev/null || $bb umount /dev
+  exec $bb switch_root /newroot /sbin/airlock-init
+fi
+
+# Stage 2.
+$bb mkdir -p /proc /sys /dev /tmp /run /root /usr/bin /usr/sbin /etc/profile.d
+$bb mount -t proc proc /proc
+$bb mount -t sysfs sys /sys
+$bb mountpoint -q /dev || $bb mount -t devtmpfs dev /dev
+$bb mkdir -p /dev/pts /dev/shm
+$bb mount -t devpts devpts /dev/pts
+$bb chmod 1777 /tmp
+[ -e /bin/sh ] || $bb --install -s
+name=$(arg airlock.hostname)
+$bb hostname "${name:-airlock}"
+ip=$(arg airlock.ip)
+gw=$(arg airlock.gw)
+$bb ip link set lo up
+if [ -n "$ip" ]; then
+  $bb ip addr add "$ip" dev eth0 || fail "no eth0"
+  $bb ip link set eth0 up
+  $bb ip route add default via "$gw"
+  echo "nameserver $gw" >/etc/resolv.conf
+  echo "options attempts:2 timeout:3" >>/etc/resolv.conf
+fi
+printf '127.0.0.1 localhost\n127.0.1.1 %s\n' "${name:-airlock}" >/etc/hosts
+proxy=$(arg airlock.proxy)
+{
+  if [ -n "$proxy" ]; then
+    for v in HTTP_PROXY HTTPS_PROXY http_proxy https_proxy; do echo "$v=$proxy"; done
+    echo "NO_PROXY=localhost,127.0.0.1"
+    echo "no_proxy=localhost,127.0.0.1"
+  fi
+  if [ -s /etc/airlock/ca.crt ]; then
+    # The gateway's CA next to the system's roots (a root disk has them), so that inspected and
+    # passed-through TLS both verify.
+    $bb cat /etc/ssl/certs/ca-certificates.crt /etc/airlock/ca.crt >/etc/airlock/ca-bundle.crt \
+      2>/dev/null || $bb cp /etc/airlock/ca.crt /etc/airlock/ca-bundle.crt
+    for v in SSL_CERT_FILE REQUESTS_CA_BUNDLE GIT_SSL_CAINFO CURL_CA_BUNDLE; do
+      echo "$v=/etc/airlock/ca-bundle.crt"
+    done
+    echo "NODE_EXTRA_CA_CERTS=/etc/airlock/ca.crt"
+  fi
+} >/etc/airlock/env
+exec /sbin/airlock-agent

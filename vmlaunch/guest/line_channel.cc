@@ -1,0 +1,88 @@
+// Line framing: a buffer, a newline scan that resumes where it stopped, and full writes.
+#include "vmlaunch/guest/line_channel.h"
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+
+namespace airlock::vmlaunch {
+
+LineChannel::ReadResult LineChannel::ReadSome() {
+  char chunk[65536];
+  ssize_t n = ::read(fd_, chunk, sizeof(chunk));
+  if (n > 0) {
+    buf_.append(chunk, static_cast<size_t>(n));
+    return ReadResult::kData;
+  }
+  if (n == 0) return ReadResult::kEof;
+  if (errno == EAGAIN || errno == EINTR) return ReadResult::kAgain;
+  return ReadResult::kError;
+}
+
+std::optional<nlohmann::json> LineChannel::Next() {
+  size_t nl = buf_.find('\n', scanned_);
+  if (nl == std::string::npos) {
+    scanned_ = buf_.size();
+    if (buf_.size() > kMaxLine) overflowed_ = true;
+    return std::nullopt;
+  }
+  std::string line = buf_.substr(0, nl);
+  buf_.erase(0, nl + 1);
+  scanned_ = 0;
+  auto message = nlohmann::json::parse(line, nullptr, false);
+  if (message.is_discarded() || !message.is_object()) {
+    return nlohmann::json{{"invalid", "a message must be one JSON object on one line"}};
+  }
+  return message;
+}
+
+Result<nlohmann::json> LineChannel::Receive(int timeout_ms) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (true) {
+    if (auto m = Next()) return *m;
+    if (overflowed_) return Status::Error("message too long");
+    int wait = -1;
+    if (timeout_ms >= 0) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) return Status::Error("timed out");
+      wait = static_cast<int>(left.count());
+    }
+    pollfd p{fd_, POLLIN, 0};
+    int r = ::poll(&p, 1, wait);
+    if (r < 0 && errno != EINTR) return Status::Error("poll failed");
+    if (r <= 0) continue;
+    switch (ReadSome()) {
+      case ReadResult::kEof:
+        return Status::Error("the channel closed");
+      case ReadResult::kError:
+        return Status::Error("read failed");
+      default:
+        break;
+    }
+  }
+}
+
+Status LineChannel::Send(const nlohmann::json& message) {
+  std::string line = message.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  line.push_back('\n');
+  size_t off = 0;
+  while (off < line.size()) {
+    ssize_t n = ::write(fd_, line.data() + off, line.size() - off);
+    if (n > 0) {
+      off += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EAGAIN) {
+      pollfd p{fd_, POLLOUT, 0};
+      ::poll(&p, 1, 1000);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      return Status::Error("write failed");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace airlock::vmlaunch

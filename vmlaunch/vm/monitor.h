@@ -1,0 +1,26 @@
+// The monitor: the small process that owns a persistent VM (`vmlaunch start`). It serves
+// <dir>/monitor.sock (0600): each connection carries one request — exec, put, get (relayed to
+// the guest agent, replies streamed back), status, or stop — and execs in one VM run one at a
+// time. It tears the VM down when the TTL expires, when the VMM exits, on SIGTERM, or on stop;
+// a client that hangs up mid-exec cancels that exec. Single-threaded poll loop.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <string>
+
+#include "gateway/base/status.h"
+#include "vmlaunch/vm/vm_session.h"
+
+namespace airlock::vmlaunch {
+
+// Serves until the VM is gone; returns the process exit status.
+int RunMonitor(VmSession& vm, std::ostream& log);
+
+// The client side: sends `request` to the monitor of the VM in `vm_dir` and hands every reply
+// to `on_reply` until the final one, which it returns.
+Result<nlohmann::json> MonitorRequest(const std::string& vm_dir, const nlohmann::json& request,
+                                      const std::function<void(const nlohmann::json&)>& on_reply);
+
+}  // namespace airlock::vmlaunch

@@ -1,0 +1,248 @@
+// VmSession: the ordered, recorded set-up; the ordered release; garbage collection.
+#include "vmlaunch/vm/vm_session.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "gateway/crypto/random.h"
+#include "vmlaunch/control_client.h"
+#include "vmlaunch/image/image_builder.h"
+#include "vmlaunch/network/address_pool.h"
+#include "vmlaunch/network/link.h"
+#include "vmlaunch/network/nft_table.h"
+#include "vmlaunch/process/command.h"
+#include "vmlaunch/process/process.h"
+#include "vmlaunch/vm/accel.h"
+#include "vmlaunch/vm/cgroup.h"
+
+namespace airlock::vmlaunch {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+namespace {
+
+int64_t MsSince(Clock::time_point t) {
+  return std::chrono::duration_cast<milliseconds>(Clock::now() - t).count();
+}
+
+// The VMM's own memory on top of the guest's: QEMU's code, TCG's translation cache, buffers.
+constexpr uint64_t kVmmOverheadBytes = 256u << 20;
+
+}  // namespace
+
+Result<std::unique_ptr<VmSession>> VmSession::Create(const VmOptions& o, std::ostream& log) {
+  std::unique_ptr<VmSession> vm(new VmSession());
+  Status s = vm->Boot(o, log);
+  if (!s.ok()) {
+    vm->Destroy(false);
+    return s;
+  }
+  return vm;
+}
+
+Status VmSession::Boot(const VmOptions& o, std::ostream& log) {
+  const auto start = Clock::now();
+  std::string error;
+  auto range = net::Cidr::Parse(o.pool, &error);
+  if (!range) return Status::Error("--pool: " + error);
+  auto image = LoadImage(o.image);
+  if (!image.ok()) return image.status();
+  if (o.rootfs && image->rootfs.empty()) {
+    return Status::Error(
+        "--rootfs: the image has no root disk (build it with `vmlaunch image "
+        "build --rootfs`)");
+  }
+  auto vmm = MakeVmm(o.backend);
+  if (!vmm.ok()) return vmm.status();
+  vmm_ = std::move(vmm).value();
+  std::string accel = "kvm";
+  if (o.backend == "qemu") {
+    auto a = ResolveAccel(o.accel, *image, o.state_dir, log);
+    if (!a.ok()) return a.status();
+    accel = *a;
+  }
+  // VMs whose owner died before they were given back would otherwise hold addresses and names.
+  CollectGarbage(o.state_dir, o.pool, nullptr);
+
+  VmRecord& r = record_;
+  r.id = "vm-" + crypto::RandomHex(4);
+  r.backend = o.backend;
+  r.state_dir = o.state_dir;
+  r.dir = o.state_dir + "/vms/" + r.id;
+  r.policy = o.policy;
+  r.control_socket = o.control_socket;
+  r.pool = o.pool;
+  r.created_unix = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  r.expires_unix = o.ttl.count() > 0 ? r.created_unix + o.ttl.count() : 0;
+  r.owner_pid = getpid();
+  r.owner_start = ProcessStartTime(getpid()).value_or(0);
+  r.memory_mib = o.memory_mib;
+  r.vcpus = o.vcpus;
+  r.accel = accel;
+  std::error_code ec;
+  fs::create_directories(r.dir, ec);
+  if (ec) return Status::Error("cannot create " + r.dir + ": " + ec.message());
+  fs::permissions(r.dir, fs::perms::owner_all, ec);
+  if (Status s = r.Save(); !s.ok()) return s;
+
+  // The address lease, then the tap (named after the VM, so a name is never reused while a
+  // leftover of a crashed VM may still hold it).
+  vmnet::AddressPool pool(o.state_dir + "/address-pool.json", *range);
+  auto lease = pool.Allocate(r.id, getpid());
+  if (!lease.ok()) return lease.status();
+  r.block = lease->block.ToString();
+  r.gateway = lease->gateway().ToString();
+  r.guest = lease->guest().ToString();
+  r.tap = "al" + r.id;  // "alvm-" + 8 hex: 13 characters, under IFNAMSIZ
+  if (Status s = r.Save(); !s.ok()) return s;
+  if (Status s = vmnet::CreateTapLink(r.tap, lease->gateway()); !s.ok()) return s;
+
+  r.nft_link = true;
+  if (Status s = r.Save(); !s.ok()) return s;
+  vmnet::NftTable nft;
+  if (Status s = nft.AddLink(r.tap, lease->guest()); !s.ok()) {
+    return Status::Error(s.message() + " (is the airlock table installed? `vmlaunch net install`)");
+  }
+
+  ControlClient control(o.control_socket);
+  auto session = control.CreateSession({{"policy", o.policy},
+                                        {"source", r.guest},
+                                        {"token", false},
+                                        {"ttl_seconds", o.ttl.count()},
+                                        {"labels", {{"backend", o.backend}, {"vm", r.id}}}});
+  if (!session.ok()) return session.status();
+  r.session_id = (*session)["id"].get<std::string>();
+  if (Status s = r.Save(); !s.ok()) return s;
+
+  auto cg =
+      CreateCgroup({.name = r.id,
+                    .memory_bytes = (static_cast<uint64_t>(o.memory_mib) << 20) + kVmmOverheadBytes,
+                    .pids_max = 256});
+  if (cg.ok()) {
+    r.cgroups = *cg;
+    if (Status s = r.Save(); !s.ok()) return s;
+  } else {
+    log << "vmlaunch: running the VMM without a cgroup of its own: " << cg.status().message()
+        << "\n";
+  }
+
+  VmSpec spec;
+  spec.id = r.id;
+  spec.dir = r.dir;
+  spec.kernel = image->kernel;
+  spec.initrd = image->initrd;
+  if (o.rootfs) spec.rootfs = image->rootfs;
+  spec.tap = r.tap;
+  // A locally administered unicast MAC derived from the VM's id.
+  spec.mac = "52:41:" + r.id.substr(3, 2) + ":" + r.id.substr(5, 2) + ":" + r.id.substr(7, 2) +
+             ":" + r.id.substr(9, 2);
+  spec.memory_mib = o.memory_mib;
+  spec.vcpus = o.vcpus;
+  spec.accel = accel;
+  for (const auto& dir : r.cgroups) spec.cgroup_procs.push_back(dir + "/cgroup.procs");
+  const std::string proxy = "http://" + r.gateway + ":" + std::to_string(o.proxy_port);
+  spec.kernel_args = "airlock.ip=" + r.guest + "/30 airlock.gw=" + r.gateway +
+                     " airlock.proxy=" + proxy + " airlock.overlay=" + o.overlay +
+                     " airlock.hostname=" + r.id + (o.rootfs ? " airlock.rootfs=1" : "");
+  timings_.setup_ms = MsSince(start);
+  const auto spawned = Clock::now();
+  auto pid = vmm_->Launch(spec);
+  if (!pid.ok()) return pid.status();
+  r.vmm_pid = *pid;
+  r.vmm_start = ProcessStartTime(*pid).value_or(0);
+  if (Status s = r.Save(); !s.ok()) return s;
+
+  auto fd = vmm_->ConnectAgent(spec, o.boot_timeout);
+  if (!fd.ok()) return fd.status();
+  agent_ = std::make_unique<AgentClient>(*fd);
+  auto uptime = agent_->WaitReady(o.boot_timeout);
+  if (!uptime.ok()) {
+    return Status::Error(uptime.status().message() + " (guest console: " + r.dir + "/console.log)");
+  }
+  timings_.boot_ms = MsSince(spawned);
+  timings_.guest_kernel_ms = *uptime;
+  const auto configure = Clock::now();
+  std::map<std::string, std::string> env = o.env;
+  env["AIRLOCK_SESSION"] = r.session_id;
+  env["AIRLOCK_VM"] = r.id;
+  // Placeholders for the credentials the gateway injects: the guest sees only these names.
+  if (session->contains("placeholders") && (*session)["placeholders"].is_object()) {
+    for (const auto& [k, v] : (*session)["placeholders"].items()) {
+      if (v.is_string()) env[k] = v.get<std::string>();
+    }
+  }
+  if (Status s = agent_->Configure(env); !s.ok()) return s;
+  timings_.configure_ms = MsSince(configure);
+  timings_.ready_ms = MsSince(start);
+  r.state = "running";
+  return r.Save();
+}
+
+VmSession::~VmSession() { Destroy(); }
+
+void VmSession::Destroy(bool graceful) {
+  if (destroyed_) return;
+  destroyed_ = true;
+  const auto start = Clock::now();
+  record_.state = "stopping";
+  if (!record_.dir.empty()) (void)record_.Save();
+  if (graceful && agent_ && record_.vmm_pid > 0) {
+    // The guest syncs and resets; the VMM then exits by itself.
+    if (agent_->Shutdown().ok()) {
+      for (int i = 0; i < 200 && ProcessAlive(record_.vmm_pid, record_.vmm_start); ++i) {
+        std::this_thread::sleep_for(milliseconds(10));
+        int status;
+        waitpid(record_.vmm_pid, &status, WNOHANG);
+      }
+    }
+  }
+  agent_.reset();
+  ReleaseVm(record_, nullptr);
+  timings_.teardown_ms = MsSince(start);
+}
+
+int CollectGarbage(const std::string& state_dir, const std::string& pool_range, std::ostream* log) {
+  int cleaned = 0;
+  for (const auto& r : ListVms(state_dir)) {
+    if (r.state != "broken" && r.OwnerAlive()) continue;
+    if (log) *log << "vmlaunch gc: " << r.id << " (owner pid " << r.owner_pid << " is gone)\n";
+    ReleaseVm(r, log);
+    ++cleaned;
+  }
+  // Leases whose owner died without a VM record: sandboxes of the netns backend.
+  std::string error;
+  auto range = net::Cidr::Parse(pool_range, &error);
+  if (!range) return cleaned;
+  vmnet::AddressPool pool(state_dir + "/address-pool.json", *range);
+  auto leases = pool.List();
+  if (!leases.ok()) return cleaned;
+  for (const auto& lease : *leases) {
+    if (lease.pid > 0 && (kill(lease.pid, 0) == 0 || errno == EPERM)) continue;
+    if (log)
+      *log << "vmlaunch gc: lease " << lease.block.ToString() << " of " << lease.owner << " (pid "
+           << lease.pid << " is gone)\n";
+    if (lease.owner.rfind("al-ns-", 0) == 0) {
+      const std::string host_if =
+          "alh" + std::to_string((lease.block.v4() - range->base().v4()) / 4);
+      vmnet::NftTable nft;
+      (void)nft.RemoveLink(host_if, lease.guest());
+      (void)vmnet::DeleteLink(host_if);
+      (void)RunCommand({"ip", "netns", "delete", lease.owner});
+      std::error_code ec;
+      fs::remove_all("/etc/netns/" + lease.owner, ec);
+    }
+    (void)pool.Release(lease.block);
+    ++cleaned;
+  }
+  return cleaned;
+}
+
+}  // namespace airlock::vmlaunch
