@@ -53,7 +53,7 @@ void AddVmOptions(CLI::App* c, VmOptions* vm, VmFlags* flags) {
 }
 
 void AddCommandOptions(CLI::App* c, CommandOptions* cmd, bool files) {
-  c->add_option("--env,-e", cmd->env, "K=V for the command (repeatable)");
+  c->add_option("--env,-e", cmd->env, "K=V for the command (repeatable)")->allow_extra_args(false);
   c->add_option("--cwd", cmd->cwd, "Working directory in the guest");
   c->add_option("--timeout", cmd->timeout, "Kill the command after this long (0: never)")
       ->capture_default_str();
@@ -63,8 +63,10 @@ void AddCommandOptions(CLI::App* c, CommandOptions* cmd, bool files) {
               "timed_out" +
                   std::string(files ? ", files, timings_ms" : ""));
   if (files) {
-    c->add_option("--put", cmd->put, "LOCAL:/GUEST/PATH, copied in before the command");
-    c->add_option("--get", cmd->get, "/GUEST/PATH:LOCAL, copied out after it");
+    c->add_option("--put", cmd->put, "LOCAL:/GUEST/PATH, copied in before the command")
+        ->allow_extra_args(false);
+    c->add_option("--get", cmd->get, "/GUEST/PATH:LOCAL, copied out after it")
+        ->allow_extra_args(false);
   }
   c->add_option("command", cmd->argv, "The command (after --)")->required();
 }

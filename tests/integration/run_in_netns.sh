@@ -27,4 +27,6 @@ for a in fd00:ec2::254/128 fd12::1/128; do
   ip -n "$ns" addr add "$a" dev "$dev" nodad
 done
 export AIRLOCK_BUILD="$build" AIRLOCK_SOURCE="$src" PYTHONDONTWRITEBYTECODE=1
-ip netns exec "$ns" /usr/bin/python3 -m pytest -p no:cacheprovider -q "$src/tests/integration" "$@"
+# Further arguments go to pytest (test files, --ignore, -k); by default every integration test.
+[ $# -gt 0 ] || set -- "$src/tests/integration"
+ip netns exec "$ns" /usr/bin/python3 -m pytest -p no:cacheprovider -q "$@"
