@@ -1,0 +1,146 @@
+// The guest agent and the host's agent client over a socketpair, with real child processes:
+// the execution contract (argv, env, cwd, stdin, streamed output, exit codes, signals, timeouts,
+// cancel), files, and malformed requests. No VM: the agent code is the same that runs as PID 1.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "vmlaunch/guest/agent.h"
+#include "vmlaunch/guest/exec_runner.h"
+#include "vmlaunch/vm/agent_client.h"
+
+namespace airlock::vmlaunch {
+namespace {
+
+using std::chrono::milliseconds;
+
+class AgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    guest_fd_ = sv[1];
+    client_ = std::make_unique<AgentClient>(sv[0]);
+    dir_ = std::filesystem::temp_directory_path() / ("agent-test-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir_);
+    thread_ = std::thread([this] {
+      Agent agent({{"PATH", "/usr/bin:/bin"}, {"BASE", "from-init"}}, dir_ / "profile.sh");
+      LineChannel channel(guest_fd_);
+      agent.Serve(channel);
+      ::close(guest_fd_);
+    });
+    ASSERT_TRUE(client_->WaitReady(milliseconds(5000)).ok());
+  }
+  void TearDown() override {
+    (void)client_->Shutdown();
+    thread_.join();
+    client_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  ExecResult Exec(ExecSpec spec, std::string* streamed = nullptr) {
+    auto r = client_->Exec(spec, [&](bool, std::string_view d) {
+      if (streamed) streamed->append(d);
+    });
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return r.ok() ? *r : ExecResult{};
+  }
+
+  int guest_fd_ = -1;
+  std::unique_ptr<AgentClient> client_;
+  std::filesystem::path dir_;
+  std::thread thread_;
+};
+
+TEST_F(AgentTest, StdoutStderrExitCodeAndStdin) {
+  std::string streamed;
+  auto r = Exec({.argv = {"sh", "-c", "cat; echo err >&2; exit 3"}, .stdin_data = "in"}, &streamed);
+  EXPECT_EQ(r.stdout_data, "in");
+  EXPECT_EQ(r.stderr_data, "err\n");
+  EXPECT_EQ(streamed, "inerr\n");
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(r.signal, 0);
+  EXPECT_FALSE(r.timed_out);
+}
+
+TEST_F(AgentTest, EnvironmentLayersAndWorkingDirectory) {
+  ASSERT_TRUE(client_->Configure({{"SESSION", "s-1"}, {"BASE", "overridden"}}).ok());
+  auto r = Exec({.argv = {"sh", "-c", "echo $BASE $SESSION $EXTRA; pwd"},
+                 .env = {{"EXTRA", "x"}},
+                 .cwd = dir_.string()});
+  EXPECT_EQ(r.stdout_data, "overridden s-1 x\n" + dir_.string() + "\n");
+  std::ifstream profile(dir_ / "profile.sh");
+  std::string text((std::istreambuf_iterator<char>(profile)), {});
+  EXPECT_NE(text.find("export SESSION='s-1'"), std::string::npos) << text;
+}
+
+TEST_F(AgentTest, TimeoutKillsTheWholeGroup) {
+  auto r = Exec({.argv = {"sh", "-c", "sleep 30 & sleep 30"}, .timeout = milliseconds(300)});
+  EXPECT_TRUE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 124);
+  EXPECT_EQ(r.signal, 9);
+  EXPECT_LT(r.duration_ms, 5000);
+}
+
+TEST_F(AgentTest, KilledBySignal) {
+  auto r = Exec({.argv = {"sh", "-c", "kill -TERM $$"}});
+  EXPECT_EQ(r.signal, 15);
+  EXPECT_EQ(r.exit_code, 128 + 15);
+}
+
+TEST_F(AgentTest, CommandThatCannotStart) {
+  auto r = Exec({.argv = {"/no/such/binary"}});
+  EXPECT_EQ(r.exit_code, 127);
+  EXPECT_NE(r.error.find("No such file"), std::string::npos) << r.error;
+  r = Exec({.argv = {"true"}, .cwd = "/no/such/dir"});
+  EXPECT_EQ(r.exit_code, 127);
+  EXPECT_NE(r.error.find("cannot enter /no/such/dir"), std::string::npos) << r.error;
+}
+
+TEST_F(AgentTest, CancelKillsTheCommand) {
+  int polls = 0;
+  auto r = client_->Exec({.argv = {"sleep", "30"}}, {}, [&] { return ++polls > 2; });
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->signal, 9);
+  EXPECT_FALSE(r->timed_out);
+}
+
+TEST_F(AgentTest, PutAndGetFiles) {
+  std::string binary("\x00\x01\xff payload", 11);
+  const std::string path = (dir_ / "sub" / "file.bin").string();
+  ASSERT_TRUE(client_->Put(path, binary, 0600).ok());
+  EXPECT_EQ(std::filesystem::status(path).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  auto got = client_->Get(path);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(*got, binary);
+  auto missing = client_->Get((dir_ / "missing").string());
+  EXPECT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("no such file"), std::string::npos);
+  EXPECT_FALSE(client_->Put("relative/path", "x", 0644).ok());
+}
+
+TEST_F(AgentTest, MalformedRequestsGetErrorsAndTheAgentCarriesOn) {
+  ASSERT_EQ(::write(client_->fd(), "not json\n", 9), 9);
+  int fd = client_->fd();
+  LineChannel raw(fd);
+  auto reply = raw.Receive(5000);
+  ASSERT_TRUE(reply.ok());
+  EXPECT_TRUE(reply->contains("error"));
+  ASSERT_TRUE(raw.Send({{"id", 9}, {"op", "exec"}, {"argv", "not a list"}}).ok());
+  reply = raw.Receive(5000);
+  ASSERT_TRUE(reply.ok());
+  EXPECT_EQ((*reply)["id"], 9);
+  EXPECT_NE((*reply)["error"].get<std::string>().find("argv"), std::string::npos);
+  ASSERT_TRUE(raw.Send({{"id", 10}, {"op", "format-disk"}}).ok());
+  reply = raw.Receive(5000);
+  EXPECT_NE((*reply)["error"].get<std::string>().find("unknown op"), std::string::npos);
+  EXPECT_EQ(Exec({.argv = {"true"}}).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace airlock::vmlaunch

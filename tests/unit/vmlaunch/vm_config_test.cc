@@ -1,0 +1,178 @@
+// Pure pieces of vmlaunch: the QEMU command line, the Firecracker config document (checked
+// against the documented --config-file format), the bzImage payload search, sizes and
+// durations, and the VM record's round trip.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "vmlaunch/backends/firecracker_backend.h"
+#include "vmlaunch/backends/qemu_backend.h"
+#include "vmlaunch/image/kernel_image.h"
+#include "vmlaunch/process/process.h"
+#include "vmlaunch/vm/vm_record.h"
+
+namespace airlock::vmlaunch {
+namespace {
+
+VmSpec Spec() {
+  VmSpec s;
+  s.id = "vm-0a1b2c3d";
+  s.dir = "/run/airlock/vms/vm-0a1b2c3d";
+  s.kernel = "/img/vmlinux";
+  s.initrd = "/img/initrd.img";
+  s.tap = "alvm-0a1b2c3d";
+  s.mac = "52:41:0a:1b:2c:3d";
+  s.kernel_args = "airlock.ip=100.96.0.2/30 airlock.gw=100.96.0.1";
+  s.memory_mib = 384;
+  s.vcpus = 2;
+  return s;
+}
+
+// The value after `flag` in argv, or "".
+std::string After(const std::vector<std::string>& argv, const std::string& flag, size_t nth = 0) {
+  for (size_t i = 0; i + 1 < argv.size(); ++i) {
+    if (argv[i] == flag && nth-- == 0) return argv[i + 1];
+  }
+  return "";
+}
+
+TEST(QemuArgv, MicrovmWithVirtioMmioDevices) {
+  auto argv = QemuArgv(Spec(), "/run/agent.sock");
+  EXPECT_EQ(argv[0], "qemu-system-x86_64");
+  EXPECT_EQ(After(argv, "-machine").rfind("microvm,", 0), 0u);
+  EXPECT_EQ(After(argv, "-accel"), "tcg,tb-size=64");
+  EXPECT_EQ(After(argv, "-cpu"), "max");
+  EXPECT_EQ(After(argv, "-m"), "384");
+  EXPECT_EQ(After(argv, "-smp"), "2");
+  EXPECT_EQ(After(argv, "-kernel"), "/img/vmlinux");
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "-nodefaults"), argv.end());
+  EXPECT_NE(std::find(argv.begin(), argv.end(), "-no-reboot"), argv.end());
+  EXPECT_NE(After(argv, "-append").find("airlock.ip=100.96.0.2/30"), std::string::npos);
+  EXPECT_EQ(After(argv, "-netdev"), "tap,id=net0,ifname=alvm-0a1b2c3d,script=no,downscript=no");
+  EXPECT_EQ(After(argv, "-device", 0), "virtio-serial-device");
+  EXPECT_EQ(After(argv, "-chardev"), "socket,id=agent,path=/run/agent.sock");
+  EXPECT_EQ(After(argv, "-device", 1), "virtserialport,chardev=agent,name=airlock.agent");
+  EXPECT_EQ(After(argv, "-device", 2), "virtio-net-device,netdev=net0,mac=52:41:0a:1b:2c:3d");
+  EXPECT_EQ(After(argv, "-drive"), "");  // no root disk unless asked
+}
+
+TEST(QemuArgv, KvmAndReadOnlyRootDisk) {
+  VmSpec s = Spec();
+  s.accel = "kvm";
+  s.rootfs = "/img/rootfs.ext4";
+  auto argv = QemuArgv(s, "/a.sock");
+  EXPECT_EQ(After(argv, "-accel"), "kvm");
+  EXPECT_EQ(After(argv, "-cpu"), "host");
+  EXPECT_EQ(After(argv, "-drive"), "id=root,file=/img/rootfs.ext4,format=raw,if=none,readonly=on");
+  EXPECT_EQ(After(argv, "-device", 3), "virtio-blk-device,drive=root");
+}
+
+// The documented --config-file format: boot-source, machine-config, network-interfaces,
+// vsock, drives; paths relative to the jail root.
+TEST(FirecrackerConfig, DocumentedFormat) {
+  VmSpec s = Spec();
+  s.rootfs = "/img/rootfs.ext4";
+  auto c = FirecrackerConfig(s);
+  EXPECT_EQ(c["boot-source"]["kernel_image_path"], "vmlinux");
+  EXPECT_EQ(c["boot-source"]["initrd_path"], "initrd.img");
+  const std::string args = c["boot-source"]["boot_args"];
+  EXPECT_NE(args.find("console=ttyS0"), std::string::npos);
+  EXPECT_NE(args.find("airlock.transport=vsock"), std::string::npos);
+  EXPECT_NE(args.find("airlock.gw=100.96.0.1"), std::string::npos);
+  EXPECT_EQ(c["machine-config"]["vcpu_count"], 2);
+  EXPECT_EQ(c["machine-config"]["mem_size_mib"], 384);
+  EXPECT_EQ(c["machine-config"]["smt"], false);
+  ASSERT_EQ(c["network-interfaces"].size(), 1u);
+  EXPECT_EQ(c["network-interfaces"][0]["iface_id"], "eth0");
+  EXPECT_EQ(c["network-interfaces"][0]["host_dev_name"], "alvm-0a1b2c3d");
+  EXPECT_EQ(c["network-interfaces"][0]["guest_mac"], "52:41:0a:1b:2c:3d");
+  EXPECT_EQ(c["vsock"]["guest_cid"], 3);
+  EXPECT_EQ(c["vsock"]["uds_path"], "vsock.sock");
+  ASSERT_EQ(c["drives"].size(), 1u);
+  EXPECT_EQ(c["drives"][0]["drive_id"], "rootfs");
+  EXPECT_EQ(c["drives"][0]["path_on_host"], "rootfs.ext4");
+  EXPECT_EQ(c["drives"][0]["is_root_device"], false);  // the initramfs mounts it
+  EXPECT_EQ(c["drives"][0]["is_read_only"], true);
+  // Nothing outside the documented top-level keys.
+  for (const auto& [key, value] : c.items()) {
+    EXPECT_TRUE(key == "boot-source" || key == "machine-config" || key == "network-interfaces" ||
+                key == "vsock" || key == "drives")
+        << key;
+  }
+}
+
+TEST(KernelImage, FindsCompressedPayloadsInFileOrder) {
+  std::string image(100, '\0');
+  image += std::string("\x02\x21\x4c\x18", 4) + "lz4data";
+  image += std::string("\x1f\x8b\x08", 3) + "gz";
+  auto found = FindPayloads(image);
+  ASSERT_EQ(found.size(), 2u);
+  EXPECT_EQ(found[0].format, "lz4");
+  EXPECT_EQ(found[0].offset, 100u);
+  EXPECT_EQ(found[0].decompress, "lz4 -dc");
+  EXPECT_EQ(found[1].format, "gzip");
+  EXPECT_TRUE(
+      IsElf(std::string("\x7f"
+                        "ELF\x02",
+                        5)));
+  EXPECT_FALSE(IsElf("MZ"));
+}
+
+TEST(KernelImage, ExtractsAnElfFromAGzipPayload) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("kimg-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  // A fake bzImage: a setup header, then a gzip'd "ELF" of 2 MiB, then trailing bytes.
+  ASSERT_EQ(std::system(("cd " + dir.string() +
+                         " && { printf '\\177ELF'; head -c 2097152 /dev/zero; } > elf"
+                         " && gzip -c elf > elf.gz && { head -c 4096 /dev/zero; cat elf.gz;"
+                         " printf trailer; } > bzImage")
+                            .c_str()),
+            0);
+  ASSERT_TRUE(ExtractVmlinux((dir / "bzImage").string(), (dir / "vmlinux").string()).ok());
+  EXPECT_EQ(fs::file_size(dir / "vmlinux"), 2097156u);
+  auto bad = ExtractVmlinux((dir / "elf.gz").string() + ".missing", (dir / "x").string());
+  EXPECT_FALSE(bad.ok());
+  fs::remove_all(dir);
+}
+
+TEST(Units, SizesAndDurations) {
+  EXPECT_EQ(ParseSize("512M"), 512ull << 20);
+  EXPECT_EQ(ParseSize("2G"), 2ull << 30);
+  EXPECT_EQ(ParseSize("4096"), 4096u);
+  EXPECT_FALSE(ParseSize("lots"));
+  EXPECT_FALSE(ParseSize("12X"));
+  EXPECT_FALSE(ParseSize("99999999999999999999999M"));
+  EXPECT_EQ(ParseDuration("30s"), std::chrono::seconds(30));
+  EXPECT_EQ(ParseDuration("250ms"), std::chrono::milliseconds(250));
+  EXPECT_EQ(ParseDuration("2h"), std::chrono::hours(2));
+  EXPECT_EQ(ParseDuration("7"), std::chrono::seconds(7));
+  EXPECT_FALSE(ParseDuration("-1s"));
+  EXPECT_FALSE(ParseDuration("soon"));
+}
+
+TEST(VmRecord, RoundTripsAndNamesADeadOwner) {
+  namespace fs = std::filesystem;
+  VmRecord r;
+  r.id = "vm-12345678";
+  r.dir = (fs::temp_directory_path() / ("rec-" + std::to_string(getpid()))).string();
+  fs::create_directories(r.dir);
+  r.tap = "alvm-12345678";
+  r.cgroups = {"/sys/fs/cgroup/airlock/vm-12345678"};
+  r.owner_pid = getpid();
+  r.owner_start = ProcessStartTime(getpid()).value();
+  ASSERT_TRUE(r.Save().ok());
+  auto back = VmRecord::Load(r.file());
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->tap, r.tap);
+  EXPECT_EQ(back->cgroups, r.cgroups);
+  EXPECT_TRUE(back->OwnerAlive());
+  VmRecord recycled = *back;
+  recycled.owner_start += 1;  // same pid, another process: not the owner
+  EXPECT_FALSE(recycled.OwnerAlive());
+  fs::remove_all(r.dir);
+}
+
+}  // namespace
+}  // namespace airlock::vmlaunch
