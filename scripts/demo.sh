@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds, then shows Airlock at work: validate the shipped
-# policies and run their tests, see how a broken policy is reported (every mistake with
-# file:line:col), then run the real gateway in a network namespace with local servers standing in
-# for the internet: an allowed request, denials with their reasons, the metadata address blocked
-# however it is spelled, and the audit log verified.
+# The main job: installs what is missing, builds, builds the guest image, then shows Airlock at
+# work: validate the shipped policies and run their tests, see how a broken policy is reported
+# (every mistake with file:line:col), run the real gateway with local servers standing in for the
+# internet, and finally boot a microVM whose only way out is the gateway and show, from inside
+# it, an allowed request, a denied host with its reason, 169.254.169.254 blocked and an unknown
+# DNS name refused; then the session's audit records and the verified chain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/setup.sh build test
+scripts/setup.sh build test vm
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/release
 ctl=build/release/gateway/airlockctl/airlockctl
+
+echo
+echo "== vmlaunch image build   (Debian's cloud kernel, busybox, the guest agent; cached)"
+build/release/vmlaunch/vmlaunch image build
 
 echo
 echo "== airlockctl policy check policies/"
@@ -28,3 +33,6 @@ echo "(exit status 1, as expected)"
 echo
 echo "== the gateway (in a network namespace with no route out)"
 scripts/demo/run.sh "$PWD/build/release" "$PWD"
+echo
+echo "== a microVM whose only way out is the gateway (QEMU microvm; in a namespace of its own)"
+scripts/demo/run.sh "$PWD/build/release" "$PWD" vm_demo.py

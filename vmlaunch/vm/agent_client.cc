@@ -17,16 +17,26 @@ AgentClient::AgentClient(int fd) : channel_(fd) {}
 AgentClient::~AgentClient() { ::close(channel_.fd()); }
 
 Result<int64_t> AgentClient::WaitReady(milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + timeout;
+  auto next_ping = start + milliseconds(1000);
   while (true) {
-    auto left =
-        std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto now = std::chrono::steady_clock::now();
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - now);
     if (left.count() <= 0) return Status::Error("the guest agent did not start in time");
     if (Interrupted()) return Status::Error("interrupted while the guest was booting");
+    // The greeting is sent once; a ping every second also finds an agent whose greeting went
+    // out before the host side of the port was listening.
+    if (now >= next_ping) {
+      (void)channel_.Send({{"op", "ping"}, {"id", 0}});
+      next_ping = now + milliseconds(1000);
+    }
     auto m = channel_.Receive(static_cast<int>(std::min<int64_t>(left.count(), 200)));
     if (!m.ok() && m.status().message() == "timed out") continue;
     if (!m.ok()) return Status::Error("the guest agent did not start: " + m.status().message());
-    if (m->value("event", "") == "ready") return m->value("uptime_ms", int64_t{0});
+    if (m->value("event", "") == "ready" || (m->value("id", -1) == 0 && m->contains("uptime_ms"))) {
+      return m->value("uptime_ms", int64_t{0});
+    }
   }
 }
 

@@ -5,7 +5,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <deque>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "gateway/crypto/random.h"
@@ -147,6 +149,7 @@ Status VmSession::Boot(const VmOptions& o, std::ostream& log) {
   spec.memory_mib = o.memory_mib;
   spec.vcpus = o.vcpus;
   spec.accel = accel;
+  spec.verbose_console = std::getenv("VMLAUNCH_CONSOLE_VERBOSE") != nullptr;
   for (const auto& dir : r.cgroups) spec.cgroup_procs.push_back(dir + "/cgroup.procs");
   const std::string proxy = "http://" + r.gateway + ":" + std::to_string(o.proxy_port);
   spec.kernel_args = "airlock.ip=" + r.guest + "/30 airlock.gw=" + r.gateway +
@@ -154,18 +157,49 @@ Status VmSession::Boot(const VmOptions& o, std::ostream& log) {
                      " airlock.hostname=" + r.id + (o.rootfs ? " airlock.rootfs=1" : "");
   timings_.setup_ms = MsSince(start);
   const auto spawned = Clock::now();
-  auto pid = vmm_->Launch(spec);
-  if (!pid.ok()) return pid.status();
-  r.vmm_pid = *pid;
-  r.vmm_start = ProcessStartTime(*pid).value_or(0);
-  if (Status s = r.Save(); !s.ok()) return s;
-
-  auto fd = vmm_->ConnectAgent(spec, o.boot_timeout);
-  if (!fd.ok()) return fd.status();
-  agent_ = std::make_unique<AgentClient>(*fd);
-  auto uptime = agent_->WaitReady(o.boot_timeout);
+  // Under TCG a VMM occasionally never starts the guest (no console output at all; seen about
+  // once in ten boots here). A guest that has said nothing after kStallWindow gets one fresh
+  // VMM; one that has started booting gets the whole boot timeout.
+  constexpr milliseconds kStallWindow{15000};
+  Result<int64_t> uptime = Status::Error("not started");
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    auto pid = vmm_->Launch(spec);
+    if (!pid.ok()) return pid.status();
+    r.vmm_pid = *pid;
+    r.vmm_start = ProcessStartTime(*pid).value_or(0);
+    if (Status s = r.Save(); !s.ok()) return s;
+    auto fd = vmm_->ConnectAgent(spec, o.boot_timeout);
+    if (!fd.ok()) return fd.status();
+    agent_ = std::make_unique<AgentClient>(*fd);
+    const bool may_retry = attempt == 1 && o.boot_timeout > kStallWindow;
+    uptime = agent_->WaitReady(may_retry ? kStallWindow : o.boot_timeout);
+    if (uptime.ok()) break;
+    std::error_code size_ec;
+    const bool silent = fs::file_size(r.dir + "/console.log", size_ec) == 0 || size_ec;
+    if (!may_retry || !silent) {
+      uptime = agent_->WaitReady(o.boot_timeout - kStallWindow);
+      break;
+    }
+    log << "vmlaunch: the guest did not start (no console output in " << kStallWindow.count() / 1000
+        << " s); starting a fresh VMM\n";
+    agent_.reset();
+    TerminateProcess(r.vmm_pid, milliseconds(1000));
+    auto again = MakeVmm(o.backend);
+    if (!again.ok()) return again.status();
+    vmm_ = std::move(again).value();
+  }
   if (!uptime.ok()) {
-    return Status::Error(uptime.status().message() + " (guest console: " + r.dir + "/console.log)");
+    // The directory goes at teardown: say here what the guest said last.
+    std::ifstream console(r.dir + "/console.log");
+    std::deque<std::string> tail;
+    for (std::string line; std::getline(console, line);) {
+      tail.push_back(line);
+      if (tail.size() > 12) tail.pop_front();
+    }
+    std::string text;
+    for (const auto& line : tail) text += "\n  | " + line;
+    return Status::Error(uptime.status().message() +
+                         "; the guest console ended with:" + (text.empty() ? " (nothing)" : text));
   }
   timings_.boot_ms = MsSince(spawned);
   timings_.guest_kernel_ms = *uptime;
