@@ -16,6 +16,8 @@ if [ "$$" = 1 ] && [ "$0" = /init ]; then
   $bb mkdir -p /proc /sys /dev /newroot
   $bb mount -t proc proc /proc
   $bb mount -t devtmpfs dev /dev
+  exec </dev/console >/dev/console 2>&1
+  echo "airlock-init: booting"   # the launcher's sign that the guest runs at all
   for m in $($bb cat /etc/airlock/modules); do
     $bb insmod "/lib/modules/$m.ko" 2>/dev/null
   done
@@ -46,6 +48,7 @@ $bb mkdir -p /proc /sys /dev /tmp /run /root /usr/bin /usr/sbin /etc/profile.d
 $bb mount -t proc proc /proc
 $bb mount -t sysfs sys /sys
 $bb mountpoint -q /dev || $bb mount -t devtmpfs dev /dev
+exec </dev/console >/dev/console 2>&1
 $bb mkdir -p /dev/pts /dev/shm
 $bb mount -t devpts devpts /dev/pts
 $bb chmod 1777 /tmp

@@ -173,10 +173,10 @@ Status VmSession::Boot(const VmOptions& o, std::ostream& log) {
     agent_ = std::make_unique<AgentClient>(*fd);
     const bool may_retry = attempt == 1 && o.boot_timeout > kStallWindow;
     uptime = agent_->WaitReady(may_retry ? kStallWindow : o.boot_timeout);
-    if (uptime.ok()) break;
+    if (uptime.ok() || !may_retry) break;
     std::error_code size_ec;
     const bool silent = fs::file_size(r.dir + "/console.log", size_ec) == 0 || size_ec;
-    if (!may_retry || !silent) {
+    if (!silent) {  // booting, only slowly: give it the rest of the boot timeout
       uptime = agent_->WaitReady(o.boot_timeout - kStallWindow);
       break;
     }
