@@ -29,7 +29,9 @@ def main(boots, execs):
         for _ in range(boots):
             t0 = time.monotonic()
             r = subprocess.run([VMLAUNCH_BIN, "run", *base, "--json", "--", "true"],
-                               capture_output=True, text=True, check=True)
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                sys.exit("vmlaunch run failed: " + r.stderr)
             wall = (time.monotonic() - t0) * 1000
             t = json.loads(r.stdout)["timings_ms"]
             t["wall"] = wall

@@ -74,8 +74,10 @@ def main():
             inside(f"GET http://{host}/ via the proxy   ({note})",
                    f"printf '{req.format(h=host)}' | nc -w 5 {gw_ip} 3128 | "
                    "grep -E '^HTTP/|^X-Airlock-Reason|hint'")
-        inside("nc 169.254.169.254 80   (directly, ignoring the proxy)",
-               "echo 'GET / HTTP/1.0' | nc -w 3 169.254.169.254 80; echo \"nc exit $?, no answer\"")
+        inside("GET http://169.254.169.254/ directly, ignoring the proxy   (captured by the "
+               "firewall)",
+               f"printf '{req.format(h='169.254.169.254').replace('http://169.254.169.254', '')}' | "
+               "nc -w 5 169.254.169.254 80 | grep -E '^HTTP/|^X-Airlock-Reason'")
         inside("nslookup exfil.unknown.example   (a name the policy does not allow)",
                "nslookup exfil.unknown.example")
         print(f"\nupstream received {len(upstream.requests)} request(s): "
