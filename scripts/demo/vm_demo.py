@@ -29,14 +29,7 @@ def main():
     policy = open(os.path.join(src, "scripts", "demo", "demo-policy.yaml")).read().replace(
         "cidr: 127.0.0.0/29", "cidr: 10.79.0.0/29")
     gw = Gateway(tmp, dns, policies={"demo": policy})
-    gw.stop()
-    with open(gw.config) as f:
-        cfg = f.read().replace("  proxy: 127.0.0.1:3128\n", "  proxy: 0.0.0.0:3128\n").replace(
-            "  dns: 127.0.0.1:15053\n", "  dns: 0.0.0.0:15053\n  transparent: 0.0.0.0:15001\n")
-    with open(gw.config, "w") as f:
-        f.write(cfg)
-    gw.log.close()
-    gw.start()
+    gw.serve_links()
     state = os.path.join(tmp, "vmlaunch")
     vm = None
     try:

@@ -222,6 +222,20 @@ resolver:
         self.proc = None
         self.start()
 
+    def serve_links(self, proxy=True):
+        """Restarts the gateway listening where sandbox links reach it: the DNS responder and
+        the transparent listener on every address, and (with `proxy`) the proxy too."""
+        self.stop()
+        with open(self.config) as f:
+            cfg = f.read().replace("  dns: 127.0.0.1:15053\n",
+                                   "  dns: 0.0.0.0:15053\n  transparent: 0.0.0.0:15001\n")
+        if proxy:
+            cfg = cfg.replace("  proxy: 127.0.0.1:3128\n", "  proxy: 0.0.0.0:3128\n")
+        with open(self.config, "w") as f:
+            f.write(cfg)
+        self.log.close()
+        self.start()
+
     def write_policy(self, name, text):
         with open(os.path.join(self.policy_dir, name + ".yaml"), "w") as f:
             f.write(text)

@@ -46,14 +46,7 @@ def env(tmp_path, dns, vm_upstreams):
     """A gateway listening where taps reach it, the airlock table, and a vmlaunch wrapper."""
     dns.set("web.test", [("A", "10.78.0.2", 60)])
     g = Gateway(str(tmp_path), dns, policies={"vm": VM_POLICY})
-    g.stop()
-    with open(g.config) as f:
-        cfg = f.read().replace("  proxy: 127.0.0.1:3128\n", "  proxy: 0.0.0.0:3128\n").replace(
-            "  dns: 127.0.0.1:15053\n", "  dns: 0.0.0.0:15053\n  transparent: 0.0.0.0:15001\n")
-    with open(g.config, "w") as f:
-        f.write(cfg)
-    g.log.close()
-    g.start()
+    g.serve_links()
     subprocess.run([VMLAUNCH_BIN, "net", "install"], check=True)
     state = str(tmp_path / "run")
 

@@ -96,14 +96,7 @@ def sandbox(tmp_path, dns, upstreams):
     dns.set("raw.test", [("A", "10.77.0.4", 60)])
     g = Gateway(str(tmp_path), dns, policies={"sb": SANDBOX_POLICY},
                 extra_config="")
-    g.stop()
-    with open(g.config) as f:
-        cfg = f.read().replace("  dns: 127.0.0.1:15053\n",
-                               "  dns: 0.0.0.0:15053\n  transparent: 0.0.0.0:15001\n")
-    with open(g.config, "w") as f:
-        f.write(cfg)
-    g.log.close()
-    g.start()
+    g.serve_links(proxy=False)
     sb = None
     try:
         g.session("sb", source="100.96.0.2")
@@ -258,14 +251,7 @@ def launcher(tmp_path, dns, upstreams):
     dns.set("web.test", [("A", "10.77.0.2", 60)])
     dns.set("tls.test", [("A", "10.77.0.3", 60)])
     g = Gateway(str(tmp_path), dns, policies={"sb": SANDBOX_POLICY, "sb2": SANDBOX_POLICY_2})
-    g.stop()
-    with open(g.config) as f:
-        cfg = f.read().replace("  proxy: 127.0.0.1:3128\n", "  proxy: 0.0.0.0:3128\n").replace(
-            "  dns: 127.0.0.1:15053\n", "  dns: 0.0.0.0:15053\n  transparent: 0.0.0.0:15001\n")
-    with open(g.config, "w") as f:
-        f.write(cfg)
-    g.log.close()
-    g.start()
+    g.serve_links()
     subprocess.run([VMLAUNCH_BIN, "net", "install"], check=True)
     state = str(tmp_path / "launcher")
 

@@ -39,6 +39,10 @@ class Teardown {
 
 }  // namespace
 
+std::string NetnsHostLink(const net::Cidr& pool, const net::IpAddress& block) {
+  return "alh" + std::to_string((block.v4() - pool.base().v4()) / 4);
+}
+
 Result<int> RunInNetns(const NetnsRunOptions& o) {
   if (o.argv.empty()) return Status::Error("no command to run");
   std::string error;
@@ -56,7 +60,7 @@ Result<int> RunInNetns(const NetnsRunOptions& o) {
   teardown.Add([&pool, block = lease->block] { (void)pool.Release(block); });
   const std::string gw = lease->gateway().ToString();
   const std::string guest = lease->guest().ToString();
-  const std::string host_if = "alh" + std::to_string((lease->block.v4() - range->base().v4()) / 4);
+  const std::string host_if = NetnsHostLink(*range, lease->block);
 
   if (Status s = RunCommand({"ip", "netns", "add", name}); !s.ok()) return s;
   teardown.Add([name] { (void)RunCommand({"ip", "netns", "delete", name}); });

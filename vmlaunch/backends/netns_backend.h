@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gateway/base/status.h"
+#include "gateway/net/ip_address.h"
 
 namespace airlock::vmlaunch {
 
@@ -23,6 +24,9 @@ struct NetnsRunOptions {
   std::vector<std::string> env;   // extra K=V
   std::vector<std::string> argv;  // the command
 };
+
+// The host side of a sandbox's veth: named after the lease's /30 within the pool.
+std::string NetnsHostLink(const net::Cidr& pool, const net::IpAddress& block);
 
 // Returns the command's exit status (128 + signal if it was killed).
 Result<int> RunInNetns(const NetnsRunOptions& options);

@@ -27,7 +27,7 @@ struct VmSpec {
   int memory_mib = 512;
   int vcpus = 1;
   std::string accel = "tcg";              // "kvm" or "tcg" (QEMU); Firecracker always uses KVM
-  bool verbose_console = false;  // the guest kernel's boot messages in console.log
+  bool verbose_console = false;           // the guest kernel's boot messages in console.log
   std::vector<std::string> cgroup_procs;  // cgroups the VMM joins before it starts
 };
 

@@ -13,6 +13,7 @@
 #include "gateway/crypto/digest.h"
 #include "vmlaunch/process/interrupt.h"
 #include "vmlaunch/process/process.h"
+#include "vmlaunch/process/read_file.h"
 #include "vmlaunch/vm/monitor.h"
 
 namespace airlock::vmlaunch {
@@ -143,10 +144,9 @@ int CmdRun(VmOptions vm, const CommandOptions& c) {
   if (!session.ok()) return Fail(session.status().message());
   VmSession& v = **session;
   for (const auto& [local, guest] : puts) {
-    std::ifstream f(local, std::ios::binary);
     struct stat st {};
     ::stat(local.c_str(), &st);
-    if (Status s = v.agent().Put(guest, ReadAll(f), st.st_mode & 0777); !s.ok()) {
+    if (Status s = v.agent().Put(guest, ReadFile(local), st.st_mode & 0777); !s.ok()) {
       return Fail("--put " + local + ": " + s.message());
     }
   }

@@ -14,6 +14,7 @@
 #include "gateway/crypto/digest.h"
 #include "vmlaunch/image/kernel_image.h"
 #include "vmlaunch/process/command.h"
+#include "vmlaunch/process/read_file.h"
 
 namespace airlock::vmlaunch {
 
@@ -38,13 +39,6 @@ using nlohmann::json;
 const std::vector<std::string> kRequiredModules = {"virtio_ring",   "virtio",       "virtio_mmio",
                                                    "failover",      "net_failover", "virtio_net",
                                                    "virtio_console"};
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 // Announces a slow step and, when it ends, how long it took.
 class Step {

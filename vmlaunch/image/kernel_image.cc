@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "vmlaunch/process/command.h"
+#include "vmlaunch/process/read_file.h"
 
 namespace airlock::vmlaunch {
 namespace {
@@ -26,13 +27,6 @@ const Format kFormats[] = {
     {std::string_view("\x5d\x00\x00\x00", 4), "lzma", "xz -dc --format=lzma"},
     {std::string_view("BZh", 3), "bzip2", "bzip2 -dc"},
 };
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 }  // namespace
 

@@ -10,6 +10,7 @@
 
 #include "vmlaunch/backends/qemu_backend.h"
 #include "vmlaunch/process/process.h"
+#include "vmlaunch/process/read_file.h"
 #include "vmlaunch/vm/agent_client.h"
 
 namespace airlock::vmlaunch {
@@ -45,10 +46,7 @@ bool ProbeKvm(const Image& image, const std::string& state_dir, std::string* why
       if (ok) (void)agent.Shutdown();
     }
     if (!ok) {
-      std::ifstream f(spec.dir + "/vmm.log");
-      std::stringstream ss;
-      ss << f.rdbuf();
-      std::string vmm_log = ss.str();
+      const std::string vmm_log = ReadFile(spec.dir + "/vmm.log");
       *why = "a guest did not boot under KVM within " + std::to_string(kProbeTimeout.count()) +
              " s" + (vmm_log.empty() ? "" : " (QEMU: " + vmm_log.substr(0, 200) + ")");
     }
@@ -76,10 +74,7 @@ Result<std::string> ResolveAccel(const std::string& requested, const Image& imag
   }
   const std::string cache = state_dir + "/accel.json";
   {
-    std::ifstream f(cache);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    auto j = json::parse(ss.str(), nullptr, false);
+    auto j = json::parse(ReadFile(cache), nullptr, false);
     if (j.is_object() && j.value("image", "") == image.key) {
       std::string accel = j.value("accel", "tcg");
       if (accel == "tcg") {

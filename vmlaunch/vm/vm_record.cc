@@ -13,6 +13,7 @@
 #include "vmlaunch/network/link.h"
 #include "vmlaunch/network/nft_table.h"
 #include "vmlaunch/process/process.h"
+#include "vmlaunch/process/read_file.h"
 #include "vmlaunch/vm/cgroup.h"
 
 namespace airlock::vmlaunch {
@@ -20,12 +21,13 @@ namespace airlock::vmlaunch {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-#define AIRLOCK_VM_RECORD_FIELDS(X)                                                           \
-  X(id)                                                                                       \
-  X(backend)                                                                                  \
-  X(dir) X(state_dir) X(policy) X(control_socket) X(pool) X(created_unix) X(expires_unix)     \
-      X(owner_pid) X(owner_start) X(vmm_pid) X(vmm_start) X(block) X(guest) X(gateway) X(tap) \
-          X(nft_link) X(session_id) X(cgroups) X(memory_mib) X(vcpus) X(accel) X(state)
+#define AIRLOCK_VM_RECORD_FIELDS(X)                                                             \
+  X(id)                                                                                         \
+  X(backend)                                                                                    \
+  X(dir)                                                                                        \
+  X(state_dir) X(policy) X(control_socket) X(pool) X(created_unix) X(expires_unix) X(owner_pid) \
+      X(owner_start) X(vmm_pid) X(vmm_start) X(block) X(guest) X(gateway) X(tap) X(nft_link)    \
+          X(session_id) X(cgroups) X(memory_mib) X(vcpus) X(accel) X(state)
 
 Status VmRecord::Save() const {
   json j;
@@ -45,10 +47,7 @@ Status VmRecord::Save() const {
 }
 
 Result<VmRecord> VmRecord::Load(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  auto j = json::parse(ss.str(), nullptr, false);
+  auto j = json::parse(ReadFile(path), nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Status::Error("unreadable VM record " + path);
   VmRecord r;
 #define AIRLOCK_FROM_JSON(f) \

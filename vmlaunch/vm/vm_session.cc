@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "gateway/crypto/random.h"
+#include "vmlaunch/backends/netns_backend.h"
 #include "vmlaunch/control_client.h"
 #include "vmlaunch/image/image_builder.h"
 #include "vmlaunch/network/address_pool.h"
@@ -265,8 +266,7 @@ int CollectGarbage(const std::string& state_dir, const std::string& pool_range, 
       *log << "vmlaunch gc: lease " << lease.block.ToString() << " of " << lease.owner << " (pid "
            << lease.pid << " is gone)\n";
     if (lease.owner.rfind("al-ns-", 0) == 0) {
-      const std::string host_if =
-          "alh" + std::to_string((lease.block.v4() - range->base().v4()) / 4);
+      const std::string host_if = NetnsHostLink(*range, lease.block);
       vmnet::NftTable nft;
       (void)nft.RemoveLink(host_if, lease.guest());
       (void)vmnet::DeleteLink(host_if);
