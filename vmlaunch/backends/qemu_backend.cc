@@ -8,11 +8,19 @@
 
 #include <cstring>
 
+#include "vmlaunch/backends/host_tsc.h"
 #include "vmlaunch/process/process.h"
 
 namespace airlock::vmlaunch {
 
 std::string QemuBinary() { return "qemu-system-x86_64"; }
+
+std::string KernelCommandLine(const VmSpec& s) {
+  std::string line = "console=ttyS0 panic=-1 reboot=t";
+  if (!s.verbose_console) line += " quiet";
+  if (s.accel != "kvm" && s.tsc_khz > 0) line += " tsc_early_khz=" + std::to_string(s.tsc_khz);
+  return line + " " + s.kernel_args;
+}
 
 std::vector<std::string> QemuArgv(const VmSpec& s, const std::string& agent_socket) {
   const bool kvm = s.accel == "kvm";
@@ -45,7 +53,7 @@ std::vector<std::string> QemuArgv(const VmSpec& s, const std::string& agent_sock
       "-initrd",
       s.initrd,
       "-append",
-      "console=ttyS0 quiet panic=-1 reboot=t " + s.kernel_args,
+      KernelCommandLine(s),
       "-device",
       "virtio-serial-device",
       "-chardev",
@@ -81,7 +89,9 @@ Result<pid_t> QemuVmm::Launch(const VmSpec& spec) {
       ::listen(listen_fd_, 1) != 0) {
     return Status::Error("cannot listen on " + path + ": " + std::strerror(errno));
   }
-  return Spawn({.argv = QemuArgv(spec, path),
+  VmSpec with_tsc = spec;
+  if (spec.accel != "kvm") with_tsc.tsc_khz = HostTscKhz();
+  return Spawn({.argv = QemuArgv(with_tsc, path),
                 .log_path = spec.dir + "/vmm.log",
                 .cgroup_procs = spec.cgroup_procs});
 }

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,8 +27,9 @@ struct VmSpec {
   std::string kernel_args;  // appended to the console and panic settings
   int memory_mib = 512;
   int vcpus = 1;
-  std::string accel = "tcg";              // "kvm" or "tcg" (QEMU); Firecracker always uses KVM
-  bool verbose_console = false;           // the guest kernel's boot messages in console.log
+  std::string accel = "tcg";     // "kvm" or "tcg" (QEMU); Firecracker always uses KVM
+  bool verbose_console = false;  // the guest kernel's boot messages in console.log
+  int64_t tsc_khz = 0;           // TCG: the host's TSC rate for the guest kernel (0: it calibrates)
   std::vector<std::string> cgroup_procs;  // cgroups the VMM joins before it starts
 };
 

@@ -159,37 +159,15 @@ Status VmSession::Boot(const VmOptions& o, std::ostream& log) {
                      " airlock.hostname=" + r.id + (o.rootfs ? " airlock.rootfs=1" : "");
   timings_.setup_ms = MsSince(setup_start);
   const auto spawned = Clock::now();
-  // Under TCG a VMM occasionally never starts the guest (no console output at all; seen about
-  // once in ten boots here). A guest that has said nothing after kStallWindow gets one fresh
-  // VMM; one that has started booting gets the whole boot timeout.
-  constexpr milliseconds kStallWindow{15000};
-  Result<int64_t> uptime = Status::Error("not started");
-  for (int attempt = 1; attempt <= 2; ++attempt) {
-    auto pid = vmm_->Launch(spec);
-    if (!pid.ok()) return pid.status();
-    r.vmm_pid = *pid;
-    r.vmm_start = ProcessStartTime(*pid).value_or(0);
-    if (Status s = r.Save(); !s.ok()) return s;
-    auto fd = vmm_->ConnectAgent(spec, o.boot_timeout);
-    if (!fd.ok()) return fd.status();
-    agent_ = std::make_unique<AgentClient>(*fd);
-    const bool may_retry = attempt == 1 && o.boot_timeout > kStallWindow;
-    uptime = agent_->WaitReady(may_retry ? kStallWindow : o.boot_timeout);
-    if (uptime.ok() || !may_retry) break;
-    std::error_code size_ec;
-    const bool silent = fs::file_size(r.dir + "/console.log", size_ec) == 0 || size_ec;
-    if (!silent) {  // booting, only slowly: give it the rest of the boot timeout
-      uptime = agent_->WaitReady(o.boot_timeout - kStallWindow);
-      break;
-    }
-    log << "vmlaunch: the guest did not start (no console output in " << kStallWindow.count() / 1000
-        << " s); starting a fresh VMM\n";
-    agent_.reset();
-    TerminateProcess(r.vmm_pid, milliseconds(1000));
-    auto again = MakeVmm(o.backend);
-    if (!again.ok()) return again.status();
-    vmm_ = std::move(again).value();
-  }
+  auto pid = vmm_->Launch(spec);
+  if (!pid.ok()) return pid.status();
+  r.vmm_pid = *pid;
+  r.vmm_start = ProcessStartTime(*pid).value_or(0);
+  if (Status s = r.Save(); !s.ok()) return s;
+  auto fd = vmm_->ConnectAgent(spec, o.boot_timeout);
+  if (!fd.ok()) return fd.status();
+  agent_ = std::make_unique<AgentClient>(*fd);
+  Result<int64_t> uptime = agent_->WaitReady(o.boot_timeout);
   if (!uptime.ok()) {
     // The directory goes at teardown: say here what the guest said last.
     std::ifstream console(r.dir + "/console.log");

@@ -7,9 +7,11 @@
 #include <filesystem>
 
 #include "vmlaunch/backends/firecracker_backend.h"
+#include "vmlaunch/backends/host_tsc.h"
 #include "vmlaunch/backends/qemu_backend.h"
 #include "vmlaunch/image/kernel_image.h"
 #include "vmlaunch/process/process.h"
+#include "vmlaunch/process/read_file.h"
 #include "vmlaunch/vm/vm_record.h"
 
 namespace airlock::vmlaunch {
@@ -66,6 +68,41 @@ TEST(QemuArgv, KvmAndReadOnlyRootDisk) {
   EXPECT_EQ(After(argv, "-cpu"), "host");
   EXPECT_EQ(After(argv, "-drive"), "id=root,file=/img/rootfs.ext4,format=raw,if=none,readonly=on");
   EXPECT_EQ(After(argv, "-device", 3), "virtio-blk-device,drive=root");
+}
+
+// Under TCG the guest kernel is told the host's TSC rate instead of calibrating it against the
+// emulated PIT (which fails on a busy host and hangs the guest before init).
+TEST(KernelCommandLine, TcgGetsTheHostTscRate) {
+  VmSpec s = Spec();
+  s.tsc_khz = 2600000;
+  const std::string line = KernelCommandLine(s);
+  EXPECT_EQ(line.rfind("console=ttyS0 ", 0), 0u);
+  EXPECT_NE(line.find(" quiet"), std::string::npos);
+  EXPECT_NE(line.find(" tsc_early_khz=2600000 "), std::string::npos);
+  EXPECT_NE(line.find(" airlock.gw=100.96.0.1"), std::string::npos);
+  EXPECT_EQ(After(QemuArgv(s, "/a.sock"), "-append"), line);
+
+  s.accel = "kvm";  // KVM guests have kvmclock
+  EXPECT_EQ(KernelCommandLine(s).find("tsc_early_khz"), std::string::npos);
+  s.accel = "tcg";
+  s.tsc_khz = 0;  // not invariant: the guest calibrates
+  EXPECT_EQ(KernelCommandLine(s).find("tsc_early_khz"), std::string::npos);
+  s.verbose_console = true;
+  EXPECT_EQ(KernelCommandLine(s).find("quiet"), std::string::npos);
+}
+
+TEST(HostTsc, InvariantOnlyWithBothFlags) {
+  EXPECT_TRUE(TscIsInvariant("processor\t: 0\nflags\t\t: fpu tsc constant_tsc nonstop_tsc\n"));
+  EXPECT_FALSE(TscIsInvariant("flags\t\t: fpu tsc constant_tsc\n"));
+  EXPECT_FALSE(TscIsInvariant("flags\t\t: fpu tsc nonstop_tsc\n"));
+  EXPECT_FALSE(TscIsInvariant(""));
+  // This host: a rate where the TSC is invariant, none otherwise.
+  if (TscIsInvariant(ReadFile("/proc/cpuinfo"))) {
+    EXPECT_GT(HostTscKhz(), 100'000);     // above 100 MHz
+    EXPECT_LT(HostTscKhz(), 10'000'000);  // below 10 GHz
+  } else {
+    EXPECT_EQ(HostTscKhz(), 0);
+  }
 }
 
 // The documented --config-file format: boot-source, machine-config, network-interfaces,
