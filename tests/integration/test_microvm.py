@@ -3,11 +3,15 @@ image build` made (Debian's cloud kernel, busybox, the static guest agent). The 
 this test namespace; each VM's only link is a tap here, under vmlaunch's nftables table. Every
 assertion is on what happened: what the command printed, what the upstream server received, what
 the audit log holds, and what is left on the host afterwards. Boots are few (one per test)."""
+import hashlib
+import http.server
 import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
+import threading
 import time
 
 import pytest
@@ -15,6 +19,9 @@ import pytest
 from conftest import VMLAUNCH_BIN, Gateway, RawHttpUpstream, listen, serve
 
 IMAGE = os.environ.get("AIRLOCK_IMAGE_CACHE", "")
+# The image with a Debian root disk and a test CA baked in (tests/integration/build_rootfs_image.sh).
+ROOTFS_IMAGE = os.environ.get("AIRLOCK_ROOTFS_IMAGE_CACHE", "")
+TEST_CA = os.environ.get("AIRLOCK_TEST_CA", "")
 pytestmark = pytest.mark.skipif(
     not IMAGE, reason="no guest image: the microVM tests run in the release build (the "
                       "sanitizer build cannot link the static guest agent)")
@@ -25,14 +32,15 @@ version: v1
 name: vm
 egress:
   - {id: web, hosts: [web.test], protocol: http, ports: [8080]}
+  - {id: repo, hosts: [repo.test], protocol: tls, ports: [8443]}
 private:
-  - {id: upstreams, cidr: 10.78.0.0/29, ports: [8080]}
+  - {id: upstreams, cidr: 10.78.0.0/29, ports: [8080, 8443]}
 """
 
 
 @pytest.fixture(scope="module")
 def vm_upstreams():
-    for a in ("10.78.0.2", "10.78.0.9"):
+    for a in ("10.78.0.2", "10.78.0.3", "10.78.0.9"):
         subprocess.run(["ip", "addr", "add", f"{a}/32", "dev", "lo"], capture_output=True)
     web = RawHttpUpstream("10.78.0.2", 8080)
     direct_hits = []
@@ -45,6 +53,7 @@ def vm_upstreams():
 def env(tmp_path, dns, vm_upstreams):
     """A gateway listening where taps reach it, the airlock table, and a vmlaunch wrapper."""
     dns.set("web.test", [("A", "10.78.0.2", 60)])
+    dns.set("repo.test", [("A", "10.78.0.3", 60)])
     g = Gateway(str(tmp_path), dns, policies={"vm": VM_POLICY})
     g.serve_links()
     subprocess.run([VMLAUNCH_BIN, "net", "install"], check=True)
@@ -53,9 +62,9 @@ def env(tmp_path, dns, vm_upstreams):
     def vmlaunch(*args, timeout=120, **kw):
         return subprocess.run([VMLAUNCH_BIN, *args], capture_output=True, timeout=timeout, **kw)
 
-    def vm_args(accel="tcg"):
+    def vm_args(accel="tcg", image=IMAGE, memory="256M"):
         return ["--policy", "vm", "--control", g.control, "--state-dir", state, "--pool", POOL,
-                "--image", IMAGE, "--accel", accel, "--memory", "256M"]
+                "--image", image, "--accel", accel, "--memory", memory]
     try:
         yield g, vmlaunch, vm_args, state, vm_upstreams
     finally:
@@ -190,6 +199,104 @@ def test_persistent_session(env, dns):
     r = vmlaunch("stop", "--state-dir", state, vm)
     assert r.returncode == 0, r.stderr
     assert leftovers(g, state) == CLEAN
+
+
+@pytest.fixture(scope="module")
+def repo_upstream(tmp_path_factory, vm_upstreams):
+    """https://repo.test:8443 with a certificate from the test CA baked into the root-disk image:
+    a file and a bare git repository served the "dumb" HTTP way. Records each request path."""
+    if not (ROOTFS_IMAGE and TEST_CA):
+        pytest.skip("no root-disk image (built by the microvm.rootfs_image CTest fixture)")
+    d = tmp_path_factory.mktemp("repo")
+    key, csr, crt = d / "repo.key", d / "repo.csr", d / "repo.crt"
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", csr, "-subj",
+                    "/CN=repo.test"], check=True, capture_output=True)
+    ext = d / "ext.cnf"
+    ext.write_text("subjectAltName=DNS:repo.test\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", f"{TEST_CA}/ca.crt", "-CAkey",
+                    f"{TEST_CA}/ca.key", "-CAcreateserial", "-CAserial", d / "ca.srl", "-days",
+                    "1", "-extfile", ext, "-out", crt], check=True, capture_output=True)
+    www = d / "www"
+    www.mkdir()
+    (www / "hello.txt").write_text("hello from repo.test\n")
+    work = d / "work"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]
+    subprocess.run([*git, "init", "-q", work], check=True)
+    (work / "README").write_text("cloned through the gateway\n")
+    subprocess.run([*git, "-C", work, "add", "README"], check=True)
+    subprocess.run([*git, "-C", work, "commit", "-qm", "first"], check=True)
+    subprocess.run(["git", "clone", "-q", "--bare", work, www / "project.git"], check=True)
+    subprocess.run(["git", "-C", www / "project.git", "update-server-info"], check=True)
+    paths = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(www), **kw)
+
+        def log_message(self, *a):
+            paths.append(self.path)
+
+    server = http.server.ThreadingHTTPServer(("10.78.0.3", 8443), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield paths
+    server.shutdown()
+    server.server_close()
+
+
+def image_disk(cache):
+    return os.path.join(os.path.realpath(os.path.join(cache, "images", "default")), "rootfs.ext4")
+
+
+def test_debian_root_disk_and_ca_trust(env, repo_upstream):
+    """--rootfs: Debian's curl, git and python3 on the read-only disk under a throw-away overlay;
+    each trusts the CA baked into the image through the variables init sets (CURL_CA_BUNDLE,
+    GIT_SSL_CAINFO, SSL_CERT_FILE) and reaches https://repo.test through the gateway; without
+    that CA the same request fails; writes never reach the disk."""
+    g, vmlaunch, vm_args, state, up = env
+    disk = image_disk(ROOTFS_IMAGE)
+    before = hashlib.sha256(open(disk, "rb").read()).hexdigest()
+    r = vmlaunch("start", *vm_args(image=ROOTFS_IMAGE, memory="512M"), "--rootfs", "--json",
+                 timeout=180)
+    assert r.returncode == 0, r.stderr
+    vm = json.loads(r.stdout)["id"]
+
+    def ex(script):
+        return vmlaunch("exec", "--state-dir", state, "--timeout", "60s", vm, "--", "sh", "-c",
+                        script, timeout=90)
+
+    r = ex("grep ' / ' /proc/mounts; . /etc/os-release; echo $VERSION_CODENAME")
+    assert r.returncode == 0, r.stderr
+    assert b"root / overlay " in r.stdout and b"lowerdir=/lower" in r.stdout, r.stdout
+    assert r.stdout.endswith(b"bookworm\n"), r.stdout
+
+    n = len(repo_upstream)
+    r = ex("curl -sS https://repo.test:8443/hello.txt")
+    assert (r.returncode, r.stdout) == (0, b"hello from repo.test\n"), r.stderr
+    r = ex("python3 -c 'import urllib.request as u;"
+           " print(u.urlopen(\"https://repo.test:8443/hello.txt\").read().decode(), end=\"\")'")
+    assert (r.returncode, r.stdout) == (0, b"hello from repo.test\n"), r.stderr
+    r = ex("git clone -q https://repo.test:8443/project.git /root/project &&"
+           " cat /root/project/README")
+    assert (r.returncode, r.stdout) == (0, b"cloned through the gateway\n"), r.stderr
+    assert repo_upstream[n:n + 2] == ["/hello.txt", "/hello.txt"], repo_upstream
+    assert "/project.git/info/refs?service=git-upload-pack" in repo_upstream[n + 2:]
+    # The trust comes from the baked CA: with Debian's roots alone, verification fails.
+    r = ex("curl -sS --cacert /etc/ssl/certs/ca-certificates.crt https://repo.test:8443/hello.txt")
+    assert r.returncode == 60 and b"certificate" in r.stderr, (r.returncode, r.stderr)
+    # The overlay takes writes anywhere, and the disk never sees them.
+    assert ex("echo scratch > /usr/bin/scratch && cat /usr/bin/scratch").stdout == b"scratch\n"
+
+    recs = g.records()
+    assert any(x["event"] == "connection.open" and x.get("host") == "repo.test" and
+               x["decision"] == "allow" and x.get("src") == "100.98.0.2" for x in recs)
+    r = vmlaunch("stop", "--state-dir", state, vm)
+    assert r.returncode == 0, r.stderr
+    assert leftovers(g, state) == CLEAN
+    assert hashlib.sha256(open(disk, "rb").read()).hexdigest() == before
 
 
 def test_ttl_expiry_tears_down(env):

@@ -82,10 +82,7 @@ Result<std::pair<std::string, std::string>> ResolveKernel(const std::string& pac
 std::string DefaultMirror() {
   for (const std::string path :
        {"/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"}) {
-    std::istringstream in(ReadFile(path));
-    for (std::string word; in >> word;) {
-      if (word.rfind("http", 0) == 0 && word.find("security") == std::string::npos) return word;
-    }
+    if (std::string m = MirrorFromSources(ReadFile(path)); !m.empty()) return m;
   }
   return "http://deb.debian.org/debian";
 }
@@ -107,6 +104,19 @@ Status WriteFile(const std::string& path, const std::string& data, fs::perms per
 }
 
 }  // namespace
+
+std::string MirrorFromSources(const std::string& text) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream words(line.substr(0, line.find('#')));
+    std::string first;
+    if (!(words >> first) || (first != "URIs:" && first != "deb")) continue;
+    for (std::string word; words >> word;) {
+      if (word.rfind("http", 0) == 0 && word.find("security") == std::string::npos) return word;
+    }
+  }
+  return "";
+}
 
 Result<Image> LoadImage(const std::string& dir_or_cache) {
   std::string dir = dir_or_cache;

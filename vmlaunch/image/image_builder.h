@@ -48,4 +48,8 @@ Result<Image> BuildImage(const ImageOptions& options, std::ostream& progress);
 // build one.
 Result<Image> LoadImage(const std::string& dir_or_cache);
 
+// The first Debian archive an APT sources text names (deb822 `URIs:` or one-line `deb`), skipping
+// comments and the security archive; "" if none. debootstrap's default mirror.
+std::string MirrorFromSources(const std::string& text);
+
 }  // namespace airlock::vmlaunch

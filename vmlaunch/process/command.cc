@@ -6,6 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
 namespace airlock::vmlaunch {
 namespace {
 
@@ -26,6 +30,7 @@ Result<std::pair<std::string, std::string>> Run(const std::vector<std::string>& 
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     execvp(args[0], args.data());
+    dprintf(STDERR_FILENO, "cannot run %s: %s", args[0], strerror(errno));
     _exit(127);
   }
   close(out[1]);
@@ -61,6 +66,9 @@ Result<std::pair<std::string, std::string>> Run(const std::vector<std::string>& 
     std::string cmd;
     for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
     while (!text[1].empty() && text[1].back() == '\n') text[1].pop_back();
+    // The end of a long complaint is where the reason is.
+    constexpr size_t kMaxError = 2000;
+    if (text[1].size() > kMaxError) text[1] = "..." + text[1].substr(text[1].size() - kMaxError);
     return Status::Error(cmd + " failed" + (text[1].empty() ? "" : ": " + text[1]));
   }
   return std::make_pair(std::move(text[0]), std::move(text[1]));

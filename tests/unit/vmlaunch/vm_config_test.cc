@@ -9,6 +9,7 @@
 #include "vmlaunch/backends/firecracker_backend.h"
 #include "vmlaunch/backends/host_tsc.h"
 #include "vmlaunch/backends/qemu_backend.h"
+#include "vmlaunch/image/image_builder.h"
 #include "vmlaunch/image/kernel_image.h"
 #include "vmlaunch/process/process.h"
 #include "vmlaunch/process/read_file.h"
@@ -137,6 +138,19 @@ TEST(FirecrackerConfig, DocumentedFormat) {
                 key == "vsock" || key == "drives")
         << key;
   }
+}
+
+// debootstrap's mirror comes from APT's own sources, never from a comment.
+TEST(MirrorFromSources, Deb822AndOneLineFormats) {
+  EXPECT_EQ(MirrorFromSources("Types: deb\n# http://snapshot.example/archive/debian/2025\n"
+                              "URIs: http://deb.debian.org/debian\nSuites: bookworm\n"),
+            "http://deb.debian.org/debian");
+  EXPECT_EQ(MirrorFromSources("deb http://security.debian.org/debian-security bookworm-security "
+                              "main\ndeb [signed-by=/k.gpg] http://mirror.example/debian "
+                              "bookworm main\n"),
+            "http://mirror.example/debian");
+  EXPECT_EQ(MirrorFromSources("#deb http://old.example/debian bookworm main\n"), "");
+  EXPECT_EQ(MirrorFromSources(""), "");
 }
 
 TEST(KernelImage, FindsCompressedPayloadsInFileOrder) {
