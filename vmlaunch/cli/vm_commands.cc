@@ -64,6 +64,8 @@ json ContractJson(const ExecResult& r) {
   json j = {{"stdout", r.stdout_data}, {"stderr", r.stderr_data},      {"exit_code", r.exit_code},
             {"signal", r.signal},      {"duration_ms", r.duration_ms}, {"timed_out", r.timed_out}};
   if (!r.error.empty()) j["error"] = r.error;
+  if (r.stdout_truncated) j["stdout_truncated"] = true;
+  if (r.stderr_truncated) j["stderr_truncated"] = true;
   return j;
 }
 

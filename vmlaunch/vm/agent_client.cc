@@ -89,7 +89,11 @@ void AgentClient::ApplyExecReply(const json& reply, ExecResult* result,
     const bool is_stderr = reply.value("stream", "") == "stderr";
     auto data = Base64Decode(reply.value("data", ""));
     if (!data) return;
-    (is_stderr ? result->stderr_data : result->stdout_data) += *data;
+    std::string& kept = is_stderr ? result->stderr_data : result->stdout_data;
+    const size_t room = ExecResult::kMaxCollected - kept.size();
+    if (data->size() > room)
+      (is_stderr ? result->stderr_truncated : result->stdout_truncated) = true;
+    kept.append(*data, 0, std::min(room, data->size()));
     if (on_output) on_output(is_stderr, *data);
     return;
   }

@@ -26,7 +26,10 @@ struct ExecSpec {
 
 // The execution contract's result of one command.
 struct ExecResult {
+  // What the host keeps of each stream (for --json and files); live output is never cut.
+  static constexpr size_t kMaxCollected = 16u << 20;
   std::string stdout_data, stderr_data;
+  bool stdout_truncated = false, stderr_truncated = false;  // more than kMaxCollected came
   int exit_code = 0;
   int signal = 0;
   int64_t duration_ms = 0;

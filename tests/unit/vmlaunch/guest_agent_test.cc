@@ -67,6 +67,19 @@ TEST_F(AgentTest, StdoutStderrExitCodeAndStdin) {
   EXPECT_FALSE(r.timed_out);
 }
 
+// A command that floods its output: the host keeps at most kMaxCollected per stream and says
+// so, while the live stream still gets every byte.
+TEST_F(AgentTest, CollectedOutputIsCappedAndMarked) {
+  std::string streamed;
+  const size_t total = ExecResult::kMaxCollected + (1u << 20);
+  auto r = Exec({.argv = {"head", "-c", std::to_string(total), "/dev/zero"}}, &streamed);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(streamed.size(), total);
+  EXPECT_EQ(r.stdout_data.size(), ExecResult::kMaxCollected);
+  EXPECT_TRUE(r.stdout_truncated);
+  EXPECT_FALSE(r.stderr_truncated);
+}
+
 TEST_F(AgentTest, EnvironmentLayersAndWorkingDirectory) {
   ASSERT_TRUE(client_->Configure({{"SESSION", "s-1"}, {"BASE", "overridden"}}).ok());
   auto r = Exec({.argv = {"sh", "-c", "echo $BASE $SESSION $EXTRA; pwd"},
