@@ -29,4 +29,7 @@ done
 export AIRLOCK_BUILD="$build" AIRLOCK_SOURCE="$src" PYTHONDONTWRITEBYTECODE=1
 # Further arguments go to pytest (test files, --ignore, -k); by default every integration test.
 [ $# -gt 0 ] || set -- "$src/tests/integration"
-ip netns exec "$ns" /usr/bin/python3 -m pytest -p no:cacheprovider -q "$@"
+cgroups=v1
+[ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] && cgroups=v2
+ip netns exec "$ns" "$src/tests/integration/with_cgroups.sh" "$cgroups" \
+  /usr/bin/python3 -m pytest -p no:cacheprovider -q "$@"

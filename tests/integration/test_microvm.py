@@ -78,9 +78,20 @@ def env(tmp_path, dns, vm_upstreams):
         g.stop()
 
 
+CGROUP_PARENTS = ("/sys/fs/cgroup/airlock", "/sys/fs/cgroup/memory/airlock",
+                  "/sys/fs/cgroup/pids/airlock")
+
+
+def vm_cgroups():
+    """The per-VM cgroups that exist (v2, or v1 memory and pids); run_in_netns.sh mounts the
+    host's hierarchies for the tests."""
+    return sorted(os.path.join(p, d) for p in CGROUP_PARENTS if os.path.isdir(p)
+                  for d in os.listdir(p) if d.startswith("vm-"))
+
+
 def leftovers(g, state):
     """What a VM could leave behind: directories, taps, firewall elements, sessions, leases,
-    VMM processes."""
+    cgroups, VMM processes."""
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     nft = subprocess.run(["nft", "list", "set", "inet", "airlock", "links"],
                          capture_output=True, text=True).stdout
@@ -94,10 +105,12 @@ def leftovers(g, state):
             "nft": "100.98." in nft,
             "sessions": g.api("GET", "/v1/sessions")[1]["sessions"],
             "leases": '"100.98.' in pool,
+            "cgroups": vm_cgroups(),
             "qemu": qemu}
 
 
-CLEAN = {"dirs": [], "taps": [], "nft": False, "sessions": [], "leases": False, "qemu": []}
+CLEAN = {"dirs": [], "taps": [], "nft": False, "sessions": [], "leases": False, "cgroups": [],
+         "qemu": []}
 
 
 def test_run_boots_executes_and_tears_down(env, tmp_path):
@@ -339,10 +352,20 @@ def test_gc_after_kill_9_of_the_launcher(env):
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         rec = wait_for_vm(state)
+        # The VMM runs in cgroups of its own, limited to the guest's memory plus 256 MiB for
+        # QEMU itself and to 256 processes.
+        assert rec["cgroups"] and rec["cgroups"] == vm_cgroups(), (rec["cgroups"], vm_cgroups())
+        for d in rec["cgroups"]:
+            assert str(rec["vmm_pid"]) in open(f"{d}/cgroup.procs").read().split()
+            for limit, want in (("memory.max", 512 << 20), ("memory.limit_in_bytes", 512 << 20),
+                                ("pids.max", 256)):
+                if os.path.exists(f"{d}/{limit}"):
+                    assert int(open(f"{d}/{limit}").read()) == want, (d, limit)
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
         left = leftovers(g, state)
         assert left["dirs"] == [rec["id"]] and left["taps"] and left["sessions"], left
+        assert left["cgroups"] == rec["cgroups"], left
         r = vmlaunch("gc", "--state-dir", state, "--pool", POOL)
         assert r.returncode == 0 and rec["id"].encode() in r.stderr, r.stderr
         assert leftovers(g, state) == CLEAN
