@@ -152,7 +152,7 @@ def test_persistent_session(env, dns):
     cannot start; from inside: an allowed request, a denied host, the metadata address, an
     unknown DNS name and a connection that bypasses the proxy; stop gives everything back."""
     g, vmlaunch, vm_args, state, up = env
-    r = vmlaunch("start", *vm_args(), "--ttl", "10m", "--json")
+    r = vmlaunch("start", *vm_args(), "--ttl", "10m", "--json", "--cpus", "2", "--overlay", "32M")
     assert r.returncode == 0, r.stderr
     vm = json.loads(r.stdout)["id"]
     listed = json.loads(vmlaunch("ls", "--state-dir", state, "--json").stdout)
@@ -160,6 +160,16 @@ def test_persistent_session(env, dns):
 
     def ex(*cmd, extra=(), **kw):
         return vmlaunch("exec", "--state-dir", state, *extra, vm, "--", *cmd, **kw)
+
+    # The limits as the guest sees them: vCPUs, memory, and a writable space that ends.
+    r = ex("sh", "-c", "nproc; grep MemTotal /proc/meminfo; df -k / | tail -1")
+    nproc, mem, df = r.stdout.decode().splitlines()
+    assert nproc == "2"
+    assert 150_000 < int(mem.split()[1]) <= 256 * 1024, mem
+    assert int(df.split()[1]) == 32 * 1024, df
+    r = ex("dd", "if=/dev/zero", "of=/root/fill", "bs=1M", "count=48")
+    assert r.returncode != 0 and b"No space left" in r.stderr, r.stderr
+    assert ex("rm", "/root/fill").returncode == 0
 
     assert ex("sh", "-c", "echo kept > /root/state; cd /tmp; echo $$ > pid").returncode == 0
     r = ex("cat", "/root/state")
