@@ -42,6 +42,7 @@ void PrintTableHeader(std::ostream& out) {
 void PrintTableRow(const Record& r, std::ostream& out) {
   std::string dest = Field(r, "host");
   if (r.contains("port")) dest += ":" + Field(r, "port");
+  if (r.contains("name")) dest += Field(r, "name") + " " + Field(r, "qtype");  // dns.query
   if (r.contains("rule")) dest += " (" + Field(r, "rule") + ")";
   out << std::left << std::setw(28) << Field(r, "ts") << std::setw(18) << Field(r, "event")
       << std::setw(21) << Field(r, "session") << std::setw(9) << Field(r, "decision")

@@ -3,10 +3,11 @@ unknown names answered NXDOMAIN (or REFUSED) without any upstream query, malform
 FORMERR, sessions by source address, a per-session rate limit, and every query audited."""
 import socket
 import struct
+import subprocess
 
 import pytest
 
-from conftest import DEFAULT_POLICY, Gateway
+from conftest import CTL_BIN, DEFAULT_POLICY, Gateway
 from dnsstub import encode_name
 
 RESPONDER = ("127.0.0.1", 15053)
@@ -72,6 +73,10 @@ def test_unknown_names_get_nxdomain_without_an_upstream_query(gateway, dns):
     assert all(secret not in n for n, _ in dns.queries), dns.queries
     rec = gateway.records(lambda x: sum(y["event"] == "dns.query" for y in x) >= 2)
     assert {x["reason"] for x in rec if x["event"] == "dns.query"} == {"host_not_allowed"}
+    # The audit table names what was asked.
+    t = subprocess.run([CTL_BIN, "audit", "query", "--table", "--event", "dns.query",
+                        gateway.audit], capture_output=True, text=True).stdout.splitlines()
+    assert len(t) == 3 and t[1].endswith(f"{secret} A") and t[2].endswith(f"{secret} TXT"), t
 
 
 def test_hostile_answers_are_dropped(gateway, dns):
