@@ -219,8 +219,20 @@ def test_persistent_session(env, dns):
                x["decision"] == "deny" for x in mine)
     assert any(x.get("original_ip") == "10.78.0.9" and x["decision"] == "deny" for x in mine)
 
-    r = vmlaunch("stop", "--state-dir", state, vm)
+    # Execs that arrive while one runs wait their turn, in order.
+    cmd = [VMLAUNCH_BIN, "exec", "--state-dir", state, vm, "--", "sh", "-c"]
+    first = subprocess.Popen([*cmd, "sleep 2; echo first >> /root/order"])
+    time.sleep(0.5)
+    r = ex("sh", "-c", "echo second >> /root/order; cat /root/order")
+    assert first.wait(timeout=30) == 0
+    assert (r.returncode, r.stdout) == (0, b"first\nsecond\n")
+    # A stop does not wait for a running command: it ends it and the VM at once.
+    long = subprocess.Popen([*cmd, "sleep 600"], stderr=subprocess.PIPE)
+    time.sleep(1)
+    r = vmlaunch("stop", "--state-dir", state, vm, timeout=60)  # (waiting would take 600 s)
     assert r.returncode == 0, r.stderr
+    _, err = long.communicate(timeout=30)
+    assert long.returncode != 0 and b"VM is going away (stop requested)" in err, err
     assert leftovers(g, state) == CLEAN
 
 

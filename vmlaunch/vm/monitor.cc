@@ -1,5 +1,6 @@
 // RunMonitor: accept, read one request, relay; check the TTL and the VMM between requests and
-// while an exec runs.
+// while an exec runs. Requests are relayed one at a time; those that arrive meanwhile wait in
+// order, except `stop`, which ends the running command and the VM at once.
 #include "vmlaunch/vm/monitor.h"
 
 #include <poll.h>
@@ -13,6 +14,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <deque>
+#include <optional>
 
 #include "vmlaunch/guest/line_channel.h"
 #include "vmlaunch/process/interrupt.h"
@@ -83,31 +86,66 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
     return !why_end.empty();
   };
   log << "monitor: " << r.id << " ready (pid " << ::getpid() << ")\n" << std::flush;
-  bool stop_requested = false;
-  int stop_client = -1;
-  while (!check_end()) {
-    pollfd p[2] = {{listen_fd, POLLIN, 0}, {vmm_fd, POLLIN, 0}};
-    int wait_ms = 1000;
-    if (r.expires_unix > 0) {
-      wait_ms = static_cast<int>(std::clamp<int64_t>((r.expires_unix - NowUnix()) * 1000, 0, 1000));
-    }
-    if (::poll(p, vmm_fd >= 0 ? 2 : 1, wait_ms) <= 0 || !(p[0].revents & POLLIN)) continue;
-    int client = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (client < 0) continue;
-    LineChannel channel(client);
-    auto request = channel.Receive(10000);
+  struct Client {
+    int fd;
+    json request;
+  };
+  // One waiting client, with its request read (up to 10 s for a client that connects and says
+  // nothing); nullopt if none was waiting or it said nothing useful.
+  auto accept_client = [&]() -> std::optional<Client> {
+    int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return std::nullopt;
+    auto request = LineChannel(fd).Receive(10000);
     if (!request.ok()) {
-      ::close(client);
-      continue;
+      ::close(fd);
+      return std::nullopt;
     }
-    const json client_id = request->contains("id") ? (*request)["id"] : json(nullptr);
-    const std::string op = request->value("op", "");
+    return Client{fd, *request};
+  };
+  std::deque<Client> waiting;  // requests that arrived while another was relayed, in order
+  int stop_client = -1;
+  // Polled while a request is relayed: a `stop` ends the running command at once; anything else
+  // waits its turn.
+  auto stop_arrived = [&] {
+    pollfd p{listen_fd, POLLIN, 0};
+    while (stop_client < 0 && ::poll(&p, 1, 0) > 0 && (p.revents & POLLIN)) {
+      auto c = accept_client();
+      if (!c) continue;
+      if (c->request.value("op", "") == "stop") {
+        stop_client = c->fd;
+        why_end = "stop requested";
+      } else {
+        waiting.push_back(std::move(*c));
+      }
+    }
+    return stop_client >= 0;
+  };
+  while (stop_client < 0 && !check_end()) {
+    std::optional<Client> next;
+    if (!waiting.empty()) {
+      next = std::move(waiting.front());
+      waiting.pop_front();
+    } else {
+      pollfd p[2] = {{listen_fd, POLLIN, 0}, {vmm_fd, POLLIN, 0}};
+      int wait_ms = 1000;
+      if (r.expires_unix > 0) {
+        wait_ms =
+            static_cast<int>(std::clamp<int64_t>((r.expires_unix - NowUnix()) * 1000, 0, 1000));
+      }
+      if (::poll(p, vmm_fd >= 0 ? 2 : 1, wait_ms) <= 0 || !(p[0].revents & POLLIN)) continue;
+      next = accept_client();
+      if (!next) continue;
+    }
+    const int client = next->fd;
+    const json& request = next->request;
+    LineChannel channel(client);
+    const json client_id = request.contains("id") ? request["id"] : json(nullptr);
+    const std::string op = request.value("op", "");
     auto answer = [&](json reply) {
       reply["id"] = client_id;
       (void)channel.Send(reply);
     };
     if (op == "stop") {
-      stop_requested = true;
       stop_client = client;
       why_end = "stop requested";
       break;
@@ -119,21 +157,29 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
               {"session", r.session_id},
               {"expires_unix", r.expires_unix}});
     } else if (op == "exec" || op == "put" || op == "get") {
-      json forward = *request;
+      json forward = request;
       forward.erase("id");
-      const milliseconds limit(op == "exec" ? forward.value("timeout_ms", int64_t{0}) + 15000
-                                            : 120000);
+      const int64_t timeout_ms = forward.value("timeout_ms", int64_t{0});
+      const milliseconds limit = op != "exec"      ? milliseconds(120000)
+                                 : timeout_ms == 0 ? milliseconds(24LL * 3600 * 1000)
+                                                   : milliseconds(timeout_ms + 15000);
       Status s = vm.agent().Relay(
-          forward, [&](const json& reply) { answer(reply); },
-          [&] { return ClientGone(client) || check_end(); },
-          op == "exec" && forward.value("timeout_ms", int64_t{0}) == 0
-              ? milliseconds(24LL * 3600 * 1000)
-              : limit);
+          forward,
+          [&](const json& reply) {
+            if (reply.contains("stream") || why_end.empty()) return answer(reply);
+            json ended = reply;  // say why the command was cut short
+            ended["error"] = "the command was ended because the VM is going away (" + why_end + ")";
+            answer(ended);
+          },
+          [&] { return ClientGone(client) || check_end() || stop_arrived(); }, limit);
       if (!s.ok()) answer({{"error", s.message()}});
     } else {
       answer({{"error", "unknown request '" + op + "' (exec, put, get, status, stop)"}});
     }
     ::close(client);
+  }
+  for (const auto& c : waiting) {  // they learn why from the hang-up
+    ::close(c.fd);
   }
   log << "monitor: " << r.id << ": " << why_end << "; tearing down\n" << std::flush;
   ::close(listen_fd);
@@ -141,7 +187,7 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
   vm.Destroy(/*graceful=*/!vm_gone());
   log << "monitor: " << r.id << " torn down in " << vm.timings().teardown_ms << " ms\n"
       << std::flush;
-  if (stop_requested) {
+  if (stop_client >= 0) {
     LineChannel channel(stop_client);
     (void)channel.Send({{"ok", true}, {"teardown_ms", vm.timings().teardown_ms}});
     ::close(stop_client);
