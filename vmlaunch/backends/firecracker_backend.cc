@@ -25,8 +25,7 @@ json FirecrackerConfig(const VmSpec& s) {
       {"boot-source",
        {{"kernel_image_path", "vmlinux"},
         {"initrd_path", "initrd.img"},
-        {"boot_args", std::string("console=ttyS0 ") + (s.verbose_console ? "" : "quiet ") +
-                          "panic=-1 reboot=k pci=off airlock.transport=vsock " + s.kernel_args}}},
+        {"boot_args", KernelCommandLine(s, "reboot=k pci=off airlock.transport=vsock")}}},
       {"machine-config", {{"vcpu_count", s.vcpus}, {"mem_size_mib", s.memory_mib}, {"smt", false}}},
       {"network-interfaces",
        json::array({{{"iface_id", "eth0"}, {"host_dev_name", s.tap}, {"guest_mac", s.mac}}})},

@@ -15,13 +15,6 @@ namespace airlock::vmlaunch {
 
 std::string QemuBinary() { return "qemu-system-x86_64"; }
 
-std::string KernelCommandLine(const VmSpec& s) {
-  std::string line = "console=ttyS0 panic=-1 reboot=t";
-  if (!s.verbose_console) line += " quiet";
-  if (s.accel != "kvm" && s.tsc_khz > 0) line += " tsc_early_khz=" + std::to_string(s.tsc_khz);
-  return line + " " + s.kernel_args;
-}
-
 std::vector<std::string> QemuArgv(const VmSpec& s, const std::string& agent_socket) {
   const bool kvm = s.accel == "kvm";
   std::vector<std::string> argv = {
@@ -53,7 +46,7 @@ std::vector<std::string> QemuArgv(const VmSpec& s, const std::string& agent_sock
       "-initrd",
       s.initrd,
       "-append",
-      KernelCommandLine(s),
+      KernelCommandLine(s, "reboot=t"),
       "-device",
       "virtio-serial-device",
       "-chardev",

@@ -12,9 +12,6 @@
 
 namespace airlock::vmlaunch {
 
-// The guest kernel's command line: serial console, no reboot, and under TCG the host's TSC rate
-// (see host_tsc.h), then the session's arguments.
-std::string KernelCommandLine(const VmSpec& spec);
 // The complete command line (pure; unit-tested).
 std::vector<std::string> QemuArgv(const VmSpec& spec, const std::string& agent_socket);
 std::string QemuBinary();

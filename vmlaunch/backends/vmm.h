@@ -29,7 +29,7 @@ struct VmSpec {
   int vcpus = 1;
   std::string accel = "tcg";     // "kvm" or "tcg" (QEMU); Firecracker always uses KVM
   bool verbose_console = false;  // the guest kernel's boot messages in console.log
-  int64_t tsc_khz = 0;           // TCG: the host's TSC rate for the guest kernel (0: it calibrates)
+  int64_t tsc_khz = 0;           // the host's TSC rate for a TCG guest's kernel (0: it calibrates)
   std::vector<std::string> cgroup_procs;  // cgroups the VMM joins before it starts
 };
 
@@ -43,6 +43,11 @@ class Vmm {
   // is ready for it, up to `timeout`.
   virtual Result<int> ConnectAgent(const VmSpec& spec, std::chrono::milliseconds timeout) = 0;
 };
+
+// The guest kernel's command line: serial console (quiet unless verbose_console), no reboot
+// loop on panic, then the VMM's own `vmm_args`, the host's TSC rate when the spec carries one
+// and the guest runs under TCG (see host_tsc.h), and the session's arguments.
+std::string KernelCommandLine(const VmSpec& spec, const std::string& vmm_args);
 
 // "qemu" or "firecracker".
 Result<std::unique_ptr<Vmm>> MakeVmm(const std::string& backend);

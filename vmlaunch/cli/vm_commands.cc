@@ -298,9 +298,7 @@ int CmdStop(const std::string& state_dir, const std::string& id) {
 }
 
 int CmdList(const std::string& state_dir, bool json_mode) {
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
+  const int64_t now = NowUnix();
   json rows = json::array();
   for (const auto& r : ListVms(state_dir)) {
     const bool alive = r.OwnerAlive();

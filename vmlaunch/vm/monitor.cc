@@ -28,12 +28,6 @@ using std::chrono::milliseconds;
 
 namespace {
 
-int64_t NowUnix() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 Result<int> ListenUnix(const std::string& path) {
   sockaddr_un sun{};
   sun.sun_family = AF_UNIX;

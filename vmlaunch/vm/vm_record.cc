@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -21,13 +22,14 @@ namespace airlock::vmlaunch {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-#define AIRLOCK_VM_RECORD_FIELDS(X)                                                             \
-  X(id)                                                                                         \
-  X(backend)                                                                                    \
-  X(dir)                                                                                        \
-  X(state_dir) X(policy) X(control_socket) X(pool) X(created_unix) X(expires_unix) X(owner_pid) \
-      X(owner_start) X(vmm_pid) X(vmm_start) X(block) X(guest) X(gateway) X(tap) X(nft_link)    \
-          X(session_id) X(cgroups) X(memory_mib) X(vcpus) X(accel) X(state)
+#define AIRLOCK_VM_RECORD_FIELDS(X)                                                               \
+  X(id)                                                                                           \
+  X(backend)                                                                                      \
+  X(dir)                                                                                          \
+  X(state_dir)                                                                                    \
+  X(policy) X(control_socket) X(pool) X(created_unix) X(expires_unix) X(owner_pid) X(owner_start) \
+      X(vmm_pid) X(vmm_start) X(block) X(guest) X(gateway) X(tap) X(nft_link) X(session_id)       \
+          X(cgroups) X(memory_mib) X(vcpus) X(accel) X(state)
 
 Status VmRecord::Save() const {
   json j;
@@ -55,6 +57,12 @@ Result<VmRecord> VmRecord::Load(const std::string& path) {
   AIRLOCK_VM_RECORD_FIELDS(AIRLOCK_FROM_JSON)
 #undef AIRLOCK_FROM_JSON
   return r;
+}
+
+int64_t NowUnix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 bool VmRecord::OwnerAlive() const { return ProcessAlive(owner_pid, owner_start); }

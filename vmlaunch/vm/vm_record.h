@@ -49,6 +49,9 @@ struct VmRecord {
   bool OwnerAlive() const;
 };
 
+// Seconds since the epoch, the unit of created_unix and expires_unix.
+int64_t NowUnix();
+
 // All records under <state_dir>/vms.
 std::vector<VmRecord> ListVms(const std::string& state_dir);
 

@@ -82,9 +82,7 @@ Status VmSession::Boot(const VmOptions& o, std::ostream& log) {
   r.policy = o.policy;
   r.control_socket = o.control_socket;
   r.pool = o.pool;
-  r.created_unix = std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
+  r.created_unix = NowUnix();
   r.expires_unix = o.ttl.count() > 0 ? r.created_unix + o.ttl.count() : 0;
   r.owner_pid = getpid();
   r.owner_start = ProcessStartTime(getpid()).value_or(0);

@@ -76,7 +76,7 @@ TEST(QemuArgv, KvmAndReadOnlyRootDisk) {
 TEST(KernelCommandLine, TcgGetsTheHostTscRate) {
   VmSpec s = Spec();
   s.tsc_khz = 2600000;
-  const std::string line = KernelCommandLine(s);
+  const std::string line = KernelCommandLine(s, "reboot=t");
   EXPECT_EQ(line.rfind("console=ttyS0 ", 0), 0u);
   EXPECT_NE(line.find(" quiet"), std::string::npos);
   EXPECT_NE(line.find(" tsc_early_khz=2600000 "), std::string::npos);
@@ -84,12 +84,12 @@ TEST(KernelCommandLine, TcgGetsTheHostTscRate) {
   EXPECT_EQ(After(QemuArgv(s, "/a.sock"), "-append"), line);
 
   s.accel = "kvm";  // KVM guests have kvmclock
-  EXPECT_EQ(KernelCommandLine(s).find("tsc_early_khz"), std::string::npos);
+  EXPECT_EQ(KernelCommandLine(s, "reboot=t").find("tsc_early_khz"), std::string::npos);
   s.accel = "tcg";
   s.tsc_khz = 0;  // not invariant: the guest calibrates
-  EXPECT_EQ(KernelCommandLine(s).find("tsc_early_khz"), std::string::npos);
+  EXPECT_EQ(KernelCommandLine(s, "reboot=t").find("tsc_early_khz"), std::string::npos);
   s.verbose_console = true;
-  EXPECT_EQ(KernelCommandLine(s).find("quiet"), std::string::npos);
+  EXPECT_EQ(KernelCommandLine(s, "reboot=t").find("quiet"), std::string::npos);
 }
 
 TEST(HostTsc, InvariantOnlyWithBothFlags) {
