@@ -1,4 +1,4 @@
-// The explicit proxy's connection state machine.
+// A connection's admission, and the dispatch of its callbacks to its relay.
 #include "gateway/server/proxy_connection.h"
 
 #include <arpa/inet.h>
@@ -7,20 +7,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
-#include "gateway/audit/chain.h"
 #include "gateway/base/base64.h"
 #include "gateway/http/denial.h"
-#include "gateway/http/serialize.h"
 #include "gateway/net/host.h"
 #include "gateway/server/sockaddr.h"
+#include "gateway/server/tunnel_relay.h"
 #include "gateway/tls/client_hello.h"
 
 namespace airlock::server {
 namespace {
 
-constexpr size_t kHighWater = 1 << 20;  // pause reading when the other side has 1 MiB queued
 constexpr ev_ssize_t kMaxIo =
     256 << 10;  // bytes per read(2)/write(2); libevent's default is 16 KiB
 constexpr size_t kHelloMax = 65536 + 4096;
@@ -34,43 +33,10 @@ timeval ToTimeval(milliseconds ms) {
                  static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
 }
 
-// Splits "host:port" / "[v6]:port"; false if malformed.
-bool SplitAuthority(std::string_view a, uint16_t default_port, std::string* host, uint16_t* port) {
-  std::string_view h = a;
-  std::string_view p;
-  if (!a.empty() && a.front() == '[') {
-    size_t close = a.find(']');
-    if (close == std::string_view::npos) return false;
-    h = a.substr(0, close + 1);
-    std::string_view rest = a.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') return false;
-      p = rest.substr(1);
-      if (p.empty()) return false;
-    }
-  } else {
-    size_t colon = a.rfind(':');
-    if (colon != std::string_view::npos) {
-      h = a.substr(0, colon);
-      p = a.substr(colon + 1);
-      if (p.empty()) return false;
-    }
-  }
-  if (h.empty()) return false;
-  *host = std::string(h);
-  if (p.empty()) {
-    *port = default_port;
-    return default_port != 0;
-  }
-  int v = 0;
-  for (char c : p) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + (c - '0');
-    if (v > 65535) return false;
-  }
-  if (v == 0) return false;
-  *port = static_cast<uint16_t>(v);
-  return true;
+Refusal AuditUnavailable() {
+  return Refusal{503, "audit_unavailable",
+                 "the audit log cannot be written; no connection is allowed",
+                 "retry later; operators: check the audit log's disk"};
 }
 
 }  // namespace
@@ -81,14 +47,14 @@ void ProxyConnection::Accept(GatewayState& g, WorkerConnections& w, evutil_socke
   w.live[c->id_] = c;
   g.metrics.active_connections++;
   if (!g.audit->healthy()) {
-    c->Deny(503, "audit_unavailable", "the audit log cannot be written; no connection is allowed",
-            "retry later; operators: check the audit log's disk");
+    c->Deny(AuditUnavailable());
     return;
   }
   if (mode == Mode::kTransparent) {
     if (!c->original_dst_) {
-      c->Deny(400, "no_original_destination", "the connection was not redirected by nftables",
-              "connect through the proxy port instead");
+      c->Deny(Refusal{400, "no_original_destination",
+                      "the connection was not redirected by nftables",
+                      "connect through the proxy port instead"});
       return;
     }
     c->state_ = State::kSniffing;
@@ -136,6 +102,8 @@ ProxyConnection::ProxyConnection(GatewayState& g, WorkerConnections& w, evutil_s
 
 ProxyConnection::~ProxyConnection() = default;
 
+// Audit records.
+
 audit::Record ProxyConnection::BaseRecord(const char* event) const {
   audit::Record r;
   r["event"] = event;
@@ -146,39 +114,52 @@ audit::Record ProxyConnection::BaseRecord(const char* event) const {
   }
   r["src"] = peer_ip_;
   r["src_port"] = peer_port_;
-  if (!host_.empty()) {
-    r["host"] = host_;
-    r["port"] = port_;
+  if (!target_.host.empty()) {
+    r["host"] = target_.host;
+    r["port"] = target_.port;
   }
   if (original_dst_) r["original_ip"] = original_dst_->ToString();
+  if (!decision_.rule_id().empty()) r["rule"] = std::string(decision_.rule_id());
   return r;
 }
 
-std::string ProxyConnection::DecisionName(policy::Verdict v) const {
-  return std::string(policy::VerdictName(v));
+const char* ProxyConnection::ProtoName() const {
+  if (!target_.tunnel) return "http";
+  return target_.protocol == policy::Protocol::kTcp ? "tcp" : "tls";
 }
 
 void ProxyConnection::AuditOpen(const std::string& decision, const std::string& reason) {
   audit::Record r = BaseRecord("connection.open");
-  if (!decision_.rule_id().empty()) r["rule"] = std::string(decision_.rule_id());
   r["decision"] = decision;
   r["reason"] = reason;
-  r["proto"] = is_connect_ ? (protocol_ == policy::Protocol::kTcp ? "tcp" : "tls") : "http";
+  r["proto"] = ProtoName();
   g_.metrics.CountDecision(decision, reason);
   g_.audit->Append(std::move(r));
+}
+
+void ProxyConnection::AuditRequest(const RequestSummary& s) {
+  audit::Record rec = BaseRecord("http.request");
+  rec["method"] = s.method;
+  rec["path"] = s.path;
+  rec["status"] = s.status;
+  rec["decision"] = std::string(policy::VerdictName(decision_.verdict));
+  rec["reason"] = std::string(policy::ReasonName(decision_.reason));
+  rec["bytes_up"] = s.bytes_up;
+  rec["bytes_down"] = s.bytes_down;
+  rec["duration_ms"] = s.duration.count();
+  g_.audit->Append(std::move(rec));
 }
 
 void ProxyConnection::OpenThenDial() {
   state_ = State::kAuditing;
   bufferevent_disable(client_.get(), EV_READ);
-  std::string decision = DecisionName(decision_.verdict);
+  std::string decision(policy::VerdictName(decision_.verdict));
   std::string reason(policy::ReasonName(decision_.reason));
   audit::Record r = BaseRecord("connection.open");
-  if (!decision_.rule_id().empty()) r["rule"] = std::string(decision_.rule_id());
   r["decision"] = decision;
   r["reason"] = reason;
   r["ip"] = allowed_[next_address_].ToString();
-  r["proto"] = is_connect_ ? (protocol_ == policy::Protocol::kTcp ? "tcp" : "tls") : "http";
+  r["proto"] = ProtoName();
   uint64_t id = id_;
   WorkerConnections* w = &w_;
   bool queued = g_.audit->TryAppend(std::move(r), [w, id] {
@@ -188,44 +169,47 @@ void ProxyConnection::OpenThenDial() {
     });
   });
   if (!queued) {
-    // The attempt cannot be recorded: refuse it (fail closed).
-    Deny(503, "audit_unavailable", "the audit log cannot be written; no connection is allowed",
-         "retry later; operators: check the audit log's disk");
+    Deny(AuditUnavailable());  // the attempt cannot be recorded: refuse it (fail closed)
     return;
   }
   g_.metrics.CountDecision(decision, reason);
   opened_ = true;
 }
 
-void ProxyConnection::Deny(int status, const std::string& reason, const std::string& message,
-                           const std::string& hint) {
+// Ending.
+
+void ProxyConnection::Deny(const Refusal& refusal) {
   // A refusal because the log cannot be written is not written to it (that would block this
   // worker on a full queue); it is counted in metrics, and nothing went upstream.
-  if (reason == "audit_unavailable") {
-    g_.metrics.CountDecision("deny", reason);
+  if (refusal.reason == "audit_unavailable") {
+    g_.metrics.CountDecision("deny", refusal.reason);
   } else if (!opened_) {
-    AuditOpen("deny", reason);
+    AuditOpen("deny", refusal.reason);
   }
-  if (mode_ == Mode::kTransparent && protocol_ != policy::Protocol::kHttp) {
+  if (mode_ == Mode::kTransparent && target_.protocol != policy::Protocol::kHttp) {
     // Not an HTTP conversation: an HTTP answer would be noise. Reset.
     linger lg{1, 0};
     setsockopt(bufferevent_getfd(client_.get()), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     state_ = State::kClosing;
-    Close(reason);
+    Close(refusal.reason);
     return;
   }
+  Refuse(refusal);
+}
+
+void ProxyConnection::Refuse(const Refusal& refusal) {
   http::GatewayResponse resp;
-  resp.status = status;
-  resp.reason = reason;
-  resp.message = message;
-  resp.hint = hint;
-  resp.host = host_;
-  resp.port = port_;
+  resp.status = refusal.status;
+  resp.reason = refusal.reason;
+  resp.message = refusal.message;
+  resp.hint = refusal.hint;
+  resp.host = target_.host;
+  resp.port = target_.port;
   resp.rule = std::string(decision_.rule_id());
   resp.session = session_id();
   std::string out = http::RenderGatewayResponse(resp);
   bufferevent_write(client_.get(), out.data(), out.size());
-  CloseAfterFlush(reason);
+  CloseAfterFlush(refusal.reason);
 }
 
 void ProxyConnection::CloseAfterFlush(const std::string& reason) {
@@ -240,7 +224,6 @@ void ProxyConnection::CloseAfterFlush(const std::string& reason) {
 void ProxyConnection::Close(const std::string& reason) {
   if (opened_) {
     audit::Record r = BaseRecord("connection.close");
-    if (!decision_.rule_id().empty()) r["rule"] = std::string(decision_.rule_id());
     if (dialed_) r["ip"] = dialed_->ToString();
     r["bytes_up"] = bytes_up_;
     r["bytes_down"] = bytes_down_;
@@ -259,32 +242,71 @@ void ProxyConnection::Terminate(const std::string& reason) {
   Close(reason);
 }
 
-policy::Request ProxyConnection::MakeRequest(std::optional<net::IpAddress> address) const {
-  policy::Request r;
-  if (session_) {
-    r.session = session_->id;
-    r.policy = session_->policy;
-    r.usage.connections = session_->usage->connections.load() - (counted_in_session_ ? 1 : 0);
-    r.usage.bytes_out = session_->usage->bytes_out.load();
+void ProxyConnection::DropUpstream() {
+  upstream_.reset();
+  upstream_key_.clear();
+}
+
+// Decisions.
+
+DecisionContext ProxyConnection::Context(bool count_request) const {
+  DecisionContext c;
+  if (!session_) return c;
+  c.session = session_->id;
+  c.policy = session_->policy;
+  c.usage.connections = session_->usage->connections.load() - (counted_in_session_ ? 1 : 0);
+  c.usage.bytes_out = session_->usage->bytes_out.load();
+  if (count_request) {
+    c.usage.requests_last_minute =
+        session_->usage->RequestsLastMinute(std::chrono::system_clock::now());
   }
-  r.host = host_;
-  r.port = port_;
-  r.protocol = protocol_;
-  r.address = address;
-  return r;
+  return c;
 }
 
 bool ProxyConnection::StillAllowed(const policy::PolicySet& set) const {
-  if (!session_ || host_.empty()) return true;
+  if (!session_ || target_.host.empty()) return true;
   auto sess = g_.sessions->Get(session_->id);
   if (!sess) return false;
-  policy::Request r = MakeRequest(dialed_);
-  r.policy = sess->policy;
-  r.usage = {};
-  return policy::Decide(set, r).allowed();
+  DecisionContext c{session_->id, sess->policy, {}};
+  return DecideTarget(set, c, target_, "", dialed_).allowed();
 }
 
-// Callbacks.
+ProxyConnection::Admission ProxyConnection::AdmitRequest(const http::HttpHead& head) {
+  TargetContext tc{
+      mode_ == Mode::kTransparent ? TargetForm::kCaptured : TargetForm::kProxy, original_port_, {}};
+  if (auto refusal = ParseTarget(head, tc, &target_)) {
+    Deny(*refusal);
+    return Admission::kRefused;
+  }
+  return AdmitTarget();
+}
+
+ProxyConnection::Admission ProxyConnection::AdmitTarget() {
+  // 1st decision: before resolution, on the name.
+  std::string_view method = target_.tunnel ? std::string_view() : request_.head().method;
+  decision_ = DecideTarget(*policies_, Context(!method.empty()), target_, method, std::nullopt);
+  if (!decision_.allowed()) {
+    Deny(RefusalFor(decision_, target_));
+    return Admission::kRefused;
+  }
+  if (decision_.rule && decision_.rule->inspect) {
+    Deny(Refusal{403, "inspection_unavailable",
+                 "the matching rule inspects TLS, which this gateway build cannot do yet",
+                 "ask the policy author for a rule without inspect, or wait for TLS inspection"});
+    return Admission::kRefused;
+  }
+  if (!method.empty() && session_) {
+    session_->usage->CountRequest(std::chrono::system_clock::now());
+  }
+  // Reuse the upstream when the next request goes to the same place.
+  std::string key = target_.host + ":" + std::to_string(target_.port);
+  if (!target_.tunnel && upstream_ && upstream_key_ == key) return Admission::kForward;
+  DropUpstream();
+  StartResolve();
+  return state_ == State::kClosing ? Admission::kRefused : Admission::kPending;
+}
+
+// Callbacks: admission phases here, everything after the dial to the relay.
 
 void ProxyConnection::OnClientRead(bufferevent*, void* arg) {
   auto* self = static_cast<ProxyConnection*>(arg);
@@ -293,19 +315,16 @@ void ProxyConnection::OnClientRead(bufferevent*, void* arg) {
       self->Sniff(false);
       break;
     case State::kReadingHead:
-      self->HandleHead();
+      self->HandleFirstHead();
       break;
     case State::kAwaitingHello:
       self->CheckHello();
       break;
-    case State::kSendingBody:
-      self->PumpRequestBody();
-      break;
-    case State::kTunnel:
-      self->Relay(self->client_.get(), self->upstream_.get(), true);
+    case State::kRelaying:
+      self->relay_->OnClientRead();
       break;
     default:
-      break;  // bytes wait in the buffer (pipelined requests)
+      break;  // bytes wait in the buffer
   }
 }
 
@@ -313,12 +332,8 @@ void ProxyConnection::OnClientWrite(bufferevent*, void* arg) {
   auto* self = static_cast<ProxyConnection*>(arg);
   if (self->state_ == State::kClosing) {
     self->Close(self->closing_reason_);
-    return;
-  }
-  if (self->state_ == State::kTunnel || self->state_ == State::kAwaitingResponse) {
-    // Back-pressure relief: the client drained, read from upstream again.
-    if (self->upstream_ && !self->upstream_eof_) bufferevent_enable(self->upstream_.get(), EV_READ);
-    if (self->state_ == State::kTunnel) self->MaybeFinishTunnel();
+  } else if (self->state_ == State::kRelaying) {
+    self->relay_->OnClientWrite();
   }
 }
 
@@ -327,26 +342,20 @@ void ProxyConnection::OnClientEvent(bufferevent*, short what, void* arg) {
   if (what & BEV_EVENT_TIMEOUT) {
     if (self->state_ == State::kSniffing) {
       self->Sniff(true);  // the client sent nothing: a server-speaks-first protocol
-      return;
-    }
-    if (self->state_ == State::kReadingHead && !self->host_.empty()) {
-      self->Close("idle_timeout");
     } else if (self->state_ == State::kReadingHead) {
-      self->Deny(408, "header_timeout", "the request head did not arrive in time",
-                 "send the whole request head promptly");
+      self->Deny(Refusal{408, "header_timeout", "the request head did not arrive in time",
+                         "send the whole request head promptly"});
     } else {
       self->Close("idle_timeout");
     }
     return;
   }
   if (what & BEV_EVENT_EOF) {
-    if (self->state_ == State::kTunnel) {
-      self->client_eof_ = true;
-      self->Relay(self->client_.get(), self->upstream_.get(), true);
-      self->MaybeFinishTunnel();
-      return;
+    if (self->state_ == State::kRelaying) {
+      self->relay_->OnClientEof();
+    } else {
+      self->Close("client_closed");
     }
-    self->Close("client_closed");
     return;
   }
   self->Close("client_error");
@@ -354,21 +363,12 @@ void ProxyConnection::OnClientEvent(bufferevent*, short what, void* arg) {
 
 void ProxyConnection::OnUpstreamRead(bufferevent*, void* arg) {
   auto* self = static_cast<ProxyConnection*>(arg);
-  if (self->state_ == State::kTunnel) {
-    self->Relay(self->upstream_.get(), self->client_.get(), false);
-  } else if (self->state_ == State::kAwaitingResponse || self->state_ == State::kSendingBody) {
-    self->HandleResponse();
-  }
+  if (self->state_ == State::kRelaying) self->relay_->OnUpstreamRead();
 }
 
 void ProxyConnection::OnUpstreamWrite(bufferevent*, void* arg) {
   auto* self = static_cast<ProxyConnection*>(arg);
-  if (self->state_ == State::kTunnel) {
-    if (!self->client_eof_) bufferevent_enable(self->client_.get(), EV_READ);
-    self->MaybeFinishTunnel();
-  } else if (self->state_ == State::kSendingBody) {
-    self->PumpRequestBody();
-  }
+  if (self->state_ == State::kRelaying) self->relay_->OnUpstreamWrite();
 }
 
 void ProxyConnection::OnUpstreamEvent(bufferevent*, short what, void* arg) {
@@ -383,186 +383,45 @@ void ProxyConnection::OnUpstreamEvent(bufferevent*, short what, void* arg) {
     self->upstream_.reset();
     if (self->next_address_ < self->allowed_.size()) {
       self->Dial();
-      return;
-    }
-    if (timeout) {
-      self->Deny(504, "upstream_timeout", "connecting to the upstream timed out",
-                 "the destination did not answer; retry later");
+    } else if (timeout) {
+      self->Deny(Refusal{504, "upstream_timeout", "connecting to the upstream timed out",
+                         "the destination did not answer; retry later"});
     } else {
-      self->Deny(502, "upstream_connect_failed", "could not connect to the upstream",
-                 "the destination refused the connection or is unreachable");
+      self->Deny(Refusal{502, "upstream_connect_failed", "could not connect to the upstream",
+                         "the destination refused the connection or is unreachable"});
     }
     return;
   }
+  if (self->state_ != State::kRelaying) return;
   if (what & BEV_EVENT_EOF) {
-    self->upstream_eof_ = true;
-    if (self->state_ == State::kTunnel) {
-      self->Relay(self->upstream_.get(), self->client_.get(), false);
-      self->MaybeFinishTunnel();
-      return;
-    }
-    if (self->state_ == State::kAwaitingResponse) {
-      self->HandleResponse();
-      if (self->state_ == State::kAwaitingResponse) {
-        if (self->response_.head_size() > 0 && self->response_.FinishOnClose()) {
-          self->FinishExchange();
-        } else {
-          self->Close("upstream_closed");
-        }
-      }
-      return;
-    }
-    self->upstream_.reset();
-    self->upstream_key_.clear();
-    return;
+    self->relay_->OnUpstreamEof();
+  } else {
+    self->relay_->OnUpstreamError(what & BEV_EVENT_TIMEOUT);
   }
-  if (self->state_ == State::kReadingHead) {
-    self->upstream_.reset();  // an idle kept-alive upstream went away
-    self->upstream_key_.clear();
-    return;
-  }
-  self->Close(what & BEV_EVENT_TIMEOUT ? "idle_timeout" : "upstream_error");
 }
 
-// Request head, identity, target.
+// The first request head, identity, target.
 
-void ProxyConnection::HandleHead() {
-  evbuffer* in = bufferevent_get_input(client_.get());
-  size_t len = evbuffer_get_length(in);
-  if (len == 0) return;
-  size_t want = std::min(len, g_.config.max_head_bytes + 1);
-  auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(want)));
-  auto result = request_.ParseHead(std::string_view(data, want));
+void ProxyConnection::HandleFirstHead() {
+  auto result =
+      ReadRequestHead(bufferevent_get_input(client_.get()), request_, g_.config.max_head_bytes);
   if (result == http::MessageParser::HeadResult::kNeedMore) return;
   if (result == http::MessageParser::HeadResult::kError) {
     const auto& e = request_.error();
-    Deny(e.status, e.reason, e.message, "send a well-formed HTTP/1.1 request");
+    Deny(Refusal{e.status, e.reason, e.message, "send a well-formed HTTP/1.1 request"});
     return;
   }
-  evbuffer_drain(in, request_.head_size());
   timeval idle = ToTimeval(g_.config.idle_timeout);
   bufferevent_set_timeouts(client_.get(), &idle, &idle);
-  if (!ParseTarget()) return;  // first, so that every record names the destination
+  // The target first, so that every record names the destination.
+  TargetContext tc{
+      mode_ == Mode::kTransparent ? TargetForm::kCaptured : TargetForm::kProxy, original_port_, {}};
+  if (auto refusal = ParseTarget(request_.head(), tc, &target_)) {
+    Deny(*refusal);
+    return;
+  }
   if (!Identify()) return;
-  DecideAndResolve();
-}
-
-void ProxyConnection::DecideAndResolve() {
-  // 1st decision: before resolution, on the name.
-  policy::Request req = MakeRequest(std::nullopt);
-  if (!is_connect_) req.http = policy::HttpRequestInfo{request_.head().method, origin_target_};
-  if (!is_connect_ && session_) {
-    req.usage.requests_last_minute =
-        session_->usage->RequestsLastMinute(std::chrono::system_clock::now());
-  }
-  decision_ = policy::Decide(*policies_, req);
-  if (!decision_.allowed()) {
-    Deny(403, std::string(policy::ReasonName(decision_.reason)),
-         "airlock denied " + std::string(is_connect_ ? "CONNECT to " : "the request to ") + host_ +
-             ":" + std::to_string(port_),
-         std::string(policy::ReasonHint(decision_.reason)));
-    return;
-  }
-  if (decision_.rule && decision_.rule->inspect) {
-    Deny(403, "inspection_unavailable",
-         "the matching rule inspects TLS, which this gateway build cannot do yet",
-         "ask the policy author for a rule without inspect, or wait for TLS inspection");
-    return;
-  }
-  if (!is_connect_ && session_) session_->usage->CountRequest(std::chrono::system_clock::now());
-  request_started_ = steady_clock::now();
-  request_method_ = request_.head().method;
-  request_path_ = audit::RedactTarget(origin_target_);
-
-  // Reuse the upstream when the next request goes to the same place.
-  if (!is_connect_ && upstream_ && !upstream_key_.empty() &&
-      upstream_key_.rfind(host_ + ":" + std::to_string(port_) + ":", 0) == 0) {
-    StartHttpRequest();
-    return;
-  }
-  upstream_.reset();
-  upstream_key_.clear();
-  StartResolve();
-}
-
-// Transparent capture.
-
-void ProxyConnection::Sniff(bool deadline_passed) {
-  evbuffer* in = bufferevent_get_input(client_.get());
-  size_t len = std::min(evbuffer_get_length(in), kHelloMax);
-  if (len == 0 && !deadline_passed) return;
-  auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(len)));
-  std::string_view bytes(data ? data : "", len);
-  if (!bytes.empty() && static_cast<uint8_t>(bytes[0]) == 0x16) {
-    tls::ClientHello hello;
-    tls::HelloStatus st = tls::ParseClientHello(bytes, &hello);
-    if (st == tls::HelloStatus::kNeedMore && len < kHelloMax && !deadline_passed) return;
-    is_connect_ = true;
-    protocol_ = policy::Protocol::kTls;
-    port_ = original_port_;
-    if (!Identify()) return;
-    if (st != tls::HelloStatus::kOk) {
-      host_ = original_dst_->ToString();
-      Deny(400, "malformed_client_hello", "", "");
-      return;
-    }
-    if (!hello.sni) {
-      host_ = original_dst_->ToString();
-      Deny(400, "sni_missing", "", "");
-      return;
-    }
-    TransparentTls(*hello.sni);
-    return;
-  }
-  // An HTTP request line starts with an upper-case method and a space.
-  size_t sp = bytes.find(' ');
-  bool http = sp != std::string_view::npos && sp > 0 && sp <= 16 &&
-              std::all_of(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(sp),
-                          [](char c) { return c >= 'A' && c <= 'Z'; });
-  if (http) {
-    protocol_ = policy::Protocol::kHttp;
-    state_ = State::kReadingHead;
-    timeval header = ToTimeval(g_.config.header_timeout);
-    bufferevent_set_timeouts(client_.get(), &header, nullptr);
-    HandleHead();
-    return;
-  }
-  TransparentOpaque();
-}
-
-void ProxyConnection::TransparentTls(const std::string& sni) {
-  // Decided on the SNI; dialled at an address the gateway resolves itself for that name.
-  host_ = sni;
-  bufferevent_disable(client_.get(), EV_READ);
-  timeval idle = ToTimeval(g_.config.idle_timeout);
-  bufferevent_set_timeouts(client_.get(), &idle, &idle);
-  DecideAndResolve();
-}
-
-void ProxyConnection::TransparentOpaque() {
-  // No name on the wire: the name the DNS responder gave this session for this address.
-  is_connect_ = true;
-  protocol_ = policy::Protocol::kTcp;
-  port_ = original_port_;
-  if (!Identify()) return;
-  auto name = g_.dns_mappings.Find(session_->id, *original_dst_);
-  if (!name) {
-    host_ = original_dst_->ToString();
-    Deny(403, "no_dns_mapping", "", "");
-    return;
-  }
-  host_ = *name;
-  decision_ = policy::Decide(*policies_, MakeRequest(original_dst_));
-  if (!decision_.allowed()) {
-    Deny(403, std::string(policy::ReasonName(decision_.reason)), "", "");
-    return;
-  }
-  bufferevent_disable(client_.get(), EV_READ);
-  timeval idle = ToTimeval(g_.config.idle_timeout);
-  bufferevent_set_timeouts(client_.get(), &idle, &idle);
-  allowed_ = {*original_dst_};
-  next_address_ = 0;
-  OpenThenDial();
+  AdmitTarget();
 }
 
 bool ProxyConnection::Identify() {
@@ -579,16 +438,17 @@ bool ProxyConnection::Identify() {
       }
     }
     if (!session_) {
-      Deny(407, "unknown_session", "the proxy credentials name no live session",
-           "send Proxy-Authorization: Basic base64(session:token) with a live session's token");
+      Deny(Refusal{407, "unknown_session", "the proxy credentials name no live session",
+                   "send Proxy-Authorization: Basic base64(session:token) with a live session's "
+                   "token"});
       return false;
     }
   } else if (peer_addr_) {
     session_ = g_.sessions->FindBySource(*peer_addr_);
   }
   if (!session_) {
-    Deny(407, "unknown_session", "this connection belongs to no session",
-         "send Proxy-Authorization: Basic base64(session:token)");
+    Deny(Refusal{407, "unknown_session", "this connection belongs to no session",
+                 "send Proxy-Authorization: Basic base64(session:token)"});
     return false;
   }
   session_->usage->connections++;
@@ -596,80 +456,88 @@ bool ProxyConnection::Identify() {
   return true;
 }
 
-bool ProxyConnection::ParseTarget() {
-  const http::HttpHead& h = request_.head();
-  is_connect_ = h.method == "CONNECT";
-  if (is_connect_) {
-    if (!SplitAuthority(h.target, 0, &host_, &port_)) {
-      Deny(400, "bad_connect_target", "CONNECT needs host:port", "use CONNECT host:port");
-      return false;
+// Transparent capture.
+
+void ProxyConnection::Sniff(bool deadline_passed) {
+  evbuffer* in = bufferevent_get_input(client_.get());
+  size_t len = std::min(evbuffer_get_length(in), kHelloMax);
+  if (len == 0 && !deadline_passed) return;
+  auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(len)));
+  std::string_view bytes(data ? data : "", len);
+  if (!bytes.empty() && static_cast<uint8_t>(bytes[0]) == 0x16) {
+    tls::ClientHello hello;
+    tls::HelloStatus st = tls::ParseClientHello(bytes, &hello);
+    if (st == tls::HelloStatus::kNeedMore && len < kHelloMax && !deadline_passed) return;
+    target_.tunnel = true;
+    target_.protocol = policy::Protocol::kTls;
+    target_.port = original_port_;
+    if (!Identify()) return;
+    if (st != tls::HelloStatus::kOk || !hello.sni) {
+      target_.host = original_dst_->ToString();
+      Deny(Refusal{400, st != tls::HelloStatus::kOk ? "malformed_client_hello" : "sni_missing", "",
+                   ""});
+      return;
     }
-    protocol_ = policy::Protocol::kTls;
-    return true;
+    TransparentTls(*hello.sni);
+    return;
   }
-  std::string_view t = h.target;
-  if (mode_ == Mode::kTransparent) {
-    // Captured HTTP: origin-form, the host from Host, the port from the original destination.
-    const std::string* host_header = h.Find("Host");
-    uint16_t hp = 0;
-    if (!t.starts_with("/") || !host_header ||
-        !SplitAuthority(*host_header, original_port_, &host_, &hp) || hp != original_port_) {
-      Deny(400, "host_mismatch", "a captured HTTP request needs a Host header for its port",
-           "send Host: name[:port] matching the destination");
-      return false;
-    }
-    port_ = original_port_;
-    origin_target_ = std::string(t);
-    protocol_ = policy::Protocol::kHttp;
-    return true;
+  // An HTTP request line starts with an upper-case method and a space.
+  size_t sp = bytes.find(' ');
+  bool http = sp != std::string_view::npos && sp > 0 && sp <= 16 &&
+              std::all_of(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(sp),
+                          [](char c) { return c >= 'A' && c <= 'Z'; });
+  if (http) {
+    target_.protocol = policy::Protocol::kHttp;
+    state_ = State::kReadingHead;
+    timeval header = ToTimeval(g_.config.header_timeout);
+    bufferevent_set_timeouts(client_.get(), &header, nullptr);
+    HandleFirstHead();
+    return;
   }
-  constexpr std::string_view kScheme = "http://";
-  if (t.size() < kScheme.size() || !http::EqualsIgnoreCase(t.substr(0, kScheme.size()), kScheme)) {
-    Deny(400, "not_absolute_form",
-         t.starts_with("/") ? "a proxy request needs an absolute URL (http://host/path)"
-                            : "only http:// URLs are forwarded; use CONNECT for https",
-         "set HTTP_PROXY/HTTPS_PROXY so that clients send absolute-form requests and CONNECT");
-    return false;
-  }
-  t.remove_prefix(kScheme.size());
-  size_t end = t.find_first_of("/?#");
-  std::string_view authority = t.substr(0, end);
-  if (authority.find('@') != std::string_view::npos) {
-    Deny(400, "userinfo_in_url", "URLs with user:password@ are refused",
-         "remove the credentials from the URL");
-    return false;
-  }
-  if (!SplitAuthority(authority, 80, &host_, &port_)) {
-    Deny(400, "bad_url", "the URL's host or port is malformed", "check the URL");
-    return false;
-  }
-  std::string_view rest = end == std::string_view::npos ? std::string_view() : t.substr(end);
-  if (rest.find('#') != std::string_view::npos) {
-    Deny(400, "bad_url", "a fragment in a request target", "remove the #fragment");
-    return false;
-  }
-  origin_target_ =
-      rest.empty() || rest.front() == '?' ? "/" + std::string(rest) : std::string(rest);
-  if (const std::string* host_header = h.Find("Host")) {
-    std::string hh;
-    uint16_t hp = 0;
-    if (!SplitAuthority(*host_header, 80, &hh, &hp) || !http::EqualsIgnoreCase(hh, host_) ||
-        hp != port_) {
-      Deny(400, "host_mismatch", "the Host header names another host than the URL",
-           "send a Host header equal to the URL's authority, or none");
-      return false;
-    }
-  }
-  protocol_ = policy::Protocol::kHttp;
-  return true;
+  TransparentOpaque();
 }
 
-// Resolution and dialing.
+void ProxyConnection::TransparentTls(const std::string& sni) {
+  // Decided on the SNI; dialled at an address the gateway resolves itself for that name.
+  target_.host = sni;
+  bufferevent_disable(client_.get(), EV_READ);
+  timeval idle = ToTimeval(g_.config.idle_timeout);
+  bufferevent_set_timeouts(client_.get(), &idle, &idle);
+  AdmitTarget();
+}
+
+void ProxyConnection::TransparentOpaque() {
+  // No name on the wire: the name the DNS responder gave this session for this address.
+  target_.tunnel = true;
+  target_.protocol = policy::Protocol::kTcp;
+  target_.port = original_port_;
+  if (!Identify()) return;
+  auto name = g_.dns_mappings.Find(session_->id, *original_dst_);
+  if (!name) {
+    target_.host = original_dst_->ToString();
+    Deny(Refusal{403, "no_dns_mapping", "", ""});
+    return;
+  }
+  target_.host = *name;
+  decision_ = DecideTarget(*policies_, Context(false), target_, "", original_dst_);
+  if (!decision_.allowed()) {
+    Deny(Refusal{403, std::string(policy::ReasonName(decision_.reason)), "", ""});
+    return;
+  }
+  bufferevent_disable(client_.get(), EV_READ);
+  timeval idle = ToTimeval(g_.config.idle_timeout);
+  bufferevent_set_timeouts(client_.get(), &idle, &idle);
+  allowed_ = {*original_dst_};
+  next_address_ = 0;
+  OpenThenDial();
+}
+
+// Resolution and dialling.
 
 void ProxyConnection::StartResolve() {
   state_ = State::kResolving;
   bufferevent_disable(client_.get(), EV_READ);
-  net::NormalizedHost nh = net::NormalizeHost(host_);
+  net::NormalizedHost nh = net::NormalizeHost(target_.host);
   if (nh.address) {
     OnResolved(std::vector<net::IpAddress>{*nh.address});
     return;
@@ -687,17 +555,17 @@ void ProxyConnection::StartResolve() {
 void ProxyConnection::OnResolved(Result<std::vector<net::IpAddress>> result) {
   if (!result.ok()) {
     g_.metrics.resolver_errors++;
-    Deny(502, "dns_failed", "could not resolve " + host_ + ": " + result.status().message(),
-         "check the host name");
+    Deny(Refusal{502, "dns_failed",
+                 "could not resolve " + target_.host + ": " + result.status().message(),
+                 "check the host name"});
     return;
   }
   // 2nd decision, for every address: only checked addresses are ever dialled.
+  std::string_view method = target_.tunnel ? std::string_view() : request_.head().method;
   std::optional<policy::Decision> first_denial;
   allowed_.clear();
   for (const auto& a : result.value()) {
-    policy::Request req = MakeRequest(a);
-    if (!is_connect_) req.http = policy::HttpRequestInfo{request_method_, origin_target_};
-    policy::Decision d = policy::Decide(*policies_, req);
+    policy::Decision d = DecideTarget(*policies_, Context(false), target_, method, a);
     if (d.allowed()) {
       if (allowed_.empty()) decision_ = d;
       allowed_.push_back(a);
@@ -707,14 +575,14 @@ void ProxyConnection::OnResolved(Result<std::vector<net::IpAddress>> result) {
   }
   if (allowed_.empty()) {
     decision_ = *first_denial;
-    Deny(403, std::string(policy::ReasonName(decision_.reason)),
-         "airlock denied " + host_ + ":" + std::to_string(port_) + " (it resolves to " +
-             result.value().front().ToString() + ")",
-         std::string(policy::ReasonHint(decision_.reason)));
+    Deny(Refusal{403, std::string(policy::ReasonName(decision_.reason)),
+                 "airlock denied " + target_.host + ":" + std::to_string(target_.port) +
+                     " (it resolves to " + result.value().front().ToString() + ")",
+                 std::string(policy::ReasonHint(decision_.reason))});
     return;
   }
   next_address_ = 0;
-  if (mode_ == Mode::kExplicit && is_connect_ && decision_.rule &&
+  if (mode_ == Mode::kExplicit && target_.tunnel && decision_.rule &&
       decision_.rule->protocol != policy::Protocol::kTcp) {
     // TLS: the ClientHello must name the CONNECT host before anything is dialled.
     const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
@@ -724,7 +592,7 @@ void ProxyConnection::OnResolved(Result<std::vector<net::IpAddress>> result) {
     CheckHello();
     return;
   }
-  if (is_connect_ && mode_ == Mode::kExplicit) protocol_ = policy::Protocol::kTcp;
+  if (target_.tunnel && mode_ == Mode::kExplicit) target_.protocol = policy::Protocol::kTcp;
   OpenThenDial();
 }
 
@@ -743,10 +611,8 @@ void ProxyConnection::CheckHello() {
     reason = "malformed_client_hello";
   } else if (!hello.sni) {
     reason = "sni_missing";
-  } else {
-    net::NormalizedHost sni = net::NormalizeHost(*hello.sni);
-    net::NormalizedHost want = net::NormalizeHost(host_);
-    if (sni.error != net::HostError::kNone || sni.name != want.name) reason = "sni_mismatch";
+  } else if (!SameHost(*hello.sni, target_.host)) {
+    reason = "sni_mismatch";
   }
   if (!reason.empty()) {
     // After 200 an HTTP answer is impossible: record and drop the tunnel; nothing was dialled.
@@ -763,7 +629,7 @@ void ProxyConnection::Dial() {
   bufferevent_disable(client_.get(), EV_READ);
   dialed_ = allowed_[next_address_++];
   socklen_t len = 0;
-  sockaddr_storage ss = ToSockaddr(*dialed_, port_, &len);
+  sockaddr_storage ss = ToSockaddr(*dialed_, target_.port, &len);
   upstream_.reset(bufferevent_socket_new(w_.worker.base(), -1,
                                          BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS));
   bufferevent_setcb(upstream_.get(), OnUpstreamRead, OnUpstreamWrite, OnUpstreamEvent, this);
@@ -780,226 +646,62 @@ void ProxyConnection::Dial() {
 void ProxyConnection::OnUpstreamConnected() {
   timeval idle = ToTimeval(g_.config.idle_timeout);
   bufferevent_set_timeouts(upstream_.get(), &idle, &idle);
-  upstream_key_ = host_ + ":" + std::to_string(port_) + ":" + dialed_->ToString();
-  if (is_connect_) {
-    if (protocol_ == policy::Protocol::kTcp && mode_ == Mode::kExplicit) {
-      const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-      bufferevent_write(client_.get(), ok, sizeof(ok) - 1);
-    }
-    state_ = State::kTunnel;
-    bufferevent_enable(upstream_.get(), EV_READ);
-    bufferevent_enable(client_.get(), EV_READ);
-    Relay(client_.get(), upstream_.get(), true);  // the buffered ClientHello, if any
+  upstream_key_ = target_.host + ":" + std::to_string(target_.port);
+  if (target_.tunnel && target_.protocol == policy::Protocol::kTcp && mode_ == Mode::kExplicit) {
+    const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+    bufferevent_write(client_.get(), ok, sizeof(ok) - 1);
+  }
+  StartRelay();
+}
+
+void ProxyConnection::StartRelay() {
+  state_ = State::kRelaying;
+  if (exchange_ && !target_.tunnel) {
+    exchange_->SendRequest();  // the exchange was waiting for this upstream
     return;
   }
-  StartHttpRequest();
-}
-
-// HTTP forwarding.
-
-void ProxyConnection::StartHttpRequest() {
-  const http::HttpHead& h = request_.head();
-  std::string host_header = host_;
-  if (port_ != 80) host_header += ":" + std::to_string(port_);
-  std::string head = http::SerializeRequestHead(h, origin_target_, host_header);
-  bufferevent_write(upstream_.get(), head.data(), head.size());
-  bytes_up_ += head.size();
-  response_.Reset();
-  response_.set_no_body_expected(h.method == "HEAD");
-  state_ = State::kSendingBody;
-  bufferevent_enable(upstream_.get(), EV_READ);
-  bufferevent_enable(client_.get(), EV_READ);
-  PumpRequestBody();
-}
-
-void ProxyConnection::PumpRequestBody() {
-  if (state_ != State::kSendingBody) return;
-  evbuffer* in = bufferevent_get_input(client_.get());
-  evbuffer* out = bufferevent_get_output(upstream_.get());
-  const bool chunked = request_.head().framing == http::BodyFraming::kChunked;
-  while (!request_.complete() && evbuffer_get_length(in) > 0) {
-    if (evbuffer_get_length(out) >= kHighWater) {
-      bufferevent_disable(client_.get(), EV_READ);  // resumes from OnUpstreamWrite
-      return;
-    }
-    size_t len = std::min<size_t>(evbuffer_get_length(in), 65536);
-    auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(len)));
-    size_t used = request_.FeedBody(std::string_view(data, len), [&](std::string_view piece) {
-      std::string framed = chunked ? http::EncodeChunk(piece) : std::string(piece);
-      evbuffer_add(out, framed.data(), framed.size());
-      CountBytes(piece.size(), true);
-    });
-    if (used == http::MessageParser::npos) {
-      const auto& e = request_.error();
-      Deny(e.status, e.reason, e.message, "send a well-formed request body");
-      return;
-    }
-    evbuffer_drain(in, used);
-  }
-  bufferevent_enable(client_.get(), EV_READ);
-  if (request_.complete()) {
-    if (chunked) evbuffer_add(out, http::kLastChunk.data(), http::kLastChunk.size());
-    state_ = State::kAwaitingResponse;
-    HandleResponse();
-  }
-}
-
-void ProxyConnection::HandleResponse() {
-  evbuffer* in = bufferevent_get_input(upstream_.get());
-  evbuffer* out = bufferevent_get_output(client_.get());
-  while (evbuffer_get_length(in) > 0) {
-    if (response_.head_size() == 0) {
-      size_t len = std::min(evbuffer_get_length(in), g_.config.max_head_bytes + 1);
-      auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(len)));
-      auto r = response_.ParseHead(std::string_view(data, len));
-      if (r == http::MessageParser::HeadResult::kNeedMore) return;
-      if (r == http::MessageParser::HeadResult::kError) {
-        Deny(502, "bad_upstream_response", response_.error().message,
-             "the upstream sent a malformed response");
-        return;
-      }
-      evbuffer_drain(in, response_.head_size());
-      http::HttpHead& rh = response_.mutable_head();
-      if (rh.status >= 100 && rh.status < 200 && rh.status != 101) {
-        std::string interim = http::SerializeResponseHead(rh, true);
-        evbuffer_add(out, interim.data(), interim.size());
-        response_.Reset();
-        response_.set_no_body_expected(request_method_ == "HEAD");
-        continue;
-      }
-      bool client_keep = request_.head().keep_alive && request_.head().version_minor == 1;
-      upstream_keep_alive_ = rh.keep_alive && rh.framing != http::BodyFraming::kUntilClose;
-      if (rh.upgrade && request_.head().upgrade) {
-        std::string head = http::SerializeResponseHead(rh, true);
-        evbuffer_add(out, head.data(), head.size());
-        bytes_down_ += head.size();
-        AuditHttpRequest(rh.status);
-        state_ = State::kTunnel;  // WebSocket: raw relay from here on
-        Relay(upstream_.get(), client_.get(), false);
-        Relay(client_.get(), upstream_.get(), true);
-        return;
-      }
-      std::string head = http::SerializeResponseHead(rh, client_keep);
-      evbuffer_add(out, head.data(), head.size());
-      bytes_down_ += head.size();
-      if (response_.complete()) {
-        FinishExchange();
-        return;
-      }
-      continue;
-    }
-    if (evbuffer_get_length(out) >= kHighWater) {
-      bufferevent_disable(upstream_.get(), EV_READ);  // resumes from OnClientWrite
-      return;
-    }
-    const bool rechunk = response_.head().framing == http::BodyFraming::kChunked ||
-                         response_.head().framing == http::BodyFraming::kUntilClose;
-    size_t len = std::min<size_t>(evbuffer_get_length(in), 65536);
-    auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(len)));
-    size_t used = response_.FeedBody(std::string_view(data, len), [&](std::string_view piece) {
-      std::string framed = rechunk ? http::EncodeChunk(piece) : std::string(piece);
-      evbuffer_add(out, framed.data(), framed.size());
-      CountBytes(piece.size(), false);
-    });
-    if (used == http::MessageParser::npos) {
-      Close("bad_upstream_body");
-      return;
-    }
-    evbuffer_drain(in, used);
-    if (response_.complete()) {
-      FinishExchange();
-      return;
-    }
-  }
-}
-
-void ProxyConnection::FinishExchange() {
-  const http::HttpHead& rh = response_.head();
-  evbuffer* out = bufferevent_get_output(client_.get());
-  if (rh.framing == http::BodyFraming::kChunked || rh.framing == http::BodyFraming::kUntilClose) {
-    evbuffer_add(out, http::kLastChunk.data(), http::kLastChunk.size());
-  }
-  AuditHttpRequest(rh.status);
-
-  bool client_keep = request_.head().keep_alive && request_.head().version_minor == 1;
-  if (!upstream_keep_alive_) {
-    upstream_.reset();
-    upstream_key_.clear();
-  }
-  if (!client_keep) {
-    CloseAfterFlush("done");
+  if (target_.tunnel) {
+    auto tunnel = std::make_unique<TunnelRelay>(*this);
+    TunnelRelay* t = tunnel.get();
+    exchange_ = nullptr;
+    relay_ = std::move(tunnel);
+    t->Start();  // the buffered ClientHello, if any
     return;
   }
-  // Next request on this connection (pipelined bytes may already be waiting).
-  request_.Reset();
-  state_ = State::kReadingHead;
-  bufferevent_enable(client_.get(), EV_READ);
-  HandleHead();
+  auto exchange =
+      std::make_unique<Http1Exchange>(*this, request_, response_, g_.config.max_head_bytes);
+  exchange_ = exchange.get();
+  relay_ = std::move(exchange);
+  exchange_->SendRequest();
 }
 
-void ProxyConnection::AuditHttpRequest(int status) {
-  audit::Record rec = BaseRecord("http.request");
-  rec["method"] = request_method_;
-  rec["path"] = request_path_;
-  rec["status"] = status;
-  rec["decision"] = DecisionName(decision_.verdict);
-  rec["reason"] = std::string(policy::ReasonName(decision_.reason));
-  if (!decision_.rule_id().empty()) rec["rule"] = std::string(decision_.rule_id());
-  rec["duration_ms"] = duration_cast<milliseconds>(steady_clock::now() - request_started_).count();
-  g_.audit->Append(std::move(rec));
-}
+// Byte accounting.
+
+void ProxyConnection::CountHead(size_t n, bool upward) { (upward ? bytes_up_ : bytes_down_) += n; }
 
 void ProxyConnection::CountBytes(size_t n, bool upward) {
-  if (upward) {
-    bytes_up_ += n;
-    g_.metrics.bytes_up += n;
-    if (!session_) return;
-    uint64_t sent = session_->usage->bytes_out += n;
-    const policy::CompiledPolicy* p = decision_.policy;
-    if (p && p->policy().limits.bytes_out && sent > *p->policy().limits.bytes_out &&
-        p->policy().mode == policy::Mode::kEnforce && !over_budget_) {
-      // Over the session's byte budget: end the connection once this callback has returned.
-      over_budget_ = true;
-      uint64_t id = id_;
-      WorkerConnections* w = &w_;
-      w_.worker.Post([w, id] {
-        auto it = w->live.find(id);
-        if (it != w->live.end()) it->second->Terminate("limit_bytes_out");
-      });
-    }
-  } else {
+  if (!upward) {
     bytes_down_ += n;
     if (session_) session_->usage->bytes_in += n;
     g_.metrics.bytes_down += n;
+    return;
   }
-}
-
-// Tunnels.
-
-void ProxyConnection::Relay(bufferevent* from, bufferevent* to, bool upward) {
-  if (!from || !to) return;
-  evbuffer* in = bufferevent_get_input(from);
-  size_t n = evbuffer_get_length(in);
-  if (n == 0) return;
-  evbuffer_add_buffer(bufferevent_get_output(to), in);
-  CountBytes(n, upward);
-  if (evbuffer_get_length(bufferevent_get_output(to)) >= kHighWater) {
-    bufferevent_disable(from, EV_READ);  // resumes from the other side's write callback
+  bytes_up_ += n;
+  g_.metrics.bytes_up += n;
+  if (!session_) return;
+  uint64_t sent = session_->usage->bytes_out += n;
+  const policy::CompiledPolicy* p = decision_.policy;
+  if (p && p->policy().limits.bytes_out && sent > *p->policy().limits.bytes_out &&
+      p->policy().mode == policy::Mode::kEnforce && !over_budget_) {
+    // Over the session's byte budget: end the connection once this callback has returned.
+    over_budget_ = true;
+    uint64_t id = id_;
+    WorkerConnections* w = &w_;
+    w_.worker.Post([w, id] {
+      auto it = w->live.find(id);
+      if (it != w->live.end()) it->second->Terminate("limit_bytes_out");
+    });
   }
-}
-
-void ProxyConnection::MaybeFinishTunnel() {
-  // Half-close: pass an EOF on once everything before it has been written.
-  if (client_eof_ && upstream_ &&
-      evbuffer_get_length(bufferevent_get_output(upstream_.get())) == 0) {
-    shutdown(bufferevent_getfd(upstream_.get()), SHUT_WR);
-  }
-  if (upstream_eof_ && evbuffer_get_length(bufferevent_get_output(client_.get())) == 0) {
-    shutdown(bufferevent_getfd(client_.get()), SHUT_WR);
-  }
-  bool up_drained = !upstream_ || evbuffer_get_length(bufferevent_get_output(upstream_.get())) == 0;
-  bool down_drained = evbuffer_get_length(bufferevent_get_output(client_.get())) == 0;
-  if (client_eof_ && upstream_eof_ && up_drained && down_drained) Close("done");
 }
 
 }  // namespace airlock::server

@@ -1,15 +1,18 @@
-// ProxyConnection: one client connection to the explicit proxy listener, from the first byte to
-// the last: read and check the request head, identify the session, decide, resolve, decide again
-// for every address, dial exactly an allowed address, then forward HTTP (keep-alive, pipelined
-// requests answered in order) or relay a CONNECT tunnel / WebSocket with back-pressure and
-// half-close. Every attempt is audited at decision time; every accepted connection also gets a
-// connection.close record. Owned by its worker's registry; lives and dies on that worker thread.
+// ProxyConnection: one client connection, from accept to close, and its admission: identify the
+// session, decide, resolve, decide again for every address, write connection.open (and wait
+// until it is in the file), dial exactly an allowed address. After the dial it hands both ends
+// to the Relay the decision calls for (relay.h): a TunnelRelay for CONNECT tunnels, captured TLS
+// and opaque TCP, an Http1Exchange for HTTP. It owns the two bufferevents, the connection's
+// counters and its audit records (connection.open, http.request, connection.close), and forwards
+// bufferevent callbacks to the relay. Owned by its worker's registry; lives and dies on that
+// worker thread.
 #pragma once
 
 #include <netinet/in.h>
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -21,6 +24,8 @@
 #include "gateway/policy/decide.h"
 #include "gateway/server/event_loop.h"
 #include "gateway/server/gateway_state.h"
+#include "gateway/server/http_exchange.h"
+#include "gateway/server/request_checks.h"
 
 namespace airlock::server {
 
@@ -32,7 +37,7 @@ struct WorkerConnections {
   std::unordered_map<uint64_t, ProxyConnection*> live;
 };
 
-class ProxyConnection {
+class ProxyConnection : public ExchangeHost {
  public:
   enum class Mode {
     kExplicit,     // HTTP_PROXY clients: absolute-form requests and CONNECT
@@ -50,23 +55,35 @@ class ProxyConnection {
   // Decides again against `set`; false if the connection is no longer allowed.
   bool StillAllowed(const policy::PolicySet& set) const;
 
+  // RelayHost and ExchangeHost.
+  bufferevent* client() override { return client_.get(); }
+  bufferevent* upstream() override { return upstream_.get(); }
+  void CountBytes(size_t n, bool upward) override;
+  void CountHead(size_t n, bool upward) override;
+  void Close(const std::string& reason) override;
+  Admission AdmitRequest(const http::HttpHead& head) override;
+  const Target& target() const override { return target_; }
+  void Refuse(const Refusal& refusal) override;
+  void AuditRequest(const RequestSummary& summary) override;
+  void DropUpstream() override;
+  void CloseAfterFlush(const std::string& reason) override;
+
  private:
+  // Admission phases; kRelaying hands every callback to relay_.
   enum class State {
     kSniffing,  // transparent: TLS, HTTP or opaque bytes?
     kReadingHead,
     kResolving,
-    kAuditing,  // waiting for connection.open to be in the audit file before dialling
+    kAwaitingHello,  // CONNECT answered 200: the ClientHello must name the CONNECT host
+    kAuditing,       // waiting for connection.open to be in the audit file before dialling
     kConnecting,
-    kAwaitingHello,
-    kSendingBody,
-    kAwaitingResponse,
-    kTunnel,
+    kRelaying,
     kClosing,
   };
 
   ProxyConnection(GatewayState& g, WorkerConnections& w, evutil_socket_t fd,
                   const sockaddr_storage& peer, Mode mode);
-  ~ProxyConnection();
+  ~ProxyConnection() override;
 
   static void OnClientRead(bufferevent* bev, void* arg);
   static void OnClientWrite(bufferevent* bev, void* arg);
@@ -78,35 +95,22 @@ class ProxyConnection {
   void Sniff(bool deadline_passed);
   void TransparentTls(const std::string& sni);
   void TransparentOpaque();
-  void DecideAndResolve();
-  void HandleHead();
+  void HandleFirstHead();
+  Admission AdmitTarget();
   bool Identify();
-  bool ParseTarget();
-  policy::Request MakeRequest(std::optional<net::IpAddress> address) const;
+  DecisionContext Context(bool count_request) const;
   void StartResolve();
   void OnResolved(Result<std::vector<net::IpAddress>> result);
+  void CheckHello();
   void OpenThenDial();
   void Dial();
   void OnUpstreamConnected();
-  void CheckHello();
-  void StartHttpRequest();
-  void PumpRequestBody();
-  void HandleResponse();
-  void Relay(bufferevent* from, bufferevent* to, bool upward);
-  // Payload bytes relayed: this connection's, the session's and the gateway's counters.
-  void CountBytes(size_t n, bool upward);
-  void MaybeFinishTunnel();
-  void FinishExchange();
-  void AuditHttpRequest(int status);
+  void StartRelay();
 
-  void Deny(int status, const std::string& reason, const std::string& message,
-            const std::string& hint);
+  void Deny(const Refusal& refusal);
   void AuditOpen(const std::string& decision, const std::string& reason);
-  void CloseAfterFlush(const std::string& reason);
-  void Close(const std::string& reason);
-
+  const char* ProtoName() const;
   audit::Record BaseRecord(const char* event) const;
-  std::string DecisionName(policy::Verdict v) const;
 
   GatewayState& g_;
   WorkerConnections& w_;
@@ -114,6 +118,8 @@ class ProxyConnection {
   const std::chrono::steady_clock::time_point started_;
   BufferEventPtr client_;
   BufferEventPtr upstream_;
+  std::unique_ptr<Relay> relay_;
+  Http1Exchange* exchange_ = nullptr;  // relay_, when it is the HTTP exchange
   const Mode mode_;
   std::optional<net::IpAddress> original_dst_;  // transparent: where the client was going
   uint16_t original_port_ = 0;
@@ -127,28 +133,17 @@ class ProxyConnection {
   std::optional<control::Session> session_;
   std::shared_ptr<const policy::PolicySet> policies_;
 
-  // The destination of the current request or tunnel.
-  bool is_connect_ = false;
-  std::string host_;  // as requested
-  uint16_t port_ = 0;
-  std::string origin_target_;
-  policy::Protocol protocol_ = policy::Protocol::kHttp;
+  // The destination of the current request or tunnel, and what was decided for it.
+  Target target_;
   policy::Decision decision_;
   std::vector<net::IpAddress> allowed_;
   size_t next_address_ = 0;
   std::optional<net::IpAddress> dialed_;
-  std::string upstream_key_;  // host:port:address of the open upstream, for reuse
+  std::string upstream_key_;  // host:port of the open upstream, for reuse
   bool opened_ = false;       // connection.open written with decision allow/report
-  bool upstream_keep_alive_ = false;
 
-  // Counters.
   uint64_t bytes_up_ = 0;
   uint64_t bytes_down_ = 0;
-  bool client_eof_ = false;
-  bool upstream_eof_ = false;
-  std::chrono::steady_clock::time_point request_started_;
-  std::string request_method_;
-  std::string request_path_;
   bool counted_in_session_ = false;
   bool over_budget_ = false;
   std::string closing_reason_;

@@ -1,0 +1,257 @@
+// The HTTP/1.1 relay: request and response forwarding (see http_exchange.h).
+#include "gateway/server/http_exchange.h"
+
+#include "gateway/audit/chain.h"
+#include "gateway/http/serialize.h"
+
+namespace airlock::server {
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+constexpr size_t kBodySlice = 65536;  // body bytes handed to the parser at a time
+
+}  // namespace
+
+http::MessageParser::HeadResult ReadRequestHead(evbuffer* in, http::MessageParser& parser,
+                                                size_t max_head_bytes) {
+  size_t len = evbuffer_get_length(in);
+  if (len == 0) return http::MessageParser::HeadResult::kNeedMore;
+  size_t want = std::min(len, max_head_bytes + 1);
+  auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(want)));
+  auto result = parser.ParseHead(std::string_view(data, want));
+  if (result == http::MessageParser::HeadResult::kDone) evbuffer_drain(in, parser.head_size());
+  return result;
+}
+
+Http1Exchange::Http1Exchange(ExchangeHost& host, http::MessageParser& request,
+                             http::MessageParser& response, size_t max_head_bytes)
+    : host_(host), request_(request), response_(response), max_head_bytes_(max_head_bytes) {}
+
+void Http1Exchange::ReadNextHead() {
+  state_ = State::kReadingHead;
+  bufferevent_enable(host_.client(), EV_READ);
+  auto result = ReadRequestHead(bufferevent_get_input(host_.client()), request_, max_head_bytes_);
+  if (result == http::MessageParser::HeadResult::kNeedMore) return;
+  if (result == http::MessageParser::HeadResult::kError) {
+    const auto& e = request_.error();
+    host_.Refuse(Refusal{e.status, e.reason, e.message, "send a well-formed HTTP/1.1 request"});
+    return;
+  }
+  state_ = State::kAdmitting;
+  switch (host_.AdmitRequest(request_.head())) {
+    case ExchangeHost::Admission::kForward:
+      SendRequest();
+      return;
+    case ExchangeHost::Admission::kPending:
+      bufferevent_disable(host_.client(), EV_READ);
+      return;
+    case ExchangeHost::Admission::kRefused:
+      return;
+  }
+}
+
+void Http1Exchange::SendRequest() {
+  const http::HttpHead& h = request_.head();
+  const Target& t = host_.target();
+  const uint16_t default_port = t.protocol == policy::Protocol::kHttp ? 80 : 443;
+  std::string host_header = t.host;
+  if (t.port != default_port) host_header += ":" + std::to_string(t.port);
+  std::string head = http::SerializeRequestHead(h, t.origin_target, host_header);
+  bufferevent_write(host_.upstream(), head.data(), head.size());
+  host_.CountHead(head.size(), true);
+  summary_ = RequestSummary{h.method, audit::RedactTarget(t.origin_target)};
+  started_ = steady_clock::now();
+  response_.Reset();
+  response_.set_no_body_expected(h.method == "HEAD");
+  state_ = State::kSendingBody;
+  bufferevent_enable(host_.upstream(), EV_READ);
+  bufferevent_enable(host_.client(), EV_READ);
+  PumpRequestBody();
+}
+
+void Http1Exchange::PumpRequestBody() {
+  if (state_ != State::kSendingBody) return;
+  evbuffer* in = bufferevent_get_input(host_.client());
+  evbuffer* out = bufferevent_get_output(host_.upstream());
+  const bool chunked = request_.head().framing == http::BodyFraming::kChunked;
+  while (!request_.complete() && evbuffer_get_length(in) > 0) {
+    if (evbuffer_get_length(out) >= kRelayHighWater) {
+      bufferevent_disable(host_.client(), EV_READ);  // resumes from OnUpstreamWrite
+      return;
+    }
+    size_t len = std::min<size_t>(evbuffer_get_length(in), kBodySlice);
+    auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(len)));
+    size_t used = request_.FeedBody(std::string_view(data, len), [&](std::string_view piece) {
+      std::string framed = chunked ? http::EncodeChunk(piece) : std::string(piece);
+      evbuffer_add(out, framed.data(), framed.size());
+      summary_.bytes_up += piece.size();
+      host_.CountBytes(piece.size(), true);
+    });
+    if (used == http::MessageParser::npos) {
+      const auto& e = request_.error();
+      host_.Refuse(Refusal{e.status, e.reason, e.message, "send a well-formed request body"});
+      return;
+    }
+    evbuffer_drain(in, used);
+  }
+  bufferevent_enable(host_.client(), EV_READ);
+  if (request_.complete()) {
+    if (chunked) evbuffer_add(out, http::kLastChunk.data(), http::kLastChunk.size());
+    state_ = State::kAwaitingResponse;
+    HandleResponse();
+  }
+}
+
+void Http1Exchange::HandleResponse() {
+  evbuffer* in = bufferevent_get_input(host_.upstream());
+  evbuffer* out = bufferevent_get_output(host_.client());
+  while (evbuffer_get_length(in) > 0) {
+    if (response_.head_size() == 0) {
+      size_t len = std::min(evbuffer_get_length(in), max_head_bytes_ + 1);
+      auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(len)));
+      auto r = response_.ParseHead(std::string_view(data, len));
+      if (r == http::MessageParser::HeadResult::kNeedMore) return;
+      if (r == http::MessageParser::HeadResult::kError) {
+        host_.Refuse(Refusal{502, "bad_upstream_response", response_.error().message,
+                             "the upstream sent a malformed response"});
+        return;
+      }
+      evbuffer_drain(in, response_.head_size());
+      http::HttpHead& rh = response_.mutable_head();
+      if (rh.status >= 100 && rh.status < 200 && rh.status != 101) {
+        std::string interim = http::SerializeResponseHead(rh, true);
+        evbuffer_add(out, interim.data(), interim.size());
+        response_.Reset();
+        response_.set_no_body_expected(summary_.method == "HEAD");
+        continue;
+      }
+      bool client_keep = request_.head().keep_alive && request_.head().version_minor == 1;
+      upstream_keep_alive_ = rh.keep_alive && rh.framing != http::BodyFraming::kUntilClose;
+      if (rh.upgrade && request_.head().upgrade) {
+        // WebSocket: the 101 in one write, then a byte tunnel from here on.
+        std::string head = http::SerializeResponseHead(rh, true);
+        evbuffer_add(out, head.data(), head.size());
+        host_.CountHead(head.size(), false);
+        summary_.status = rh.status;
+        summary_.duration = duration_cast<milliseconds>(steady_clock::now() - started_);
+        host_.AuditRequest(summary_);
+        tunnel_.emplace(host_);
+        tunnel_->Start();
+        return;
+      }
+      std::string head = http::SerializeResponseHead(rh, client_keep);
+      evbuffer_add(out, head.data(), head.size());
+      host_.CountHead(head.size(), false);
+      if (response_.complete()) {
+        FinishExchange();
+        return;
+      }
+      continue;
+    }
+    if (evbuffer_get_length(out) >= kRelayHighWater) {
+      bufferevent_disable(host_.upstream(), EV_READ);  // resumes from OnClientWrite
+      return;
+    }
+    const bool rechunk = response_.head().framing == http::BodyFraming::kChunked ||
+                         response_.head().framing == http::BodyFraming::kUntilClose;
+    size_t len = std::min<size_t>(evbuffer_get_length(in), kBodySlice);
+    auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(len)));
+    size_t used = response_.FeedBody(std::string_view(data, len), [&](std::string_view piece) {
+      std::string framed = rechunk ? http::EncodeChunk(piece) : std::string(piece);
+      evbuffer_add(out, framed.data(), framed.size());
+      summary_.bytes_down += piece.size();
+      host_.CountBytes(piece.size(), false);
+    });
+    if (used == http::MessageParser::npos) {
+      host_.Close("bad_upstream_body");
+      return;
+    }
+    evbuffer_drain(in, used);
+    if (response_.complete()) {
+      FinishExchange();
+      return;
+    }
+  }
+}
+
+void Http1Exchange::FinishExchange() {
+  const http::HttpHead& rh = response_.head();
+  evbuffer* out = bufferevent_get_output(host_.client());
+  if (rh.framing == http::BodyFraming::kChunked || rh.framing == http::BodyFraming::kUntilClose) {
+    evbuffer_add(out, http::kLastChunk.data(), http::kLastChunk.size());
+  }
+  summary_.status = rh.status;
+  summary_.duration = duration_cast<milliseconds>(steady_clock::now() - started_);
+  host_.AuditRequest(summary_);
+  bool client_keep = request_.head().keep_alive && request_.head().version_minor == 1;
+  if (!upstream_keep_alive_) host_.DropUpstream();
+  if (!client_keep) {
+    host_.CloseAfterFlush("done");
+    return;
+  }
+  // Next request on this connection (pipelined bytes may already be waiting).
+  request_.Reset();
+  ReadNextHead();
+}
+
+void Http1Exchange::OnClientRead() {
+  if (tunnel_) return tunnel_->OnClientRead();
+  if (state_ == State::kReadingHead) {
+    ReadNextHead();
+  } else if (state_ == State::kSendingBody) {
+    PumpRequestBody();
+  }
+  // Otherwise bytes wait in the buffer (pipelined requests).
+}
+
+void Http1Exchange::OnClientWrite() {
+  if (tunnel_) return tunnel_->OnClientWrite();
+  // Back-pressure relief: the client drained, read from upstream again.
+  if (state_ == State::kAwaitingResponse && host_.upstream()) {
+    bufferevent_enable(host_.upstream(), EV_READ);
+  }
+}
+
+void Http1Exchange::OnClientEof() {
+  if (tunnel_) return tunnel_->OnClientEof();
+  host_.Close("client_closed");
+}
+
+void Http1Exchange::OnUpstreamRead() {
+  if (tunnel_) return tunnel_->OnUpstreamRead();
+  if (state_ == State::kAwaitingResponse || state_ == State::kSendingBody) HandleResponse();
+}
+
+void Http1Exchange::OnUpstreamWrite() {
+  if (tunnel_) return tunnel_->OnUpstreamWrite();
+  if (state_ == State::kSendingBody) PumpRequestBody();
+}
+
+void Http1Exchange::OnUpstreamEof() {
+  if (tunnel_) return tunnel_->OnUpstreamEof();
+  if (state_ == State::kAwaitingResponse || state_ == State::kSendingBody) {
+    HandleResponse();
+    if (state_ == State::kReadingHead || state_ == State::kAdmitting) return;  // finished
+    if (response_.head_size() > 0 && response_.FinishOnClose()) {
+      FinishExchange();
+    } else {
+      host_.Close("upstream_closed");
+    }
+    return;
+  }
+  host_.DropUpstream();  // an idle kept-alive upstream went away
+}
+
+void Http1Exchange::OnUpstreamError(bool timeout) {
+  if (tunnel_) return tunnel_->OnUpstreamError(timeout);
+  if (state_ == State::kReadingHead || state_ == State::kAdmitting) {
+    host_.DropUpstream();  // an idle kept-alive upstream failed
+    return;
+  }
+  host_.Close(timeout ? "idle_timeout" : "upstream_error");
+}
+
+}  // namespace airlock::server

@@ -1,0 +1,95 @@
+// Http1Exchange: the HTTP/1.1 relay. Forwards one request at a time (keep-alive; pipelined
+// requests wait in the client's buffer and are answered in order), streaming both bodies with
+// back-pressure and re-framing them (chunked in, chunked out), forwarding 1xx answers
+// (Expect: 100-continue), and switching to a byte tunnel after a 101 (WebSocket). Every request
+// head after the first is handed to its host for admission before anything of it goes upstream;
+// the same exchange serves cleartext HTTP and requests decrypted inside terminated TLS. Lives on
+// its connection's worker thread.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "gateway/http/message_parser.h"
+#include "gateway/server/relay.h"
+#include "gateway/server/request_checks.h"
+#include "gateway/server/tunnel_relay.h"
+
+namespace airlock::server {
+
+// One forwarded request, for its http.request record.
+struct RequestSummary {
+  std::string method;
+  std::string path;  // query values redacted
+  int status = 0;
+  uint64_t bytes_up = 0;    // request body
+  uint64_t bytes_down = 0;  // response body
+  std::chrono::milliseconds duration{0};
+};
+
+// What the exchange asks of its connection beyond the bytes.
+class ExchangeHost : public RelayHost {
+ public:
+  enum class Admission {
+    kForward,  // allowed, and the upstream is ready for it
+    kPending,  // allowed; the host is dialling and calls Http1Exchange::SendRequest() when ready
+    kRefused,  // answered and closing: return at once
+  };
+  // A request head has been read into the exchange's parser: decide it.
+  virtual Admission AdmitRequest(const http::HttpHead& head) = 0;
+  // The destination of the request being forwarded.
+  virtual const Target& target() const = 0;
+  // Answers with a gateway response and closes once it is written: return at once.
+  virtual void Refuse(const Refusal& refusal) = 0;
+  virtual void AuditRequest(const RequestSummary& summary) = 0;
+  // The upstream is not kept alive past this response; the next request dials again.
+  virtual void DropUpstream() = 0;
+  // Ends the connection once the client's output is written.
+  virtual void CloseAfterFlush(const std::string& reason) = 0;
+};
+
+class Http1Exchange : public Relay {
+ public:
+  Http1Exchange(ExchangeHost& host, http::MessageParser& request, http::MessageParser& response,
+                size_t max_head_bytes);
+
+  // Sends the admitted request whose head is in the request parser. The upstream must be
+  // connected. May close the connection: call last.
+  void SendRequest();
+  // Reads the next request head from the client's buffer (after a response, or first thing
+  // inside terminated TLS). May close the connection: call last.
+  void ReadNextHead();
+
+  void OnClientRead() override;
+  void OnClientWrite() override;
+  void OnClientEof() override;
+  void OnUpstreamRead() override;
+  void OnUpstreamWrite() override;
+  void OnUpstreamEof() override;
+  void OnUpstreamError(bool timeout) override;
+
+ private:
+  enum class State { kReadingHead, kAdmitting, kSendingBody, kAwaitingResponse };
+
+  void PumpRequestBody();
+  void HandleResponse();
+  void FinishExchange();
+
+  ExchangeHost& host_;
+  http::MessageParser& request_;
+  http::MessageParser& response_;
+  const size_t max_head_bytes_;
+  State state_ = State::kReadingHead;
+  std::optional<TunnelRelay> tunnel_;  // after a 101
+  bool upstream_keep_alive_ = false;
+  RequestSummary summary_;
+  std::chrono::steady_clock::time_point started_;
+};
+
+// Parses a request head from the start of `in` into `parser` and drains it. kNeedMore leaves
+// the buffer as it is.
+http::MessageParser::HeadResult ReadRequestHead(evbuffer* in, http::MessageParser& parser,
+                                                size_t max_head_bytes);
+
+}  // namespace airlock::server
