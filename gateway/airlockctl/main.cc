@@ -6,10 +6,12 @@
 #include <sstream>
 
 #include "gateway/airlockctl/audit_command.h"
+#include "gateway/airlockctl/ca_command.h"
 #include "gateway/airlockctl/policy_command.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"airlockctl: policies, audit logs and sessions of the Airlock egress gateway"};
+  CLI::App app{
+      "airlockctl: policies, audit logs, sessions and the CA of the Airlock egress gateway"};
   app.require_subcommand(1);
 
   auto* policy = app.add_subcommand("policy", "Validate and test policies");
@@ -64,7 +66,17 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   tail->add_flag("-f,--follow", follow, "Keep printing records as they are written");
 
+  auto* ca = app.add_subcommand("ca", "The gateway's CA for inspected TLS");
+  ca->require_subcommand(1);
+  std::string config_path = "/etc/airlock/airlock.yaml";
+  auto* ca_export = ca->add_subcommand(
+      "export", "Print the CA certificate (PEM) that sandboxes must trust; nothing secret");
+  ca_export->add_option("--config", config_path, "The gateway's airlock.yaml")
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
+
+  if (ca_export->parsed()) return airlock::ctl::RunCaExport(config_path, std::cout, std::cerr);
 
   if (verify->parsed()) {
     return airlock::ctl::RunAuditVerify(verify_paths, hmac_key_file, std::cout, std::cerr);

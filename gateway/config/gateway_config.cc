@@ -88,6 +88,23 @@ std::optional<GatewayConfig> LoadGatewayConfig(const std::string& path, Diagnost
     }
     r.Finish();
   }
+  if (auto tls = m.Get("tls")) {
+    MapReader t(*tls, "tls", ctx);
+    auto cert = t.Get("ca_cert");
+    auto key = t.Get("ca_key");
+    if (cert) c.tls_ca_cert = ReadString(*cert, ctx).value_or("");
+    if (key) c.tls_ca_key = ReadString(*key, ctx).value_or("");
+    if (cert.has_value() != key.has_value()) {
+      ctx.Error(cert ? *cert : *key,
+                "tls: ca_cert and ca_key go together; give both, or neither to have the gateway "
+                "generate its CA in state_dir");
+    }
+    if (auto s = t.String("upstream_ca_file")) c.tls_upstream_ca_file = *s;
+    if (auto v = t.Int("leaf_validity_hours", 1, 24 * 30))
+      c.tls_leaf_validity = std::chrono::hours(*v);
+    if (auto v = t.Int("leaf_cache_size", 16, 1000000)) c.tls_leaf_cache_size = *v;
+    t.Finish();
+  }
   if (auto limits = m.Get("limits")) {
     MapReader l(*limits, "limits", ctx);
     if (auto v = l.Int("max_request_line", 256, 1 << 20)) c.max_request_line = *v;

@@ -41,6 +41,13 @@ struct GatewayConfig {
   uint32_t dns_answer_ttl = 30;          // TTL of the responder's answers (clamped)
   uint32_t dns_queries_per_second = 50;  // per session, with a burst of twice that
 
+  // TLS inspection (docs/TLS.md). CA files empty: generated in state_dir on first start.
+  std::string tls_ca_cert;
+  std::string tls_ca_key;
+  std::string tls_upstream_ca_file;  // empty: the system store
+  std::chrono::hours tls_leaf_validity{24};
+  size_t tls_leaf_cache_size = 10000;
+
   size_t max_request_line = 8192;
   size_t max_head_bytes = 32768;
   size_t max_headers = 100;

@@ -128,6 +128,10 @@ ControlResponse ControlApi::Handle(const ControlRequest& r) {
     if (!s.ok()) return Error(400, s.message());
     return {200, json{{"status", "reloaded"}, {"policies", hooks_.policy_names()}}};
   }
+  if (r.path == "/v1/ca" && hooks_.ca_certificate) {
+    if (r.method != "GET") return Error(405, "use GET");
+    return {200, json{{"certificate", hooks_.ca_certificate()}}};
+  }
   return Error(404, "unknown endpoint " + r.path);
 }
 

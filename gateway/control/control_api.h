@@ -7,6 +7,7 @@
 //   GET    /v1/sessions/{id}         one
 //   DELETE /v1/sessions/{id}         end it (its connections are closed)  -> 204
 //   POST   /v1/reload                reload policies, all or nothing
+//   GET    /v1/ca                    {certificate}: the CA certificate sandboxes must trust
 // Called on the control thread only.
 #pragma once
 
@@ -40,6 +41,7 @@ struct ControlHooks {
   std::function<bool()> audit_healthy;
   std::function<void(const Session&)> session_created;
   std::function<void(const Session&, const char* reason)> session_ended;
+  std::function<std::string()> ca_certificate;  // PEM; absent: 404
 };
 
 class ControlApi {

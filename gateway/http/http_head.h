@@ -32,8 +32,11 @@ struct HttpHead {
   int version_minor = 1;  // HTTP/1.<minor>
   std::vector<Header> headers;
 
-  BodyFraming framing = BodyFraming::kNone;
+  BodyFraming framing = BodyFraming::kNone;  // how the body that follows is delimited
   uint64_t content_length = 0;
+  // Responses: the framing the headers declare, also when no body follows (the answer to HEAD
+  // keeps its Content-Length) or it is empty (Content-Length: 0).
+  BodyFraming declared_framing = BodyFraming::kNone;
   bool keep_alive = true;  // per the version and Connection header
   bool upgrade = false;    // a WebSocket upgrade (request) or 101 (response)
 

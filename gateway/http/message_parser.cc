@@ -248,18 +248,22 @@ int MessageParser::OnHeadersComplete(llhttp_t* p) {
   h.version_minor = llhttp_get_http_minor(p);
   h.keep_alive = llhttp_should_keep_alive(p) != 0;
   if (self->kind_ == Kind::kResponse) h.status = llhttp_get_status_code(p);
+  if (p->flags & F_CHUNKED) {
+    h.declared_framing = BodyFraming::kChunked;
+  } else if (p->flags & F_CONTENT_LENGTH) {
+    h.declared_framing = BodyFraming::kLength;
+    h.content_length = p->content_length;
+  } else if (self->kind_ == Kind::kResponse && !self->no_body_expected_ &&
+             llhttp_message_needs_eof(p)) {
+    h.declared_framing = BodyFraming::kUntilClose;
+  }
   if (self->kind_ == Kind::kResponse && self->no_body_expected_) {
     h.framing = BodyFraming::kNone;
     return 1;  // tells llhttp: no body follows
   }
-  if (p->flags & F_CHUNKED) {
-    h.framing = BodyFraming::kChunked;
-  } else if (p->flags & F_CONTENT_LENGTH) {
-    h.framing = p->content_length > 0 ? BodyFraming::kLength : BodyFraming::kNone;
-    h.content_length = p->content_length;
-  } else if (self->kind_ == Kind::kResponse && llhttp_message_needs_eof(p)) {
-    h.framing = BodyFraming::kUntilClose;
-  }
+  h.framing = h.declared_framing == BodyFraming::kLength && h.content_length == 0
+                  ? BodyFraming::kNone
+                  : h.declared_framing;
   return 0;
 }
 

@@ -27,10 +27,10 @@ void AppendHeaders(const HttpHead& head, std::string* out) {
   }
 }
 
-void AppendFraming(const HttpHead& head, std::string* out) {
-  switch (head.framing) {
+void AppendFraming(BodyFraming framing, uint64_t content_length, std::string* out) {
+  switch (framing) {
     case BodyFraming::kLength:
-      *out += "Content-Length: " + std::to_string(head.content_length) + "\r\n";
+      *out += "Content-Length: " + std::to_string(content_length) + "\r\n";
       break;
     case BodyFraming::kChunked:
     case BodyFraming::kUntilClose:
@@ -57,7 +57,7 @@ std::string SerializeRequestHead(const HttpHead& head, std::string_view origin_t
   out += "Host: " + std::string(host) + "\r\n";
   AppendHeaders(head, &out);
   if (head.framing != BodyFraming::kNone) {
-    AppendFraming(head, &out);
+    AppendFraming(head.framing, head.content_length, &out);
   } else if (head.method == "POST" || head.method == "PUT" || head.method == "PATCH") {
     out += "Content-Length: 0\r\n";
   }
@@ -77,7 +77,12 @@ std::string SerializeResponseHead(const HttpHead& head, bool keep_alive) {
   } else {
     // 1xx, 204 and 304 carry no body and no framing headers.
     bool bodiless = head.status < 200 || head.status == 204 || head.status == 304;
-    if (!bodiless) AppendFraming(head, &out);
+    // When no body follows (an empty one, or the answer to HEAD): the framing the upstream
+    // declared, so that Content-Length: 0 and HEAD's length reach the client.
+    if (!bodiless) {
+      AppendFraming(head.framing != BodyFraming::kNone ? head.framing : head.declared_framing,
+                    head.content_length, &out);
+    }
     if (!keep_alive) out += "Connection: close\r\n";
   }
   out += "\r\n";

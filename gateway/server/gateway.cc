@@ -78,6 +78,18 @@ Status Gateway::Init() {
   resolver_ = std::move(resolver).value();
   state_.resolver = resolver_.get();
 
+  tls::InspectorOptions to;
+  to.ca_cert_file = c.tls_ca_cert;
+  to.ca_key_file = c.tls_ca_key;
+  to.state_dir = c.state_dir;
+  to.upstream_ca_file = c.tls_upstream_ca_file;
+  to.leaf_validity = c.tls_leaf_validity;
+  to.leaf_cache_size = c.tls_leaf_cache_size;
+  auto inspector = tls::TlsInspector::Create(to, SystemClock());
+  if (!inspector.ok()) return inspector.status();
+  tls_ = std::move(inspector).value();
+  state_.tls = tls_.get();
+
   main_base_.reset(event_base_new());
   int n = c.workers > 0 ? c.workers
                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -111,6 +123,7 @@ Status Gateway::Init() {
   hooks.policy_names = [this] { return state_.policies.Get()->Names(); };
   hooks.reload = [this] { return Reload("control"); };
   hooks.audit_healthy = [this] { return audit_->healthy(); };
+  hooks.ca_certificate = [this] { return tls_->ca_certificate_pem(); };
   hooks.session_created = [this](const control::Session& s) {
     audit::Record r{{"event", "session.create"}, {"session", s.id}, {"policy", s.policy}};
     if (s.source) r["src"] = s.source->ToString();

@@ -42,6 +42,7 @@ class Gateway {
   std::unique_ptr<audit::AuditLog> audit_;
   std::unique_ptr<control::SessionTable> sessions_;
   std::unique_ptr<dns::Resolver> resolver_;
+  std::unique_ptr<tls::TlsInspector> tls_;
   std::unique_ptr<control::ControlApi> control_api_;
   EventBasePtr main_base_;
   std::vector<std::unique_ptr<WorkerConnections>> workers_;

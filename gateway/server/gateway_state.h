@@ -17,6 +17,7 @@
 #include "gateway/control/session_table.h"
 #include "gateway/dns/resolver.h"
 #include "gateway/policy/policy_set.h"
+#include "gateway/tls/inspector.h"
 
 namespace airlock::server {
 
@@ -78,6 +79,7 @@ struct GatewayState {
   control::SessionTable* sessions = nullptr;
   audit::AuditLog* audit = nullptr;
   dns::Resolver* resolver = nullptr;
+  tls::TlsInspector* tls = nullptr;
   Metrics metrics;
   DnsMappings dns_mappings;
   std::atomic<uint64_t> next_connection{1};

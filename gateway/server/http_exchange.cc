@@ -59,10 +59,14 @@ void Http1Exchange::SendRequest() {
   const uint16_t default_port = t.protocol == policy::Protocol::kHttp ? 80 : 443;
   std::string host_header = t.host;
   if (t.port != default_port) host_header += ":" + std::to_string(t.port);
+  // Inside TLS the client's Host was checked against the SNI: it goes on as it was spelled.
+  const std::string* sent_host = h.Find("Host");
+  if (t.protocol == policy::Protocol::kTls && sent_host) host_header = *sent_host;
   std::string head = http::SerializeRequestHead(h, t.origin_target, host_header);
   bufferevent_write(host_.upstream(), head.data(), head.size());
   host_.CountHead(head.size(), true);
   summary_ = RequestSummary{h.method, audit::RedactTarget(t.origin_target)};
+  summary_.bytes_up = head.size();
   started_ = steady_clock::now();
   response_.Reset();
   response_.set_no_body_expected(h.method == "HEAD");
@@ -124,6 +128,7 @@ void Http1Exchange::HandleResponse() {
       if (rh.status >= 100 && rh.status < 200 && rh.status != 101) {
         std::string interim = http::SerializeResponseHead(rh, true);
         evbuffer_add(out, interim.data(), interim.size());
+        summary_.bytes_down += interim.size();
         response_.Reset();
         response_.set_no_body_expected(summary_.method == "HEAD");
         continue;
@@ -135,6 +140,7 @@ void Http1Exchange::HandleResponse() {
         std::string head = http::SerializeResponseHead(rh, true);
         evbuffer_add(out, head.data(), head.size());
         host_.CountHead(head.size(), false);
+        summary_.bytes_down += head.size();
         summary_.status = rh.status;
         summary_.duration = duration_cast<milliseconds>(steady_clock::now() - started_);
         host_.AuditRequest(summary_);
@@ -145,6 +151,7 @@ void Http1Exchange::HandleResponse() {
       std::string head = http::SerializeResponseHead(rh, client_keep);
       evbuffer_add(out, head.data(), head.size());
       host_.CountHead(head.size(), false);
+      summary_.bytes_down += head.size();
       if (response_.complete()) {
         FinishExchange();
         return;

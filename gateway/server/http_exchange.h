@@ -23,8 +23,8 @@ struct RequestSummary {
   std::string method;
   std::string path;  // query values redacted
   int status = 0;
-  uint64_t bytes_up = 0;    // request body
-  uint64_t bytes_down = 0;  // response body
+  uint64_t bytes_up = 0;    // request head and body, as sent upstream
+  uint64_t bytes_down = 0;  // response heads (1xx included) and body, as sent to the client
   std::chrono::milliseconds duration{0};
 };
 

@@ -10,10 +10,12 @@
 #include <algorithm>
 #include <cstring>
 
+#include "gateway/audit/chain.h"
 #include "gateway/base/base64.h"
 #include "gateway/http/denial.h"
 #include "gateway/net/host.h"
 #include "gateway/server/sockaddr.h"
+#include "gateway/server/tls_bufferevent.h"
 #include "gateway/server/tunnel_relay.h"
 #include "gateway/tls/client_hello.h"
 
@@ -123,7 +125,14 @@ audit::Record ProxyConnection::BaseRecord(const char* event) const {
   return r;
 }
 
+const char* ProxyConnection::TlsMode() const {
+  if (inspected_) return "inspected";
+  if (target_.tunnel && target_.protocol == policy::Protocol::kTls) return "passthrough";
+  return nullptr;
+}
+
 const char* ProxyConnection::ProtoName() const {
+  if (inspected_) return "tls";
   if (!target_.tunnel) return "http";
   return target_.protocol == policy::Protocol::kTcp ? "tcp" : "tls";
 }
@@ -133,6 +142,7 @@ void ProxyConnection::AuditOpen(const std::string& decision, const std::string& 
   r["decision"] = decision;
   r["reason"] = reason;
   r["proto"] = ProtoName();
+  if (const char* mode = TlsMode()) r["tls"] = mode;
   g_.metrics.CountDecision(decision, reason);
   g_.audit->Append(std::move(r));
 }
@@ -147,7 +157,21 @@ void ProxyConnection::AuditRequest(const RequestSummary& s) {
   rec["bytes_up"] = s.bytes_up;
   rec["bytes_down"] = s.bytes_down;
   rec["duration_ms"] = s.duration.count();
+  if (inspected_) rec["tls"] = "inspected";
   g_.audit->Append(std::move(rec));
+}
+
+void ProxyConnection::DenyRequest(const Refusal& refusal) {
+  audit::Record rec = BaseRecord("http.request");
+  rec["method"] = request_.head().method;
+  rec["path"] = audit::RedactTarget(request_.head().target);
+  rec["status"] = refusal.status;
+  rec["decision"] = "deny";
+  rec["reason"] = refusal.reason;
+  rec["tls"] = "inspected";
+  g_.metrics.CountDecision("deny", refusal.reason);
+  g_.audit->Append(std::move(rec));
+  Refuse(refusal);
 }
 
 void ProxyConnection::OpenThenDial() {
@@ -160,6 +184,7 @@ void ProxyConnection::OpenThenDial() {
   r["reason"] = reason;
   r["ip"] = allowed_[next_address_].ToString();
   r["proto"] = ProtoName();
+  if (const char* mode = TlsMode()) r["tls"] = mode;
   uint64_t id = id_;
   WorkerConnections* w = &w_;
   bool queued = g_.audit->TryAppend(std::move(r), [w, id] {
@@ -229,10 +254,17 @@ void ProxyConnection::Close(const std::string& reason) {
     r["bytes_down"] = bytes_down_;
     r["duration_ms"] = duration_cast<milliseconds>(steady_clock::now() - started_).count();
     r["reason"] = reason;
+    if (!tls_error_.empty()) r["tls_error"] = tls_error_;
     g_.audit->Append(std::move(r));
   }
   if (counted_in_session_) session_->usage->connections--;
   g_.metrics.active_connections--;
+  if (sandbox_tls_) {
+    // A gateway answer (403, 502) may still sit under the TLS layer: let it reach the client,
+    // followed by close_notify.
+    tls::TlsInspector::CloseNotify(SslOf(client_.get()));
+    FreeTlsAfterFlush(std::move(client_), ToTimeval(g_.config.connect_timeout));
+  }
   w_.live.erase(id_);
   delete this;
 }
@@ -272,6 +304,7 @@ bool ProxyConnection::StillAllowed(const policy::PolicySet& set) const {
 }
 
 ProxyConnection::Admission ProxyConnection::AdmitRequest(const http::HttpHead& head) {
+  if (inspected_) return AdmitInspected(head);
   TargetContext tc{
       mode_ == Mode::kTransparent ? TargetForm::kCaptured : TargetForm::kProxy, original_port_, {}};
   if (auto refusal = ParseTarget(head, tc, &target_)) {
@@ -289,12 +322,8 @@ ProxyConnection::Admission ProxyConnection::AdmitTarget() {
     Deny(RefusalFor(decision_, target_));
     return Admission::kRefused;
   }
-  if (decision_.rule && decision_.rule->inspect) {
-    Deny(Refusal{403, "inspection_unavailable",
-                 "the matching rule inspects TLS, which this gateway build cannot do yet",
-                 "ask the policy author for a rule without inspect, or wait for TLS inspection"});
-    return Admission::kRefused;
-  }
+  inspected_ = target_.tunnel && target_.protocol == policy::Protocol::kTls && decision_.rule &&
+               decision_.rule->inspect;
   if (!method.empty() && session_) {
     session_->usage->CountRequest(std::chrono::system_clock::now());
   }
@@ -304,6 +333,32 @@ ProxyConnection::Admission ProxyConnection::AdmitTarget() {
   DropUpstream();
   StartResolve();
   return state_ == State::kClosing ? Admission::kRefused : Admission::kPending;
+}
+
+ProxyConnection::Admission ProxyConnection::AdmitInspected(const http::HttpHead& head) {
+  // One TLS connection is one destination: the request must name the SNI it was decided on.
+  TargetContext tc{TargetForm::kInspected, target_.port, sni_};
+  Target t;
+  if (auto refusal = ParseTarget(head, tc, &t)) {
+    DenyRequest(*refusal);
+    return Admission::kRefused;
+  }
+  target_ = std::move(t);
+  if (upstream_failure_) {
+    DenyRequest(*upstream_failure_);
+    return Admission::kRefused;
+  }
+  decision_ = DecideTarget(*policies_, Context(true), target_, head.method, dialed_);
+  if (!decision_.allowed()) {
+    DenyRequest(RefusalFor(decision_, target_));
+    return Admission::kRefused;
+  }
+  if (session_) session_->usage->CountRequest(std::chrono::system_clock::now());
+  if (upstream_) return Admission::kForward;
+  // The upstream closed after the last response: dial the checked addresses again.
+  next_address_ = 0;
+  Dial();
+  return Admission::kPending;
 }
 
 // Callbacks: admission phases here, everything after the dial to the relay.
@@ -339,6 +394,17 @@ void ProxyConnection::OnClientWrite(bufferevent*, void* arg) {
 
 void ProxyConnection::OnClientEvent(bufferevent*, short what, void* arg) {
   auto* self = static_cast<ProxyConnection*>(arg);
+  if (what & BEV_EVENT_CONNECTED) {  // the sandbox's TLS handshake is done
+    self->sandbox_tls_ = true;
+    timeval idle = ToTimeval(self->g_.config.idle_timeout);
+    bufferevent_set_timeouts(self->client_.get(), &idle, &idle);
+    self->StartRelay();
+    return;
+  }
+  if (self->state_ == State::kSandboxTls) {
+    self->Close(what & BEV_EVENT_TIMEOUT ? "client_tls_timeout" : "client_tls_failed");
+    return;
+  }
   if (what & BEV_EVENT_TIMEOUT) {
     if (self->state_ == State::kSniffing) {
       self->Sniff(true);  // the client sent nothing: a server-speaks-first protocol
@@ -377,18 +443,25 @@ void ProxyConnection::OnUpstreamEvent(bufferevent*, short what, void* arg) {
     self->OnUpstreamConnected();
     return;
   }
+  if (self->state_ == State::kUpstreamTls) {
+    self->OnUpstreamTlsFailed(what);
+    return;
+  }
   if (self->state_ == State::kConnecting) {
     // This address failed; try the next one that was checked (never a new lookup).
     bool timeout = what & BEV_EVENT_TIMEOUT;
     self->upstream_.reset();
+    Refusal failed =
+        timeout ? Refusal{504, "upstream_timeout", "connecting to the upstream timed out",
+                          "the destination did not answer; retry later"}
+                : Refusal{502, "upstream_connect_failed", "could not connect to the upstream",
+                          "the destination refused the connection or is unreachable"};
     if (self->next_address_ < self->allowed_.size()) {
       self->Dial();
-    } else if (timeout) {
-      self->Deny(Refusal{504, "upstream_timeout", "connecting to the upstream timed out",
-                         "the destination did not answer; retry later"});
+    } else if (self->inspected_) {
+      self->FailInspected(failed);
     } else {
-      self->Deny(Refusal{502, "upstream_connect_failed", "could not connect to the upstream",
-                         "the destination refused the connection or is unreachable"});
+      self->Deny(failed);
     }
     return;
   }
@@ -500,6 +573,7 @@ void ProxyConnection::Sniff(bool deadline_passed) {
 void ProxyConnection::TransparentTls(const std::string& sni) {
   // Decided on the SNI; dialled at an address the gateway resolves itself for that name.
   target_.host = sni;
+  sni_ = sni;
   bufferevent_disable(client_.get(), EV_READ);
   timeval idle = ToTimeval(g_.config.idle_timeout);
   bufferevent_set_timeouts(client_.get(), &idle, &idle);
@@ -614,6 +688,7 @@ void ProxyConnection::CheckHello() {
   } else if (!SameHost(*hello.sni, target_.host)) {
     reason = "sni_mismatch";
   }
+  if (reason.empty()) sni_ = *hello.sni;
   if (!reason.empty()) {
     // After 200 an HTTP answer is impossible: record and drop the tunnel; nothing was dialled.
     AuditOpen("deny", reason);
@@ -644,6 +719,10 @@ void ProxyConnection::Dial() {
 }
 
 void ProxyConnection::OnUpstreamConnected() {
+  if (inspected_ && state_ == State::kConnecting) {
+    StartUpstreamTls();
+    return;
+  }
   timeval idle = ToTimeval(g_.config.idle_timeout);
   bufferevent_set_timeouts(upstream_.get(), &idle, &idle);
   upstream_key_ = target_.host + ":" + std::to_string(target_.port);
@@ -654,13 +733,91 @@ void ProxyConnection::OnUpstreamConnected() {
   StartRelay();
 }
 
+// Inspection: TLS terminated on both ends.
+
+void ProxyConnection::StartUpstreamTls() {
+  state_ = State::kUpstreamTls;
+  auto ssl = g_.tls->NewUpstreamSide(target_.host);
+  if (!ssl.ok()) {
+    FailInspected(Refusal{502, "upstream_tls_failed", ssl.status().message(), ""});
+    return;
+  }
+  // The socket under TLS idles like any relay; the handshake has its own deadline below.
+  timeval idle = ToTimeval(g_.config.idle_timeout);
+  bufferevent_set_timeouts(upstream_.get(), &idle, &idle);
+  BufferEventPtr tls =
+      WrapTls(w_.worker.base(), std::move(upstream_), ssl.value(), TlsRole::kClient);
+  if (!tls) {
+    tls::TlsInspector::Discard(ssl.value());
+    FailInspected(Refusal{502, "upstream_tls_failed", "cannot start TLS to the upstream", ""});
+    return;
+  }
+  upstream_ = std::move(tls);
+  bufferevent_setcb(upstream_.get(), OnUpstreamRead, OnUpstreamWrite, OnUpstreamEvent, this);
+  bufferevent_set_max_single_read(upstream_.get(), kMaxIo);
+  bufferevent_set_max_single_write(upstream_.get(), kMaxIo);
+  timeval handshake = ToTimeval(g_.config.connect_timeout);
+  bufferevent_set_timeouts(upstream_.get(), &handshake, &handshake);
+  bufferevent_enable(upstream_.get(), EV_READ | EV_WRITE);
+}
+
+void ProxyConnection::OnUpstreamTlsFailed(short what) {
+  tls::UpstreamTlsFailure f =
+      what & BEV_EVENT_TIMEOUT
+          ? tls::UpstreamTlsFailure{"handshake_timeout",
+                                    "the upstream did not complete the TLS handshake in time"}
+          : tls::TlsInspector::DescribeFailure(SslOf(upstream_.get()), TlsErrorOf(upstream_.get()));
+  upstream_.reset();
+  tls_error_ = f.code;
+  FailInspected(Refusal{502, "upstream_tls_failed", f.message,
+                        "the destination's certificate or TLS setup was refused; it is not "
+                        "retried without verification"});
+}
+
+void ProxyConnection::FailInspected(const Refusal& refusal) {
+  upstream_failure_ = refusal;
+  if (!sandbox_tls_) {
+    StartSandboxTls();  // the next request is answered inside TLS
+  } else {
+    state_ = State::kRelaying;
+    DenyRequest(refusal);  // the request waiting for a new upstream
+  }
+}
+
+void ProxyConnection::StartSandboxTls() {
+  state_ = State::kSandboxTls;
+  auto ssl = g_.tls->NewSandboxSide(sni_);
+  if (!ssl.ok()) {
+    Close("tls_setup_failed");
+    return;
+  }
+  BufferEventPtr tls = WrapTls(w_.worker.base(), std::move(client_), ssl.value(), TlsRole::kServer);
+  if (!tls) {
+    tls::TlsInspector::Discard(ssl.value());
+    Close("tls_setup_failed");
+    return;
+  }
+  client_ = std::move(tls);
+  bufferevent_setcb(client_.get(), OnClientRead, OnClientWrite, OnClientEvent, this);
+  bufferevent_set_max_single_read(client_.get(), kMaxIo);
+  bufferevent_set_max_single_write(client_.get(), kMaxIo);
+  bufferevent_setwatermark(client_.get(), EV_READ, 0, g_.config.max_head_bytes + 65536);
+  timeval handshake = ToTimeval(g_.config.header_timeout);
+  bufferevent_set_timeouts(client_.get(), &handshake, &handshake);
+  bufferevent_enable(client_.get(), EV_READ | EV_WRITE);
+}
+
 void ProxyConnection::StartRelay() {
+  if (inspected_ && !sandbox_tls_) {
+    StartSandboxTls();  // the upstream is verified; now the sandbox's handshake
+    return;
+  }
   state_ = State::kRelaying;
   if (exchange_ && !target_.tunnel) {
     exchange_->SendRequest();  // the exchange was waiting for this upstream
     return;
   }
-  if (target_.tunnel) {
+  if (target_.tunnel && !inspected_) {
     auto tunnel = std::make_unique<TunnelRelay>(*this);
     TunnelRelay* t = tunnel.get();
     exchange_ = nullptr;
@@ -672,7 +829,12 @@ void ProxyConnection::StartRelay() {
       std::make_unique<Http1Exchange>(*this, request_, response_, g_.config.max_head_bytes);
   exchange_ = exchange.get();
   relay_ = std::move(exchange);
-  exchange_->SendRequest();
+  if (inspected_) {
+    request_.Reset();           // the CONNECT's head, if any, is done with
+    exchange_->ReadNextHead();  // requests arrive inside the sandbox's TLS
+  } else {
+    exchange_->SendRequest();
+  }
 }
 
 // Byte accounting.

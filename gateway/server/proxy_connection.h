@@ -2,10 +2,12 @@
 // session, decide, resolve, decide again for every address, write connection.open (and wait
 // until it is in the file), dial exactly an allowed address. After the dial it hands both ends
 // to the Relay the decision calls for (relay.h): a TunnelRelay for CONNECT tunnels, captured TLS
-// and opaque TCP, an Http1Exchange for HTTP. It owns the two bufferevents, the connection's
-// counters and its audit records (connection.open, http.request, connection.close), and forwards
-// bufferevent callbacks to the relay. Owned by its worker's registry; lives and dies on that
-// worker thread.
+// and opaque TCP, an Http1Exchange for HTTP. For a rule that inspects TLS it first terminates
+// TLS on both ends (the upstream's verified, then the sandbox's with a minted leaf) and runs the
+// Http1Exchange inside, deciding every request (docs/TLS.md). It owns the two bufferevents, the
+// connection's counters and its audit records (connection.open, http.request, connection.close),
+// and forwards bufferevent callbacks to the relay. Owned by its worker's registry; lives and dies
+// on that worker thread.
 #pragma once
 
 #include <netinet/in.h>
@@ -77,6 +79,8 @@ class ProxyConnection : public ExchangeHost {
     kAwaitingHello,  // CONNECT answered 200: the ClientHello must name the CONNECT host
     kAuditing,       // waiting for connection.open to be in the audit file before dialling
     kConnecting,
+    kUpstreamTls,  // inspected: the upstream's handshake (chain and name verified)
+    kSandboxTls,   // inspected: the sandbox's handshake with a leaf minted for its SNI
     kRelaying,
     kClosing,
   };
@@ -105,9 +109,18 @@ class ProxyConnection : public ExchangeHost {
   void OpenThenDial();
   void Dial();
   void OnUpstreamConnected();
+  void StartUpstreamTls();
+  void OnUpstreamTlsFailed(short what);
+  void StartSandboxTls();
+  // Inspected: an upstream failure after the sandbox was told 200 is answered inside its TLS.
+  void FailInspected(const Refusal& refusal);
+  Admission AdmitInspected(const http::HttpHead& head);
   void StartRelay();
 
   void Deny(const Refusal& refusal);
+  // A request refused inside inspected TLS: its http.request record, then the answer.
+  void DenyRequest(const Refusal& refusal);
+  const char* TlsMode() const;
   void AuditOpen(const std::string& decision, const std::string& reason);
   const char* ProtoName() const;
   audit::Record BaseRecord(const char* event) const;
@@ -141,6 +154,13 @@ class ProxyConnection : public ExchangeHost {
   std::optional<net::IpAddress> dialed_;
   std::string upstream_key_;  // host:port of the open upstream, for reuse
   bool opened_ = false;       // connection.open written with decision allow/report
+
+  // Inspection.
+  bool inspected_ = false;    // the rule inspects: TLS is terminated on both ends
+  bool sandbox_tls_ = false;  // the sandbox's handshake is done
+  std::string sni_;
+  std::optional<Refusal> upstream_failure_;  // answers the next request inside TLS
+  std::string tls_error_;                    // why the upstream's handshake failed
 
   uint64_t bytes_up_ = 0;
   uint64_t bytes_down_ = 0;

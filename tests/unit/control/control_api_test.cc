@@ -17,6 +17,7 @@ struct Fixture {
                      [] { return true; },
                      nullptr,
                      [this](const Session& s, const char*) { ended.push_back(s.id); },
+                     [] { return std::string("-----BEGIN CERTIFICATE-----\n"); },
                  }};
 };
 
@@ -74,6 +75,15 @@ TEST(ControlApi, HealthReloadAndUnknownPaths) {
   EXPECT_EQ(bad.body["error"], "x.yaml:1:1: bad");
   EXPECT_EQ(f.api.Handle({"GET", "/v2/x", ""}).status, 404);
   EXPECT_EQ(f.api.Handle({"PUT", "/v1/health", ""}).status, 405);
+}
+
+TEST(ControlApi, CaCertificate) {
+  Fixture f;
+  auto ca = f.api.Handle({"GET", "/v1/ca", ""});
+  EXPECT_EQ(ca.status, 200);
+  EXPECT_EQ(ca.body["certificate"], "-----BEGIN CERTIFICATE-----\n");
+  EXPECT_EQ(ca.body.size(), 1u);  // the certificate only: nothing of the key
+  EXPECT_EQ(f.api.Handle({"POST", "/v1/ca", ""}).status, 405);
 }
 
 }  // namespace

@@ -39,6 +39,22 @@ TEST(Serialize, ResponseHead) {
             "HTTP/1.1 200 OK\r\nServer: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n");
 }
 
+TEST(Serialize, ResponseHeadKeepsTheDeclaredLengthWhenNoBodyFollows) {
+  MessageParser empty(MessageParser::Kind::kResponse);
+  ASSERT_EQ(empty.ParseHead("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+            MessageParser::HeadResult::kDone);
+  EXPECT_TRUE(empty.complete());
+  EXPECT_EQ(SerializeResponseHead(empty.head(), true),
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");  // else keep-alive clients wait
+  MessageParser head(MessageParser::Kind::kResponse);
+  head.set_no_body_expected(true);  // the answer to HEAD
+  ASSERT_EQ(head.ParseHead("HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n"),
+            MessageParser::HeadResult::kDone);
+  EXPECT_TRUE(head.complete());
+  EXPECT_EQ(SerializeResponseHead(head.head(), true),
+            "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n");
+}
+
 TEST(Serialize, Chunks) {
   EXPECT_EQ(EncodeChunk("hello world, 17 b"), "11\r\nhello world, 17 b\r\n");
   EXPECT_EQ(kLastChunk, "0\r\n\r\n");

@@ -1,0 +1,44 @@
+// libevent's OpenSSL filter bufferevents (see tls_bufferevent.h).
+#include "gateway/server/tls_bufferevent.h"
+
+#include <event2/bufferevent_ssl.h>
+
+namespace airlock::server {
+
+BufferEventPtr WrapTls(event_base* base, BufferEventPtr underlying, ssl_st* ssl, TlsRole role) {
+  bufferevent* bev = bufferevent_openssl_filter_new(
+      base, underlying.get(), ssl,
+      role == TlsRole::kServer ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING,
+      BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+  if (!bev) return nullptr;  // the caller still owns `underlying` (freed with it) and `ssl`
+  underlying.release();
+  bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+  return BufferEventPtr(bev);
+}
+
+namespace {
+
+void FreeFilter(bufferevent*, void* filter) { bufferevent_free(static_cast<bufferevent*>(filter)); }
+
+void FreeFilterOnEvent(bufferevent* under, short, void* filter) { FreeFilter(under, filter); }
+
+}  // namespace
+
+void FreeTlsAfterFlush(BufferEventPtr bev, timeval linger) {
+  bufferevent* under = bufferevent_get_underlying(bev.get());
+  if (!under || evbuffer_get_length(bufferevent_get_output(under)) == 0) return;
+  // The filter is done with: its callbacks on the bufferevent under it give way to ours, and the
+  // filter (with the SSL object and the socket) is freed when the last byte is written.
+  bufferevent_setcb(bev.get(), nullptr, nullptr, nullptr, nullptr);
+  bufferevent* filter = bev.release();
+  bufferevent_setcb(under, nullptr, FreeFilter, FreeFilterOnEvent, filter);
+  bufferevent_set_timeouts(under, nullptr, &linger);
+  bufferevent_disable(under, EV_READ);
+  bufferevent_enable(under, EV_WRITE);
+}
+
+ssl_st* SslOf(bufferevent* bev) { return bufferevent_openssl_get_ssl(bev); }
+
+unsigned long TlsErrorOf(bufferevent* bev) { return bufferevent_get_openssl_error(bev); }
+
+}  // namespace airlock::server

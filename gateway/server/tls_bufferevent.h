@@ -1,0 +1,28 @@
+// TLS on a bufferevent: wraps a connected bufferevent in libevent's OpenSSL filter, which then
+// owns both the SSL object (made by tls/) and the bufferevent under it. server/ never calls
+// OpenSSL itself; it passes the SSL objects tls/ hands out. Used on the connection's worker.
+#pragma once
+
+#include "gateway/server/event_loop.h"
+
+struct ssl_st;
+
+namespace airlock::server {
+
+enum class TlsRole { kServer, kClient };
+
+// Wraps `underlying` (bytes already in its input, such as a ClientHello, are read first).
+// Dirty shutdowns (no close_notify) read as EOF, as most peers close that way.
+BufferEventPtr WrapTls(event_base* base, BufferEventPtr underlying, ssl_st* ssl, TlsRole role);
+
+// Frees a TLS bufferevent once the bytes it has encrypted are written to its socket (the filter
+// hands them to the bufferevent under it at once, so its own output empties early), or after
+// `linger`. The connection that owned it may be gone by then.
+void FreeTlsAfterFlush(BufferEventPtr bev, timeval linger);
+
+// The SSL object of a TLS bufferevent.
+ssl_st* SslOf(bufferevent* bev);
+// The first OpenSSL error queued on a TLS bufferevent (0: none).
+unsigned long TlsErrorOf(bufferevent* bev);
+
+}  // namespace airlock::server

@@ -1,0 +1,72 @@
+// TlsInspector: what terminating and re-originating TLS needs, behind a header free of OpenSSL
+// so that server/ can hold it: the CA, the leaf cache, the context for sandbox-facing
+// handshakes (the gateway as server: TLS 1.2+, a leaf for the SNI, ALPN http/1.1 only) and the
+// context for upstream handshakes (the gateway as client: TLS 1.2+, chain and host name
+// verified against the configured roots or the system store, SNI = the allowed host). SSL
+// objects are handed out raw for libevent's OpenSSL bufferevents, which take ownership.
+// Thread-safe after Create(): contexts are only read, the leaf cache locks per shard.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "gateway/base/clock.h"
+#include "gateway/base/status.h"
+
+struct ssl_st;
+
+namespace airlock::tls {
+
+class CertificateAuthority;
+class LeafCache;
+
+struct InspectorOptions {
+  std::string ca_cert_file;  // empty with ca_key_file: generated in state_dir
+  std::string ca_key_file;
+  std::string state_dir;
+  std::string upstream_ca_file;  // empty: the system store
+  std::chrono::hours leaf_validity{24};
+  size_t leaf_cache_size = 10000;
+};
+
+// Why an upstream handshake failed, for the audit record (tls_error) and the 502's message.
+struct UpstreamTlsFailure {
+  std::string code;  // certificate_expired, unknown_ca, hostname_mismatch, ...
+  std::string message;
+};
+
+class TlsInspector {
+ public:
+  static Result<std::unique_ptr<TlsInspector>> Create(const InspectorOptions& options,
+                                                      const Clock& clock);
+  ~TlsInspector();
+
+  const std::string& ca_certificate_pem() const;
+  const LeafCache& leaves() const { return *leaves_; }
+
+  // A server-side SSL presenting the leaf for `sni`. The caller owns it.
+  Result<ssl_st*> NewSandboxSide(std::string_view sni);
+  // A client-side SSL for `host` (a name: SNI and host-name check; an address literal: no SNI,
+  // IP check). The caller owns it.
+  Result<ssl_st*> NewUpstreamSide(std::string_view host);
+  // After a failed upstream handshake on `ssl`: what went wrong. Clears OpenSSL's error queue.
+  static UpstreamTlsFailure DescribeFailure(ssl_st* ssl, unsigned long first_error);
+  // Queues TLS's close_notify on an established connection (the peer then sees a clean end).
+  static void CloseNotify(ssl_st* ssl);
+  // Frees an SSL object that was not handed on.
+  static void Discard(ssl_st* ssl);
+  // The negotiated protocol version of an established connection ("TLSv1.3").
+  static std::string Version(ssl_st* ssl);
+
+ private:
+  TlsInspector();
+  struct Contexts;
+
+  std::unique_ptr<CertificateAuthority> ca_;
+  std::unique_ptr<LeafCache> leaves_;
+  std::unique_ptr<Contexts> contexts_;
+};
+
+}  // namespace airlock::tls
