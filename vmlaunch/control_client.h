@@ -1,5 +1,6 @@
 // ControlClient: the launcher's side of the gateway's control API (HTTP+JSON over its unix
-// socket): create and delete sessions. One request per connection. Not thread-safe.
+// socket): create and delete sessions, fetch the CA certificate sandboxes must trust. One request
+// per connection. Not thread-safe.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -17,6 +18,10 @@ class ControlClient {
   // Returns the created session's JSON ({id, ...}).
   Result<nlohmann::json> CreateSession(const nlohmann::json& spec);
   Status DeleteSession(const std::string& id);
+  // GET /v1/ca: the gateway's CA certificate (PEM), or "" if the gateway has no such endpoint
+  // (404: a gateway from before TLS inspection). Anything else that is not a PEM certificate in
+  // {"certificate": "..."} is an error.
+  Result<std::string> GetCaCertificate();
 
  private:
   // Sends one request; returns the status code and the body.

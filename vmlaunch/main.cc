@@ -193,7 +193,11 @@ int main(int argc, char** argv) {
       n.proxy_port = run_vm.proxy_port;
       auto ttl = vl::ParseDuration(run_flags.ttl);
       n.ttl = std::chrono::duration_cast<std::chrono::seconds>(ttl.value_or(std::chrono::hours(1)));
-      n.env = run_cmd.env;
+      std::string error;
+      if (!vl::ParseEnv(run_cmd.env, &n.env, &error)) {
+        std::cerr << "vmlaunch: " << error << "\n";
+        return 125;
+      }
       n.argv = run_cmd.argv;
       auto rc = vl::RunInNetns(n);
       if (!rc.ok()) {

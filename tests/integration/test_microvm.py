@@ -27,6 +27,8 @@ pytestmark = pytest.mark.skipif(
                       "sanitizer build cannot link the static guest agent)")
 
 POOL = "100.98.0.0/24"
+CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO",
+                "CURL_CA_BUNDLE")
 VM_POLICY = """
 version: v1
 name: vm
@@ -149,8 +151,9 @@ def test_run_boots_executes_and_tears_down(env, tmp_path):
 
 def test_persistent_session(env, dns):
     """start, then execs that share state; exit codes, a timeout that kills, a command that
-    cannot start; from inside: an allowed request, a denied host, the metadata address, an
-    unknown DNS name and a connection that bypasses the proxy; stop gives everything back."""
+    cannot start; the gateway's CA and the variables that trust it; from inside: an allowed
+    request, a denied host, the metadata address, an unknown DNS name and a connection that
+    bypasses the proxy; stop gives everything back."""
     g, vmlaunch, vm_args, state, up = env
     r = vmlaunch("start", *vm_args(), "--ttl", "10m", "--json", "--cpus", "2", "--overlay", "32M")
     assert r.returncode == 0, r.stderr
@@ -189,6 +192,15 @@ def test_persistent_session(env, dns):
     r = ex("wget", "-q", "-O", "-", "http://web.test:8080/from-vm")
     assert r.stdout == b"hello GET /from-vm", r.stderr
     assert up["web"].requests[n]["target"] == "/from-vm"
+    # The gateway's CA, put into the guest by vmlaunch (GET /v1/ca): a bundle of the host's
+    # roots (this image has none) and that CA, named by the five variables every exec gets.
+    ca = g.api("GET", "/v1/ca")[1]["certificate"]
+    r = ex("sh", "-c", "env | grep -E '^(%s)=' | sort; cat /etc/airlock/ca.crt"
+           % "|".join(CA_VARIABLES))
+    roots = "/etc/ssl/certs/ca-certificates.crt"
+    roots = open(roots).read().strip() + "\n" if os.path.exists(roots) else ""
+    assert r.stdout.decode() == "".join(
+        f"{v}=/etc/airlock/ca.crt\n" for v in sorted(CA_VARIABLES)) + roots + ca.strip() + "\n"
     # A denied host: 403 with the reason in a header and the body.
     raw = ("printf 'GET http://pastebin.test/ HTTP/1.1\\r\\nHost: pastebin.test\\r\\n\\r\\n' |"
            " nc -w 5 100.98.0.1 3128")
@@ -288,9 +300,10 @@ def image_disk(cache):
 
 def test_debian_root_disk_and_ca_trust(env, repo_upstream):
     """--rootfs: Debian's curl, git and python3 on the read-only disk under a throw-away overlay;
-    each trusts the CA baked into the image through the variables init sets (CURL_CA_BUNDLE,
-    GIT_SSL_CAINFO, SSL_CERT_FILE) and reaches https://repo.test through the gateway; without
-    that CA the same request fails; writes never reach the disk."""
+    each trusts the CA baked into the image (`image build --ca-cert`), which vmlaunch keeps in
+    the bundle it makes with the gateway's CA (CURL_CA_BUNDLE, GIT_SSL_CAINFO, SSL_CERT_FILE),
+    and reaches https://repo.test through the gateway; without that CA the same request fails;
+    writes never reach the disk."""
     g, vmlaunch, vm_args, state, up = env
     disk = image_disk(ROOTFS_IMAGE)
     before = hashlib.sha256(open(disk, "rb").read()).hexdigest()

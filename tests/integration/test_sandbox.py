@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from conftest import VMLAUNCH_BIN, Gateway, RawHttpUpstream, TlsUpstream, listen, serve
+from tls_upstreams import HttpsUpstream, Pki
 
 SANDBOX_POLICY = """
 version: v1
@@ -244,24 +245,46 @@ def test_link_elements_are_removed_at_teardown(sandbox):
 
 SANDBOX_POLICY_2 = SANDBOX_POLICY.replace("name: sb", "name: sb2").replace(
     "  - {id: web, hosts: [web.test], protocol: http, ports: [8080]}\n", "")
+# TLS the gateway inspects: the sandbox must trust the gateway's CA to talk to api.test.
+SANDBOX_POLICY_INSPECT = SANDBOX_POLICY.replace("name: sb", "name: sbi").replace(
+    "  - {id: tls,", "  - {id: api, hosts: [api.test], ports: [8443], inspect: true}\n"
+    "  - {id: tls,")
+CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO",
+                "CURL_CA_BUNDLE")
+
+
+@pytest.fixture(scope="module")
+def inspected_upstream(tmp_path_factory):
+    """https://api.test:8443 with a certificate from a CA only the gateway trusts."""
+    subprocess.run(["ip", "addr", "add", "10.77.0.5/32", "dev", "lo"], capture_output=True)
+    pki = Pki(str(tmp_path_factory.mktemp("pki")))
+    up = HttpsUpstream("10.77.0.5", 8443, *pki.leaf("api", ["api.test"]))
+    up.pki = pki
+    yield up
+    up.close()
 
 
 @pytest.fixture
-def launcher(tmp_path, dns, upstreams):
+def launcher(tmp_path, dns, upstreams, inspected_upstream):
     dns.set("web.test", [("A", "10.77.0.2", 60)])
     dns.set("tls.test", [("A", "10.77.0.3", 60)])
-    g = Gateway(str(tmp_path), dns, policies={"sb": SANDBOX_POLICY, "sb2": SANDBOX_POLICY_2})
+    dns.set("api.test", [("A", "10.77.0.5", 60)])
+    g = Gateway(str(tmp_path), dns,
+                policies={"sb": SANDBOX_POLICY, "sb2": SANDBOX_POLICY_2,
+                          "sbi": SANDBOX_POLICY_INSPECT},
+                extra_config=f"tls:\n  upstream_ca_file: {inspected_upstream.pki.ca_cert}\n")
     g.serve_links()
     subprocess.run([VMLAUNCH_BIN, "net", "install"], check=True)
     state = str(tmp_path / "launcher")
 
-    def run(policy, *cmd):
+    def run(policy, *cmd, env=()):
         return subprocess.run([VMLAUNCH_BIN, "run", "--backend", "netns", "--policy", policy,
                                "--control", g.control, "--state-dir", state,
-                               "--pool", "100.97.0.0/24", "--", *cmd],
+                               "--pool", "100.97.0.0/24",
+                               *(a for kv in env for a in ("--env", kv)), "--", *cmd],
                               capture_output=True, timeout=60)
     try:
-        yield g, run, upstreams, state
+        yield g, run, {**upstreams, "api": inspected_upstream}, state
     finally:
         subprocess.run([VMLAUNCH_BIN, "net", "uninstall"], capture_output=True)
         g.stop()
@@ -294,6 +317,60 @@ def test_vmlaunch_run_netns(launcher):
     pid, _, n_addr = r.stdout.decode().split("\n")[:3]
     assert pid == "1", "the command runs in a PID namespace of its own"
     assert n_addr.strip() == "1"
+    assert leftovers(g, state) == {"netns": [], "links": [], "nft": False, "sessions": [],
+                                   "leases": False}
+
+
+def test_vmlaunch_run_netns_trusts_the_gateways_ca(launcher):
+    """vmlaunch fetches the gateway's CA (GET /v1/ca) and hands the sandbox a bundle of the
+    system roots and that CA through the five variables TLS clients read: curl, Python requests
+    (through the proxy) and Node (captured) verify the certificate the gateway mints for an
+    inspected host with no flag of their own."""
+    g, run, up, state = launcher
+    status, body = g.api("GET", "/v1/ca")
+    assert status == 200, body
+    ca = body["certificate"]
+    assert ca.startswith("-----BEGIN CERTIFICATE-----")
+    roots = "/etc/ssl/certs/ca-certificates.crt"
+    roots = open(roots).read().strip() + "\n" if os.path.exists(roots) else ""
+
+    r = run("sbi", "sh", "-c", "env; echo ---; cat \"$SSL_CERT_FILE\"")
+    assert r.returncode == 0, r.stderr
+    env_text, bundle = r.stdout.decode().split("---\n", 1)
+    env = dict(l.split("=", 1) for l in env_text.splitlines() if "=" in l)
+    paths = {env.get(v) for v in CA_VARIABLES}
+    assert len(paths) == 1 and None not in paths, {v: env.get(v) for v in CA_VARIABLES}
+    path = paths.pop()
+    assert path.startswith(os.path.join(state, "netns", "al-ns-")), path
+    assert bundle == roots + ca.strip() + "\n", "the bundle is the system roots and the CA"
+    assert not os.path.exists(path) and os.listdir(os.path.join(state, "netns")) == [], \
+        "the bundle goes with the sandbox"
+    assert b"CA" not in r.stderr, r.stderr  # nothing to say: the gateway gave its CA
+
+    # Inspected TLS: the gateway presents a certificate from its CA; clients verify it.
+    api = up["api"]
+    n = len(api.requests)
+    r = run("sbi", "curl", "-sS", "--max-time", "10", "https://api.test:8443/curl")
+    assert (r.returncode, r.stdout) == (0, b"hello GET /curl"), r.stderr
+    r = run("sbi", "/usr/bin/python3", "-c",
+            "import requests; print(requests.get('https://api.test:8443/py', timeout=10).text,"
+            " end='')")
+    assert (r.returncode, r.stdout) == (0, b"hello GET /py"), r.stderr
+    r = run("sbi", "node", "-e",
+            "require('https').get('https://api.test:8443/node', r => r.pipe(process.stdout))"
+            ".on('error', e => { console.error(e.message); process.exit(3); })")
+    assert (r.returncode, r.stdout) == (0, b"hello GET /node"), r.stderr
+    assert [(x.target, x.sni) for x in api.requests[n:]] == [
+        ("/curl", "api.test"), ("/py", "api.test"), ("/node", "api.test")]
+    # Without the variables, the system roots alone do not trust the gateway's certificate.
+    r = run("sbi", "sh", "-c", "unset " + " ".join(CA_VARIABLES) +
+            "; curl -sS --max-time 10 https://api.test:8443/untrusted")
+    assert r.returncode == 60, (r.returncode, r.stderr)
+    # A variable the user sets explicitly is left alone.
+    r = run("sbi", "sh", "-c", "echo $CURL_CA_BUNDLE $SSL_CERT_FILE",
+            env=("CURL_CA_BUNDLE=/mine.pem",))
+    mine, theirs = r.stdout.decode().split()
+    assert mine == "/mine.pem" and theirs.endswith("/ca.crt"), r.stdout
     assert leftovers(g, state) == {"netns": [], "links": [], "nft": False, "sessions": [],
                                    "leases": False}
 

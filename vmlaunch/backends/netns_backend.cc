@@ -10,11 +10,13 @@
 #include <functional>
 #include <iostream>
 
+#include "vmlaunch/ca_trust.h"
 #include "vmlaunch/control_client.h"
 #include "vmlaunch/network/address_pool.h"
 #include "vmlaunch/network/link.h"
 #include "vmlaunch/network/nft_table.h"
 #include "vmlaunch/process/command.h"
+#include "vmlaunch/process/read_file.h"
 
 namespace airlock::vmlaunch {
 namespace {
@@ -43,6 +45,26 @@ std::string NetnsHostLink(const net::Cidr& pool, const net::IpAddress& block) {
   return "alh" + std::to_string((block.v4() - pool.base().v4()) / 4);
 }
 
+std::string NetnsFilesDir(const std::string& state_dir, const std::string& netns) {
+  return state_dir + "/netns/" + netns;
+}
+
+std::vector<std::string> NetnsEnvironment(const std::string& proxy, const std::string& session,
+                                          const std::string& ca_bundle,
+                                          const std::map<std::string, std::string>& user_env) {
+  std::map<std::string, std::string> env = user_env;
+  for (const char* name : {"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"}) {
+    env.try_emplace(name, proxy);
+  }
+  env.try_emplace("NO_PROXY", "localhost,127.0.0.1");
+  env.try_emplace("no_proxy", "localhost,127.0.0.1");
+  env.try_emplace("AIRLOCK_SESSION", session);
+  if (!ca_bundle.empty()) AddCaTrustEnv(ca_bundle, &env);
+  std::vector<std::string> out;
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
 Result<int> RunInNetns(const NetnsRunOptions& o) {
   if (o.argv.empty()) return Status::Error("no command to run");
   std::string error;
@@ -53,6 +75,10 @@ Result<int> RunInNetns(const NetnsRunOptions& o) {
   vmnet::NftTable nft;
   ControlClient control(o.control_socket);
   Teardown teardown;
+
+  // The CA first: a gateway that cannot give it is not worth setting anything up for.
+  auto ca = FetchGatewayCa(control, std::cerr);
+  if (!ca.ok()) return ca.status();
 
   std::string name = "al-ns-" + std::to_string(getpid());
   auto lease = pool.Allocate(name, getpid());
@@ -86,26 +112,32 @@ Result<int> RunInNetns(const NetnsRunOptions& o) {
   std::string sid = (*session)["id"].get<std::string>();
   teardown.Add([&control, sid] { (void)control.DeleteSession(sid); });
 
+  // The CA bundle in a directory of the sandbox's own, which it reads through the shared
+  // filesystem: system roots (for passed-through TLS) and the gateway's CA (for inspected TLS).
+  std::string bundle;
+  if (!ca->empty()) {
+    const std::string dir = NetnsFilesDir(o.state_dir, name);
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    teardown.Add([dir] {
+      std::error_code ignored;
+      std::filesystem::remove_all(dir, ignored);
+    });
+    if (ec) return Status::Error("cannot create " + dir + ": " + ec.message());
+    std::filesystem::permissions(dir, static_cast<std::filesystem::perms>(0755), ec);
+    bundle = dir + "/ca.crt";
+    if (Status s = WriteFile(bundle, CaBundle({ReadFile(std::string(kSystemRoots)), *ca}),
+                             static_cast<std::filesystem::perms>(0644));
+        !s.ok()) {
+      return s;
+    }
+  }
+
   const std::string proxy = "http://" + gw + ":" + std::to_string(o.proxy_port);
-  std::vector<std::string> argv = {"ip",
-                                   "netns",
-                                   "exec",
-                                   name,
-                                   "unshare",
-                                   "--pid",
-                                   "--uts",
-                                   "--mount-proc",
-                                   "--fork",
-                                   "--kill-child",
-                                   "env",
-                                   "HTTP_PROXY=" + proxy,
-                                   "HTTPS_PROXY=" + proxy,
-                                   "http_proxy=" + proxy,
-                                   "https_proxy=" + proxy,
-                                   "NO_PROXY=localhost,127.0.0.1",
-                                   "no_proxy=localhost,127.0.0.1",
-                                   "AIRLOCK_SESSION=" + sid};
-  argv.insert(argv.end(), o.env.begin(), o.env.end());
+  std::vector<std::string> argv = {"ip",      "netns",        "exec",  name,
+                                   "unshare", "--pid",        "--uts", "--mount-proc",
+                                   "--fork",  "--kill-child", "env"};
+  for (auto& kv : NetnsEnvironment(proxy, sid, bundle, o.env)) argv.push_back(std::move(kv));
   argv.insert(argv.end(), o.argv.begin(), o.argv.end());
   g_child = fork();
   if (g_child == 0) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,12 +22,22 @@ struct NetnsRunOptions {
   std::string pool = "100.96.0.0/16";
   uint16_t proxy_port = 3128;
   std::chrono::seconds ttl{3600};
-  std::vector<std::string> env;   // extra K=V
-  std::vector<std::string> argv;  // the command
+  std::map<std::string, std::string> env;  // the user's variables (--env)
+  std::vector<std::string> argv;           // the command
 };
 
 // The host side of a sandbox's veth: named after the lease's /30 within the pool.
 std::string NetnsHostLink(const net::Cidr& pool, const net::IpAddress& block);
+
+// The sandbox's own files on the host (its CA bundle), readable from inside; removed at teardown
+// and by gc.
+std::string NetnsFilesDir(const std::string& state_dir, const std::string& netns);
+
+// The command's environment as K=V: the proxy variables, the session, the CA variables pointing
+// at `ca_bundle` (none if it is ""), then the user's variables, which win over all of these.
+std::vector<std::string> NetnsEnvironment(const std::string& proxy, const std::string& session,
+                                          const std::string& ca_bundle,
+                                          const std::map<std::string, std::string>& user_env);
 
 // Returns the command's exit status (128 + signal if it was killed).
 Result<int> RunInNetns(const NetnsRunOptions& options);

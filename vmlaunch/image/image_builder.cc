@@ -94,15 +94,6 @@ Result<std::string> FindModule(const std::string& root, const std::string& name)
   return Status::Error("module " + name + " is not in the kernel package");
 }
 
-Status WriteFile(const std::string& path, const std::string& data, fs::perms perms) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f << data;
-  if (!f) return Status::Error("cannot write " + path);
-  f.close();
-  fs::permissions(path, perms);
-  return Status::Ok();
-}
-
 }  // namespace
 
 std::string MirrorFromSources(const std::string& text) {
@@ -171,7 +162,11 @@ Result<Image> BuildImage(const ImageOptions& o, std::ostream& progress) {
       {"rootfs",
        o.rootfs ? json{{"size", o.rootfs_size}, {"packages", o.rootfs_packages}} : json(false)}};
   const std::string key = crypto::Sha256Hex(inputs.dump()).substr(0, 16);
-  const std::string images = o.cache_dir + "/images";
+  // Absolute: the packing steps run in other directories (`cd ... && cpio`).
+  std::error_code abs_ec;
+  const std::string cache = fs::absolute(o.cache_dir, abs_ec).string();
+  if (abs_ec) return Status::Error("--cache '" + o.cache_dir + "': " + abs_ec.message());
+  const std::string images = cache + "/images";
   const std::string final_dir = images + "/" + key;
   auto link_default = [&] {
     std::error_code ec;
@@ -201,7 +196,7 @@ Result<Image> BuildImage(const ImageOptions& o, std::ostream& progress) {
   // 2. The kernel package.
   std::string deb = o.kernel_deb;
   if (deb.empty()) {
-    const std::string debs = o.cache_dir + "/debs";
+    const std::string debs = cache + "/debs";
     fs::create_directories(debs);
     Step step(progress,
               "downloading " + kernel.first + " " + kernel.second + " (apt-get download)");

@@ -45,7 +45,10 @@ Result<json> AgentClient::Call(json request, milliseconds limit) {
   Status s = Relay(
       std::move(request), [&](const json& r) { final_reply = r; }, {}, limit);
   if (!s.ok()) return s;
-  if (final_reply.contains("error")) return Status::Error(final_reply["error"].get<std::string>());
+  if (final_reply.contains("error")) {
+    const json& e = final_reply["error"];
+    return Status::Error(e.is_string() ? e.get<std::string>() : e.dump());
+  }
   return final_reply;
 }
 

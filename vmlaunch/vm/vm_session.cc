@@ -12,6 +12,7 @@
 
 #include "gateway/crypto/random.h"
 #include "vmlaunch/backends/netns_backend.h"
+#include "vmlaunch/ca_trust.h"
 #include "vmlaunch/control_client.h"
 #include "vmlaunch/image/image_builder.h"
 #include "vmlaunch/network/address_pool.h"
@@ -70,6 +71,10 @@ Status VmSession::Boot(const VmOptions& o, std::ostream& log) {
     if (!a.ok()) return a.status();
     accel = *a;
   }
+  // The gateway's CA first: a gateway that cannot give it is not worth booting for.
+  ControlClient control(o.control_socket);
+  auto ca = FetchGatewayCa(control, log);
+  if (!ca.ok()) return ca.status();
   // VMs whose owner died before they were given back would otherwise hold addresses and names.
   CollectGarbage(o.state_dir, o.pool, nullptr);
   const auto setup_start = Clock::now();  // the launcher's own work (not the one-off probe)
@@ -114,7 +119,6 @@ Status VmSession::Boot(const VmOptions& o, std::ostream& log) {
     return Status::Error(s.message() + " (is the airlock table installed? `vmlaunch net install`)");
   }
 
-  ControlClient control(o.control_socket);
   auto session = control.CreateSession({{"policy", o.policy},
                                         {"source", r.guest},
                                         {"token", false},
@@ -191,6 +195,11 @@ Status VmSession::Boot(const VmOptions& o, std::ostream& log) {
       if (v.is_string()) env[k] = v.get<std::string>();
     }
   }
+  // Every command trusts the gateway's CA (inspected TLS) beside the usual roots.
+  if (!ca->empty()) {
+    if (Status s = InstallGuestCa(*agent_, *ca); !s.ok()) return s;
+    AddCaTrustEnv(std::string(kGuestCaPath), &env);
+  }
   if (Status s = agent_->Configure(env); !s.ok()) return s;
   timings_.configure_ms = MsSince(configure);
   timings_.ready_ms = MsSince(start);
@@ -249,6 +258,7 @@ int CollectGarbage(const std::string& state_dir, const std::string& pool_range, 
       (void)RunCommand({"ip", "netns", "delete", lease.owner});
       std::error_code ec;
       fs::remove_all("/etc/netns/" + lease.owner, ec);
+      fs::remove_all(NetnsFilesDir(state_dir, lease.owner), ec);
     }
     (void)pool.Release(lease.block);
     ++cleaned;

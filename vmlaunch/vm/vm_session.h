@@ -1,8 +1,9 @@
-// VmSession: one microVM from create to destroy. Create() takes, in order and each recorded
-// before it is taken (VmRecord): a state directory, a /30 lease, a tap, the firewall elements,
-// a gateway session for the guest's address, a cgroup, and the VMM; then it waits for the guest
-// agent and hands it the session's variables. Destroy() (also run by the destructor, and on
-// any failure part-way) asks the guest to power off, stops the VMM and gives everything back.
+// VmSession: one microVM from create to destroy. Create() fetches the gateway's CA, then takes,
+// in order and each recorded before it is taken (VmRecord): a state directory, a /30 lease, a
+// tap, the firewall elements, a gateway session for the guest's address, a cgroup, and the VMM;
+// then it waits for the guest agent and hands it the CA bundle and the session's variables.
+// Destroy() (also run by the destructor, and on any failure part-way) asks the guest to power
+// off, stops the VMM and gives everything back.
 // The owner is the process that called Create(): the launcher for `run`, the monitor for
 // `start`. Single-threaded.
 #pragma once

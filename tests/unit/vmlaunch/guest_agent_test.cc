@@ -1,6 +1,7 @@
 // The guest agent and the host's agent client over a socketpair, with real child processes:
 // the execution contract (argv, env, cwd, stdin, streamed output, exit codes, signals, timeouts,
-// cancel), files, and malformed requests. No VM: the agent code is the same that runs as PID 1.
+// cancel), files, the gateway's CA bundle put into a guest, and malformed requests. No VM: the
+// agent code is the same that runs as PID 1.
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -10,8 +11,10 @@
 #include <fstream>
 #include <thread>
 
+#include "vmlaunch/ca_trust.h"
 #include "vmlaunch/guest/agent.h"
 #include "vmlaunch/guest/exec_runner.h"
+#include "vmlaunch/process/read_file.h"
 #include "vmlaunch/vm/agent_client.h"
 
 namespace airlock::vmlaunch {
@@ -135,6 +138,25 @@ TEST_F(AgentTest, PutAndGetFiles) {
   EXPECT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("no such file"), std::string::npos);
   EXPECT_FALSE(client_->Put("relative/path", "x", 0644).ok());
+}
+
+// A guest with its own roots and a CA baked into its image keeps both, then the gateway's CA.
+TEST_F(AgentTest, GatewayCaBundleKeepsTheGuestsRootsAndTheImagesCa) {
+  const std::string root = (dir_ / "guest").string();
+  std::filesystem::create_directories(root + "/etc/ssl/certs");
+  std::ofstream(root + std::string(kSystemRoots)) << "GUEST ROOTS\n";
+  ASSERT_TRUE(client_->Put(root + std::string(kGuestCaPath), "BAKED CA\n", 0644).ok());
+  ASSERT_TRUE(InstallGuestCa(*client_, "GATEWAY CA\n", root).ok());
+  auto bundle = client_->Get(root + std::string(kGuestCaPath));
+  ASSERT_TRUE(bundle.ok());
+  EXPECT_EQ(*bundle, "GUEST ROOTS\nBAKED CA\nGATEWAY CA\n");
+  // No roots and no baked CA in the guest (a bare initramfs): the host's roots, if any.
+  const std::string bare = (dir_ / "bare").string();
+  ASSERT_TRUE(InstallGuestCa(*client_, "GATEWAY CA\n", bare).ok());
+  bundle = client_->Get(bare + std::string(kGuestCaPath));
+  ASSERT_TRUE(bundle.ok());
+  EXPECT_EQ(*bundle, CaBundle({ReadFile(std::string(kSystemRoots)), "GATEWAY CA"}));
+  EXPECT_TRUE(bundle->ends_with("GATEWAY CA\n"));
 }
 
 TEST_F(AgentTest, MalformedRequestsGetErrorsAndTheAgentCarriesOn) {

@@ -1,14 +1,24 @@
 // Pure pieces of vmlaunch: the QEMU command line, the Firecracker config document (checked
 // against the documented --config-file format), the bzImage payload search, sizes and
-// durations, and the VM record's round trip.
+// durations, the VM record's round trip; CA trust (the variables, the bundle, the netns
+// sandbox's environment) and the control client's GET /v1/ca against a stand-in socket.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include "vmlaunch/backends/firecracker_backend.h"
 #include "vmlaunch/backends/host_tsc.h"
+#include "vmlaunch/backends/netns_backend.h"
 #include "vmlaunch/backends/qemu_backend.h"
+#include "vmlaunch/ca_trust.h"
+#include "vmlaunch/control_client.h"
 #include "vmlaunch/image/image_builder.h"
 #include "vmlaunch/image/kernel_image.h"
 #include "vmlaunch/process/process.h"
@@ -223,6 +233,142 @@ TEST(VmRecord, RoundTripsAndNamesADeadOwner) {
   recycled.owner_start += 1;  // same pid, another process: not the owner
   EXPECT_FALSE(recycled.OwnerAlive());
   fs::remove_all(r.dir);
+}
+
+TEST(CaTrust, TheFiveVariablesPointAtTheBundleUnlessTheUserSetThem) {
+  std::map<std::string, std::string> env = {{"SSL_CERT_FILE", "/mine.pem"}, {"OTHER", "x"}};
+  AddCaTrustEnv("/etc/airlock/ca.crt", &env);
+  EXPECT_EQ(env, (std::map<std::string, std::string>{{"SSL_CERT_FILE", "/mine.pem"},
+                                                     {"REQUESTS_CA_BUNDLE", "/etc/airlock/ca.crt"},
+                                                     {"NODE_EXTRA_CA_CERTS", "/etc/airlock/ca.crt"},
+                                                     {"GIT_SSL_CAINFO", "/etc/airlock/ca.crt"},
+                                                     {"CURL_CA_BUNDLE", "/etc/airlock/ca.crt"},
+                                                     {"OTHER", "x"}}));
+}
+
+TEST(CaTrust, BundleHasEachPartOnceEachOnItsOwnLines) {
+  EXPECT_EQ(CaBundle({"ROOTS\n", "BAKED", "\n\nGATEWAY\n\n"}), "ROOTS\nBAKED\nGATEWAY\n");
+  EXPECT_EQ(CaBundle({"", "GATEWAY\n"}), "GATEWAY\n");  // no system roots on this host
+  EXPECT_EQ(CaBundle({"ROOTS", "SAME CA\n", "SAME CA"}), "ROOTS\nSAME CA\n");
+  EXPECT_EQ(CaBundle({}), "");
+}
+
+TEST(NetnsEnvironment, ProxySessionCaAndTheUsersVariablesLast) {
+  auto env = NetnsEnvironment("http://100.96.0.1:3128", "s-1", "/run/airlock/netns/x/ca.crt",
+                              {{"CURL_CA_BUNDLE", "/mine.pem"}, {"EXTRA", "yes"}});
+  auto has = [&](const std::string& kv) { return std::count(env.begin(), env.end(), kv) == 1; };
+  EXPECT_TRUE(has("HTTPS_PROXY=http://100.96.0.1:3128"));
+  EXPECT_TRUE(has("no_proxy=localhost,127.0.0.1"));
+  EXPECT_TRUE(has("AIRLOCK_SESSION=s-1"));
+  for (const char* v :
+       {"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO"}) {
+    EXPECT_TRUE(has(std::string(v) + "=/run/airlock/netns/x/ca.crt")) << v;
+  }
+  EXPECT_TRUE(has("CURL_CA_BUNDLE=/mine.pem"));
+  EXPECT_TRUE(has("EXTRA=yes"));
+  EXPECT_EQ(env.size(), 13u);  // each variable once: `env` would let a later one win
+  // Without a CA (an older gateway): none of the five.
+  env = NetnsEnvironment("http://g:3128", "s-2", "", {});
+  EXPECT_TRUE(std::none_of(env.begin(), env.end(), [](const std::string& kv) {
+    return kv.find("CA") != std::string::npos || kv.find("SSL") != std::string::npos;
+  }));
+}
+
+// A control socket that answers one request with `response` and records what it was asked.
+class StandInGateway {
+ public:
+  explicit StandInGateway(std::string response) {
+    path_ = (std::filesystem::temp_directory_path() /
+             ("ctl-" + std::to_string(getpid()) + "-" + std::to_string(counter_++) + ".sock"))
+                .string();
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    std::memcpy(sun.sun_path, path_.c_str(), path_.size() + 1);
+    ::unlink(path_.c_str());
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&sun), sizeof(sun)), 0);
+    EXPECT_EQ(::listen(fd_, 1), 0);
+    thread_ = std::thread([this, response = std::move(response)] {
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      char buf[4096];
+      while (request_.find("\r\n\r\n") == std::string::npos) {
+        ssize_t n = ::read(c, buf, sizeof(buf));
+        if (n <= 0) break;
+        request_.append(buf, static_cast<size_t>(n));
+      }
+      (void)!::write(c, response.data(), response.size());
+      ::close(c);
+    });
+  }
+  ~StandInGateway() {
+    thread_.join();
+    ::close(fd_);
+    ::unlink(path_.c_str());
+  }
+  const std::string& path() const { return path_; }
+  // Valid once the client has had its answer.
+  const std::string& request() const { return request_; }
+
+ private:
+  static inline int counter_ = 0;
+  std::string path_;
+  int fd_ = -1;
+  std::string request_;
+  std::thread thread_;
+};
+
+std::string HttpAnswer(const std::string& status, const std::string& body) {
+  return "HTTP/1.1 " + status +
+         "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\nConnection: close\r\n\r\n" + body;
+}
+
+TEST(ControlClient, GetsTheGatewaysCaCertificate) {
+  const std::string pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+  StandInGateway g(HttpAnswer("200 OK", nlohmann::json{{"certificate", pem}}.dump()));
+  auto ca = ControlClient(g.path()).GetCaCertificate();
+  ASSERT_TRUE(ca.ok()) << ca.status().message();
+  EXPECT_EQ(*ca, pem);
+  EXPECT_TRUE(g.request().starts_with("GET /v1/ca HTTP/1.1\r\n")) << g.request();
+}
+
+TEST(ControlClient, AnOlderGatewayHasNoCaAndSaysSoOnce) {
+  StandInGateway g(HttpAnswer("404 Not Found", R"({"error":"no such endpoint"})"));
+  ControlClient control(g.path());
+  std::ostringstream log;
+  auto ca = FetchGatewayCa(control, log);
+  ASSERT_TRUE(ca.ok()) << ca.status().message();
+  EXPECT_EQ(*ca, "");
+  const std::string said = log.str();
+  EXPECT_NE(said.find("no CA certificate"), std::string::npos) << said;
+  EXPECT_EQ(std::count(said.begin(), said.end(), '\n'), 1);
+}
+
+TEST(ControlClient, AnythingElseIsAnError) {
+  struct Case {
+    std::string answer, error;
+  };
+  const Case cases[] = {
+      {HttpAnswer("500 Internal Server Error", R"({"error":"CA key unreadable"})"),
+       "GET /v1/ca: 500 CA key unreadable"},
+      {HttpAnswer("200 OK", R"({"certificate":"hello"})"), "not a PEM certificate"},
+      {HttpAnswer("200 OK", R"({"certificate":42})"), "no \"certificate\" string"},
+      {HttpAnswer("200 OK", "not json"), "no \"certificate\" string"},
+      {"garbage", "malformed answer"},
+  };
+  for (const auto& c : cases) {
+    StandInGateway g(c.answer);
+    std::ostringstream log;
+    ControlClient control(g.path());
+    auto ca = FetchGatewayCa(control, log);
+    ASSERT_FALSE(ca.ok()) << c.answer;
+    EXPECT_NE(ca.status().message().find(c.error), std::string::npos) << ca.status().message();
+    EXPECT_EQ(log.str(), "");
+  }
+  auto gone = ControlClient("/nonexistent/control.sock").GetCaCertificate();
+  ASSERT_FALSE(gone.ok());
+  EXPECT_NE(gone.status().message().find("is airlock-gateway running"), std::string::npos);
 }
 
 }  // namespace
