@@ -6,7 +6,8 @@
 #
 #   build  compilers, CMake and the libraries the code links (llhttp comes as C sources from
 #          node-llhttp and is compiled by the build)
-#   test   the real tools the tests drive: curl, openssl, nftables, iproute2, socat, python3
+#   test   the real tools the tests drive: curl, openssl, nftables, iproute2, socat, python3,
+#          git, Node.js, python3 requests and websockets
 #   vm     QEMU, busybox, lz4 and cpio for microVM guests (kernel extraction, initramfs);
 #          debootstrap and e2fsprogs for the optional Debian root disk
 #   bench  the peers the benchmarks compare against: squid, tinyproxy, haproxy, mitmproxy, wrk
@@ -16,7 +17,8 @@ declare -A GROUPS_PKGS=(
   [build]="build-essential cmake ninja-build pkg-config libevent-dev libssl-dev libc-ares-dev
            libyaml-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
            node-llhttp nlohmann-json3-dev libpsl-dev publicsuffix libnftables-dev libcli11-dev"
-  [test]="curl openssl nftables iproute2 socat iperf3 python3 python3-yaml python3-jsonschema python3-pytest iputils-ping"
+  [test]="curl openssl nftables iproute2 socat iperf3 python3 python3-yaml python3-jsonschema python3-pytest iputils-ping
+          git nodejs python3-requests python3-websockets"
   [vm]="qemu-system-x86 busybox-static lz4 cpio debootstrap e2fsprogs"
   [bench]="squid tinyproxy haproxy mitmproxy wrk"
 )
