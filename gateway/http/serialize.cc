@@ -89,13 +89,10 @@ std::string SerializeResponseHead(const HttpHead& head, bool keep_alive) {
   return out;
 }
 
-std::string EncodeChunk(std::string_view data) {
-  char size[20];
-  int n = std::snprintf(size, sizeof(size), "%zx\r\n", data.size());
-  std::string out(size, static_cast<size_t>(n));
-  out.append(data);
-  out += "\r\n";
-  return out;
+std::string ChunkHeader(size_t size) {
+  char text[20];
+  int n = std::snprintf(text, sizeof(text), "%zx\r\n", size);
+  return std::string(text, static_cast<size_t>(n));
 }
 
 }  // namespace airlock::http

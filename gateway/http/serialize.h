@@ -19,8 +19,9 @@ std::string SerializeRequestHead(const HttpHead& head, std::string_view origin_t
 // an until-close body is sent chunked to HTTP/1.1 clients so the connection can be reused.
 std::string SerializeResponseHead(const HttpHead& head, bool keep_alive);
 
-// Chunked transfer coding of one piece of body, and the last chunk.
-std::string EncodeChunk(std::string_view data);
+// Chunked transfer coding: a piece of body goes out as ChunkHeader(size), the data, "\r\n";
+// kLastChunk ends the body.
+std::string ChunkHeader(size_t size);
 inline constexpr std::string_view kLastChunk = "0\r\n\r\n";
 
 // Whether a header never crosses the gateway (hop-by-hop, or named in Connection).

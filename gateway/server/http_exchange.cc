@@ -86,20 +86,11 @@ void Http1Exchange::PumpRequestBody() {
       bufferevent_disable(host_.client(), EV_READ);  // resumes from OnUpstreamWrite
       return;
     }
-    size_t len = std::min<size_t>(evbuffer_get_length(in), kBodySlice);
-    auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(len)));
-    size_t used = request_.FeedBody(std::string_view(data, len), [&](std::string_view piece) {
-      std::string framed = chunked ? http::EncodeChunk(piece) : std::string(piece);
-      evbuffer_add(out, framed.data(), framed.size());
-      summary_.bytes_up += piece.size();
-      host_.CountBytes(piece.size(), true);
-    });
-    if (used == http::MessageParser::npos) {
+    if (MoveBody(in, out, request_, chunked, true) == http::MessageParser::npos) {
       const auto& e = request_.error();
       host_.Refuse(Refusal{e.status, e.reason, e.message, "send a well-formed request body"});
       return;
     }
-    evbuffer_drain(in, used);
   }
   bufferevent_enable(host_.client(), EV_READ);
   if (request_.complete()) {
@@ -107,6 +98,24 @@ void Http1Exchange::PumpRequestBody() {
     state_ = State::kAwaitingResponse;
     HandleResponse();
   }
+}
+
+size_t Http1Exchange::MoveBody(evbuffer* in, evbuffer* out, http::MessageParser& parser,
+                               bool chunked, bool upward) {
+  size_t len = std::min<size_t>(evbuffer_get_length(in), kBodySlice);
+  auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(len)));
+  size_t used = parser.FeedBody(std::string_view(data, len), [&](std::string_view piece) {
+    if (chunked) {
+      std::string size = http::ChunkHeader(piece.size());
+      evbuffer_add(out, size.data(), size.size());
+    }
+    evbuffer_add(out, piece.data(), piece.size());
+    if (chunked) evbuffer_add(out, "\r\n", 2);
+    (upward ? summary_.bytes_up : summary_.bytes_down) += piece.size();
+    host_.CountBytes(piece.size(), upward);
+  });
+  if (used != http::MessageParser::npos) evbuffer_drain(in, used);
+  return used;
 }
 
 void Http1Exchange::HandleResponse() {
@@ -164,19 +173,10 @@ void Http1Exchange::HandleResponse() {
     }
     const bool rechunk = response_.head().framing == http::BodyFraming::kChunked ||
                          response_.head().framing == http::BodyFraming::kUntilClose;
-    size_t len = std::min<size_t>(evbuffer_get_length(in), kBodySlice);
-    auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(len)));
-    size_t used = response_.FeedBody(std::string_view(data, len), [&](std::string_view piece) {
-      std::string framed = rechunk ? http::EncodeChunk(piece) : std::string(piece);
-      evbuffer_add(out, framed.data(), framed.size());
-      summary_.bytes_down += piece.size();
-      host_.CountBytes(piece.size(), false);
-    });
-    if (used == http::MessageParser::npos) {
+    if (MoveBody(in, out, response_, rechunk, false) == http::MessageParser::npos) {
       host_.Close("bad_upstream_body");
       return;
     }
-    evbuffer_drain(in, used);
     if (response_.complete()) {
       FinishExchange();
       return;

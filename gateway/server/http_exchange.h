@@ -73,6 +73,10 @@ class Http1Exchange : public Relay {
   enum class State { kReadingHead, kAdmitting, kSendingBody, kAwaitingResponse };
 
   void PumpRequestBody();
+  // Moves one slice of body bytes from `in` through `parser` to `out` (chunked anew when
+  // `chunked`), counting them; the bytes used, or npos on a framing error.
+  size_t MoveBody(evbuffer* in, evbuffer* out, http::MessageParser& parser, bool chunked,
+                  bool upward);
   void HandleResponse();
   void FinishExchange();
 

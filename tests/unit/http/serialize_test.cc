@@ -56,7 +56,8 @@ TEST(Serialize, ResponseHeadKeepsTheDeclaredLengthWhenNoBodyFollows) {
 }
 
 TEST(Serialize, Chunks) {
-  EXPECT_EQ(EncodeChunk("hello world, 17 b"), "11\r\nhello world, 17 b\r\n");
+  EXPECT_EQ(ChunkHeader(17), "11\r\n");
+  EXPECT_EQ(ChunkHeader(0x10000), "10000\r\n");
   EXPECT_EQ(kLastChunk, "0\r\n\r\n");
 }
 

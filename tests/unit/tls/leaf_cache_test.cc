@@ -112,12 +112,22 @@ TEST(CertificateAuthorityTest, UnusableFilesAreRefusedWithTheReason) {
   EXPECT_TRUE(supplied.ok()) << supplied.status().message();
 }
 
-TEST(LeafCacheTest, LeavesPassStrictVerificationForNamesAndAddresses) {
+// A generated CA in a temporary directory, a fake clock, and a cache of `capacity` names.
+class LeafCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ca = MakeCa(dir.path);
+    ASSERT_TRUE(ca);
+  }
+  LeafCache Cache(size_t capacity = 100) { return LeafCache(*ca, clock, {hours(24), capacity}); }
+
   TempDir dir;
-  auto ca = MakeCa(dir.path);
-  ASSERT_TRUE(ca);
+  std::unique_ptr<CertificateAuthority> ca;
   FakeClock clock;
-  LeafCache leaves(*ca, clock, {hours(24), 100});
+};
+
+TEST_F(LeafCacheTest, LeavesPassStrictVerificationForNamesAndAddresses) {
+  LeafCache leaves = Cache();
   const time_t now = system_clock::to_time_t(clock.now);
   for (std::string name : {"api.example.test", "127.0.0.5", "::1"}) {
     SCOPED_TRACE(name);
@@ -152,12 +162,8 @@ TEST(LeafCacheTest, LeavesPassStrictVerificationForNamesAndAddresses) {
             0);
 }
 
-TEST(LeafCacheTest, CachedPerNameAndMintedAgainBeforeExpiry) {
-  TempDir dir;
-  auto ca = MakeCa(dir.path);
-  ASSERT_TRUE(ca);
-  FakeClock clock;
-  LeafCache leaves(*ca, clock, {hours(24), 100});
+TEST_F(LeafCacheTest, CachedPerNameAndMintedAgainBeforeExpiry) {
+  LeafCache leaves = Cache();
   auto a = leaves.Get("a.test");
   auto again = leaves.Get("a.test");
   ASSERT_TRUE(a.ok() && again.ok());
@@ -174,12 +180,8 @@ TEST(LeafCacheTest, CachedPerNameAndMintedAgainBeforeExpiry) {
             X509_V_OK);
 }
 
-TEST(LeafCacheTest, LeastRecentlyUsedNamesAreEvicted) {
-  TempDir dir;
-  auto ca = MakeCa(dir.path);
-  ASSERT_TRUE(ca);
-  FakeClock clock;
-  LeafCache leaves(*ca, clock, {hours(24), 16});  // one name per shard
+TEST_F(LeafCacheTest, LeastRecentlyUsedNamesAreEvicted) {
+  LeafCache leaves = Cache(16);  // one name per shard
   for (int i = 0; i < 200; ++i) ASSERT_TRUE(leaves.Get("n" + std::to_string(i) + ".test").ok());
   EXPECT_EQ(leaves.minted(), 200u);
   uint64_t before = leaves.minted();
@@ -187,12 +189,8 @@ TEST(LeafCacheTest, LeastRecentlyUsedNamesAreEvicted) {
   EXPECT_EQ(leaves.minted(), before + 1);
 }
 
-TEST(LeafCacheTest, ConcurrentHandshakesForOneNameWaitForOneMint) {
-  TempDir dir;
-  auto ca = MakeCa(dir.path);
-  ASSERT_TRUE(ca);
-  FakeClock clock;
-  LeafCache leaves(*ca, clock, {hours(24), 100});
+TEST_F(LeafCacheTest, ConcurrentHandshakesForOneNameWaitForOneMint) {
+  LeafCache leaves = Cache();
   std::atomic<bool> go{false};
   std::vector<std::shared_ptr<const Leaf>> got(8);
   std::vector<std::thread> threads;
