@@ -168,6 +168,8 @@ void ProxyConnection::DenyRequest(const Refusal& refusal) {
   rec["status"] = refusal.status;
   rec["decision"] = "deny";
   rec["reason"] = refusal.reason;
+  rec["bytes_up"] = 0;  // nothing of a refused request goes upstream
+  rec["bytes_down"] = 0;
   rec["tls"] = "inspected";
   g_.metrics.CountDecision("deny", refusal.reason);
   g_.audit->Append(std::move(rec));
@@ -304,6 +306,9 @@ bool ProxyConnection::StillAllowed(const policy::PolicySet& set) const {
 }
 
 ProxyConnection::Admission ProxyConnection::AdmitRequest(const http::HttpHead& head) {
+  // Each request is decided by the policies in force now: a reload that narrows a rule's
+  // methods or paths applies to the next request of a kept-alive connection.
+  policies_ = g_.policies.Get();
   if (inspected_) return AdmitInspected(head);
   TargetContext tc{
       mode_ == Mode::kTransparent ? TargetForm::kCaptured : TargetForm::kProxy, original_port_, {}};
