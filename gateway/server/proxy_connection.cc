@@ -257,6 +257,7 @@ void ProxyConnection::Close(const std::string& reason) {
     r["duration_ms"] = duration_cast<milliseconds>(steady_clock::now() - started_).count();
     r["reason"] = reason;
     if (!tls_error_.empty()) r["tls_error"] = tls_error_;
+    if (!client_tls_error_.empty()) r["client_tls_error"] = client_tls_error_;
     g_.audit->Append(std::move(r));
   }
   if (counted_in_session_) session_->usage->connections--;
@@ -407,6 +408,10 @@ void ProxyConnection::OnClientEvent(bufferevent*, short what, void* arg) {
     return;
   }
   if (self->state_ == State::kSandboxTls) {
+    // Most often a sandbox that does not trust the gateway's CA ("tlsv1 alert unknown ca").
+    if (!(what & BEV_EVENT_TIMEOUT)) {
+      self->client_tls_error_ = tls::TlsInspector::ErrorReason(TlsErrorOf(self->client_.get()));
+    }
     self->Close(what & BEV_EVENT_TIMEOUT ? "client_tls_timeout" : "client_tls_failed");
     return;
   }

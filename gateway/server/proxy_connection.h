@@ -161,6 +161,7 @@ class ProxyConnection : public ExchangeHost {
   std::string sni_;
   std::optional<Refusal> upstream_failure_;  // answers the next request inside TLS
   std::string tls_error_;                    // why the upstream's handshake failed
+  std::string client_tls_error_;             // why the sandbox's handshake failed
 
   uint64_t bytes_up_ = 0;
   uint64_t bytes_down_ = 0;

@@ -155,6 +155,11 @@ UpstreamTlsFailure TlsInspector::DescribeFailure(ssl_st* ssl, unsigned long firs
   return {"handshake_failed", text};
 }
 
+std::string TlsInspector::ErrorReason(unsigned long error) {
+  const char* reason = error ? ERR_reason_error_string(error) : nullptr;
+  return reason ? reason : "handshake failed";
+}
+
 void TlsInspector::CloseNotify(ssl_st* ssl) {
   if (ssl && SSL_is_init_finished(ssl)) SSL_shutdown(ssl);
   ERR_clear_error();

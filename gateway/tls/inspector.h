@@ -53,6 +53,9 @@ class TlsInspector {
   Result<ssl_st*> NewUpstreamSide(std::string_view host);
   // After a failed upstream handshake on `ssl`: what went wrong. Clears OpenSSL's error queue.
   static UpstreamTlsFailure DescribeFailure(ssl_st* ssl, unsigned long first_error);
+  // OpenSSL's reason for a queued error ("tlsv1 alert unknown ca"), for the audit record of a
+  // sandbox that refused its handshake.
+  static std::string ErrorReason(unsigned long error);
   // Queues TLS's close_notify on an established connection (the peer then sees a clean end).
   static void CloseNotify(ssl_st* ssl);
   // Frees an SSL object that was not handed on.

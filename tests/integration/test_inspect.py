@@ -1039,3 +1039,17 @@ def test_reload_narrowing_a_rule_applies_to_the_next_request_on_a_kept_alive_con
     r = read_response(f)
     assert r.status == 403 and r.header("x-airlock-reason") == "path_not_allowed", r
     assert [x.target for x in api.requests] == ["/repos/acme/before"]
+
+
+def test_a_sandbox_that_does_not_trust_the_ca_is_told_by_its_handshake_and_audited(gw, upstreams):
+    """Without the gateway's CA a client refuses the minted leaf; nothing reaches the upstream,
+    and the close record says why, so an operator can see a sandbox missing the CA."""
+    api = upstreams["good"]
+    out = subprocess.run(["curl", "-s", "--max-time", "10", "--proxy", PROXY,
+                          "--cacert", upstreams["good"].cert,
+                          "https://api.example.test/repos/acme/x"],
+                         capture_output=True, env=CLEAN_ENV)
+    assert out.returncode == 60, out  # peer certificate cannot be authenticated
+    assert api.requests == []
+    closed = wait_events(gw, "connection.close", 1, reason="client_tls_failed")[0]
+    assert "unknown ca" in closed["client_tls_error"], closed
