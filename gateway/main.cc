@@ -7,6 +7,7 @@
 #include "gateway/config/gateway_config.h"
 #include "gateway/policy/policy_loader.h"
 #include "gateway/server/gateway.h"
+#include "gateway/tls/certificate_authority.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"airlock-gateway: egress gateway and credential broker for agent sandboxes"};
@@ -23,6 +24,16 @@ int main(int argc, char** argv) {
     std::cerr << diags.ToString() << diags.size() << (diags.size() == 1 ? " error" : " errors")
               << "\n";
     return 1;
+  }
+  if (check && !config->tls_ca_cert.empty()) {
+    // A supplied CA is loaded and checked (key matches, is a CA, key not readable by others);
+    // a generated one is made at the first real start, not by a check.
+    auto ca = airlock::tls::CertificateAuthority::LoadOrCreate(
+        {config->tls_ca_cert, config->tls_ca_key, config->state_dir});
+    if (!ca.ok()) {
+      std::cerr << config_path << ": tls: " << ca.status().message() << "\n";
+      return 1;
+    }
   }
   if (check) {
     std::cout << "ok: " << config_path << " and the policies in " << config->policy_dir << "\n";

@@ -1053,3 +1053,36 @@ def test_a_sandbox_that_does_not_trust_the_ca_is_told_by_its_handshake_and_audit
     assert api.requests == []
     closed = wait_events(gw, "connection.close", 1, reason="client_tls_failed")[0]
     assert "unknown ca" in closed["client_tls_error"], closed
+
+
+def test_check_config_refuses_an_unusable_ca_with_the_reason(tmp_path):
+    """`--check-config` loads a supplied CA: a key of another CA, a key others can read, and a
+    certificate without its key are each refused with a reason; a sound pair passes."""
+    from conftest import GATEWAY_BIN
+    d = str(tmp_path)
+    os.makedirs(os.path.join(d, "policies"))
+    for name in ("a", "b"):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", f"{d}/{name}.key", "-out",
+                        f"{d}/{name}.crt", "-days", "1", "-subj", f"/CN={name}", "-addext",
+                        "basicConstraints=critical,CA:TRUE"], check=True, capture_output=True)
+        os.chmod(f"{d}/{name}.key", 0o600)
+
+    def check(tls):
+        with open(f"{d}/airlock.yaml", "w") as f:
+            f.write(f"state_dir: {d}/state\npolicy_dir: {d}/policies\ntls:\n{tls}")
+        return subprocess.run([GATEWAY_BIN, "--config", f"{d}/airlock.yaml", "--check-config"],
+                              capture_output=True, text=True)
+
+    ok = check(f"  ca_cert: {d}/a.crt\n  ca_key: {d}/a.key\n")
+    assert ok.returncode == 0, ok.stderr
+    mismatch = check(f"  ca_cert: {d}/a.crt\n  ca_key: {d}/b.key\n")
+    assert mismatch.returncode == 1 and "does not match" in mismatch.stderr, mismatch.stderr
+    os.chmod(f"{d}/a.key", 0o644)
+    readable = check(f"  ca_cert: {d}/a.crt\n  ca_key: {d}/a.key\n")
+    assert readable.returncode == 1 and "chmod 600" in readable.stderr, readable.stderr
+    alone = check(f"  ca_cert: {d}/a.crt\n")
+    assert alone.returncode == 1 and "airlock.yaml:4:" in alone.stderr, alone.stderr
+    assert "go together" in alone.stderr
+    assert "PRIVATE KEY" not in mismatch.stderr + readable.stderr + alone.stderr
+    assert not os.path.exists(f"{d}/state/ca.key"), "a check generated a CA"
