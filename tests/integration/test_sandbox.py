@@ -362,6 +362,13 @@ def test_vmlaunch_run_netns_trusts_the_gateways_ca(launcher):
     assert (r.returncode, r.stdout) == (0, b"hello GET /node"), r.stderr
     assert [(x.target, x.sni) for x in api.requests[n:]] == [
         ("/curl", "api.test"), ("/py", "api.test"), ("/node", "api.test")]
+    # Node ignores the proxy variables: its connection was captured by nftables and inspected.
+    captured = [r for r in g.records() if r.get("event") == "connection.open" and
+                r.get("host") == "api.test" and "original_ip" in r]
+    assert captured and all(r["tls"] == "inspected" and r["decision"] == "allow"
+                            for r in captured), captured
+    assert any(r.get("event") == "http.request" and r.get("path") == "/node" and
+               r.get("tls") == "inspected" for r in g.records())
     # Without the variables, the system roots alone do not trust the gateway's certificate.
     r = run("sbi", "sh", "-c", "unset " + " ".join(CA_VARIABLES) +
             "; curl -sS --max-time 10 https://api.test:8443/untrusted")
