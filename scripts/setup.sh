@@ -10,7 +10,8 @@
 #          git, Node.js, python3 requests and websockets
 #   vm     QEMU, busybox, lz4 and cpio for microVM guests (kernel extraction, initramfs);
 #          debootstrap and e2fsprogs for the optional Debian root disk
-#   bench  the peers the benchmarks compare against: squid, tinyproxy, haproxy, mitmproxy, wrk
+#   bench  the peers the benchmarks compare against: squid (the OpenSSL build, for ssl-bump),
+#          tinyproxy, haproxy, mitmproxy; the load generators wrk and hey
 set -euo pipefail
 
 declare -A GROUPS_PKGS=(
@@ -20,7 +21,7 @@ declare -A GROUPS_PKGS=(
   [test]="curl openssl nftables iproute2 socat iperf3 python3 python3-yaml python3-jsonschema python3-pytest iputils-ping
           git nodejs python3-requests python3-websockets"
   [vm]="qemu-system-x86 busybox-static lz4 cpio debootstrap e2fsprogs"
-  [bench]="squid tinyproxy haproxy mitmproxy wrk"
+  [bench]="squid-openssl tinyproxy haproxy mitmproxy wrk hey"
 )
 
 groups=("$@")
