@@ -19,7 +19,11 @@ int main(int argc, char** argv) {
 
   airlock::config::Diagnostics diags;
   auto config = airlock::config::LoadGatewayConfig(config_path, &diags);
-  if (config) airlock::policy::LoadPolicySet({config->policy_dir}, {}, &diags);
+  if (config) {
+    airlock::policy::LoadOptions options;
+    options.known_credentials = airlock::config::CredentialNames(*config);
+    airlock::policy::LoadPolicySet({config->policy_dir}, options, &diags);
+  }
   if (!diags.empty()) {
     std::cerr << diags.ToString() << diags.size() << (diags.size() == 1 ? " error" : " errors")
               << "\n";

@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
   check->add_option("--credentials", credentials,
                     "Comma-separated credential names the gateway defines; rules naming others "
                     "are errors");
+  check->add_option("--config", check_args.config,
+                    "The gateway's airlock.yaml: rules may bind only the credentials it defines");
 
   std::vector<std::string> test_paths{"policies"};
   auto* test = policy->add_subcommand(

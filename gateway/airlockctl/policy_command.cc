@@ -1,6 +1,7 @@
 // `airlockctl policy` subcommands.
 #include "gateway/airlockctl/policy_command.h"
 
+#include "gateway/config/gateway_config.h"
 #include "gateway/policy/policy_loader.h"
 #include "gateway/policy/policy_test.h"
 
@@ -10,6 +11,16 @@ int RunPolicyCheck(const PolicyCheckArgs& args, std::ostream& out, std::ostream&
   config::Diagnostics diags;
   policy::LoadOptions options;
   if (!args.credentials.empty()) options.known_credentials = args.credentials;
+  if (!args.config.empty()) {
+    auto gateway = config::LoadGatewayConfig(args.config, &diags);
+    if (!gateway) {
+      err << diags.ToString();
+      return 1;
+    }
+    auto names = config::CredentialNames(*gateway);
+    if (!options.known_credentials) options.known_credentials.emplace();
+    options.known_credentials->insert(names.begin(), names.end());
+  }
   auto set = policy::LoadPolicySet(args.paths, options, &diags);
   if (!set) {
     err << diags.ToString();
@@ -27,7 +38,8 @@ int RunPolicyCheck(const PolicyCheckArgs& args, std::ostream& out, std::ostream&
     return 1;
   }
   if (!options.known_credentials) {
-    out << "note: credential names were not checked (pass --credentials NAME,...)\n";
+    out << "note: credential names were not checked (pass --config airlock.yaml or --credentials "
+           "NAME,...)\n";
   }
   return 0;
 }

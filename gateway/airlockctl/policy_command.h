@@ -12,6 +12,7 @@ namespace airlock::ctl {
 struct PolicyCheckArgs {
   std::vector<std::string> paths;
   std::set<std::string> credentials;  // known credential names; empty: not checked
+  std::string config;                 // airlock.yaml whose credentials are known, if given
 };
 
 // Validates every policy; prints one line per valid policy and every error. 0, or 1 on errors.

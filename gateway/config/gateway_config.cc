@@ -1,12 +1,119 @@
 // airlock.yaml parsing.
 #include "gateway/config/gateway_config.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 
 #include "gateway/config/yaml_reader.h"
 #include "gateway/net/ip_address.h"
 
 namespace airlock::config {
+namespace {
+
+bool IsEnvName(std::string_view s) {
+  if (s.empty() || s.size() > 64 || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+bool IsToken(std::string_view s, size_t max) {  // header names, credential names, prefixes
+  return !s.empty() && s.size() <= max && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+  });
+}
+
+std::optional<CredentialConfig> ReadCredential(const std::string& name, const YAML::Node& node,
+                                               YamlContext& ctx) {
+  CredentialConfig c;
+  c.name = name;
+  MapReader m(node, "credential '" + name + "'", ctx);
+  if (!m.valid()) return std::nullopt;
+  bool ok = true;
+  if (!IsToken(name, 64)) {
+    ctx.Error(node, "credential name '" + name + "' must be 1-64 letters, digits, '-' or '_'");
+    ok = false;
+  }
+  if (auto source = m.Get("source", true)) {
+    c.source = ReadString(*source, ctx).value_or("");
+    if (c.source != "static") {
+      ctx.Error(*source, "credential source '" + c.source +
+                             "' is not supported by this gateway (supported: static)");
+      ok = false;
+    }
+  } else {
+    ok = false;
+  }
+  auto file = m.Get("file");
+  auto env = m.Get("env");
+  if (file) c.file = ReadString(*file, ctx).value_or("");
+  if (env) c.env = ReadString(*env, ctx).value_or("");
+  if (file.has_value() == env.has_value()) {
+    ctx.Error(node, "a static credential reads its token from `file:` or `env:` (one of them)");
+    ok = false;
+  }
+  if (auto placeholder = m.Get("placeholder", true)) {
+    MapReader p(*placeholder, "placeholder", ctx);
+    if (auto e = p.Get("env", true)) {
+      c.placeholder_env = ReadString(*e, ctx).value_or("");
+      if (!IsEnvName(c.placeholder_env)) {
+        ctx.Error(*e, "placeholder env '" + c.placeholder_env +
+                          "' must be an environment variable name (A-Z, 0-9, _)");
+        ok = false;
+      }
+    }
+    if (auto prefix = p.Get("prefix")) {
+      c.placeholder_prefix = ReadString(*prefix, ctx).value_or("");
+      if (!IsToken(c.placeholder_prefix, 16)) {
+        ctx.Error(*prefix, "placeholder prefix must be 1-16 letters, digits, '-' or '_'");
+        ok = false;
+      }
+    }
+    p.Finish();
+  } else {
+    ok = false;
+  }
+  if (auto inject = m.Get("inject", true)) {
+    if (!inject->IsSequence() || inject->size() == 0) {
+      ctx.Error(*inject, "inject must be a list of {header, value}");
+      ok = false;
+    } else {
+      for (const auto& item : *inject) {
+        MapReader i(item, "inject entry", ctx);
+        CredentialInjection injection;
+        if (auto h = i.Get("header", true)) {
+          injection.header = ReadString(*h, ctx).value_or("");
+          if (!IsToken(injection.header, 64)) {
+            ctx.Error(*h, "'" + injection.header + "' is not a header name");
+            ok = false;
+          }
+        }
+        if (auto v = i.Get("value", true)) {
+          std::string error;
+          auto t = credentials::ParseValueTemplate(ReadString(*v, ctx).value_or(""), &error);
+          if (t) {
+            injection.value = *t;
+          } else {
+            ctx.Error(*v, error +
+                              " (e.g. \"Bearer {token}\", "
+                              "\"Basic {base64(x-access-token:{token})}\")");
+            ok = false;
+          }
+        }
+        i.Finish();
+        c.inject.push_back(std::move(injection));
+      }
+    }
+  } else {
+    ok = false;
+  }
+  m.Finish();
+  if (!ok) return std::nullopt;
+  return c;
+}
+
+}  // namespace
 
 std::optional<HostPort> ParseHostPort(std::string_view text) {
   size_t colon = text.rfind(':');
@@ -105,6 +212,16 @@ std::optional<GatewayConfig> LoadGatewayConfig(const std::string& path, Diagnost
     if (auto v = t.Int("leaf_cache_size", 16, 1000000)) c.tls_leaf_cache_size = *v;
     t.Finish();
   }
+  if (auto creds = m.Get("credentials")) {
+    if (!creds->IsMap()) {
+      ctx.Error(*creds, "credentials must be a mapping of names to credentials");
+    } else {
+      for (const auto& entry : *creds) {
+        std::string name = entry.first.as<std::string>("");
+        if (auto cred = ReadCredential(name, entry.second, ctx)) c.credentials.push_back(*cred);
+      }
+    }
+  }
   if (auto limits = m.Get("limits")) {
     MapReader l(*limits, "limits", ctx);
     if (auto v = l.Int("max_request_line", 256, 1 << 20)) c.max_request_line = *v;
@@ -120,6 +237,12 @@ std::optional<GatewayConfig> LoadGatewayConfig(const std::string& path, Diagnost
   m.Finish();
   if (diags->size() != before) return std::nullopt;
   return c;
+}
+
+std::set<std::string> CredentialNames(const GatewayConfig& config) {
+  std::set<std::string> names;
+  for (const auto& c : config.credentials) names.insert(c.name);
+  return names;
 }
 
 }  // namespace airlock::config

@@ -6,16 +6,36 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "gateway/config/diagnostic.h"
+#include "gateway/credentials/value_template.h"
 
 namespace airlock::config {
 
 struct HostPort {
   std::string host;  // an IP address
   uint16_t port = 0;
+};
+
+// One header a credential is written into, and how (docs/CREDENTIALS.md).
+struct CredentialInjection {
+  std::string header;
+  credentials::ValueTemplate value;
+};
+
+// A credential by name (airlock.yaml `credentials:`). The secret itself is not here: a static
+// source names the file or the gateway's environment variable that holds it.
+struct CredentialConfig {
+  std::string name;
+  std::string source;              // static
+  std::string file;                // static: the token's file (its first line)
+  std::string env;                 // static: the gateway's environment variable
+  std::string placeholder_env;     // the sandbox's variable that holds the placeholder
+  std::string placeholder_prefix;  // what a placeholder starts with (ghp_, sk-)
+  std::vector<CredentialInjection> inject;
 };
 
 struct GatewayConfig {
@@ -48,6 +68,8 @@ struct GatewayConfig {
   std::chrono::hours tls_leaf_validity{24};
   size_t tls_leaf_cache_size = 10000;
 
+  std::vector<CredentialConfig> credentials;
+
   size_t max_request_line = 8192;
   size_t max_head_bytes = 32768;
   size_t max_headers = 100;
@@ -59,6 +81,9 @@ struct GatewayConfig {
 };
 
 std::optional<GatewayConfig> LoadGatewayConfig(const std::string& path, Diagnostics* diags);
+
+// The names under `credentials:`, which policy rules may bind.
+std::set<std::string> CredentialNames(const GatewayConfig& config);
 
 // "1.2.3.4:80" or "[::1]:80".
 std::optional<HostPort> ParseHostPort(std::string_view text);

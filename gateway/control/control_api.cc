@@ -81,12 +81,18 @@ ControlResponse ControlApi::CreateSession(const std::string& body) {
       spec.labels[k] = v.get<std::string>();
     }
   }
+  if (hooks_.make_placeholders) spec.placeholders = hooks_.make_placeholders(spec.policy);
   auto created = sessions_.Create(spec);
   if (!created.ok()) return Error(409, created.status().message());
   const auto& [session, token] = created.value();
   if (hooks_.session_created) hooks_.session_created(session);
   json out = SessionJson(session);
   if (!token.empty()) out["token"] = token;  // shown once; only its hash is kept
+  if (!session.placeholders.empty()) {
+    json placeholders = json::object();  // shown once too: the sandbox's variables
+    for (const auto& p : session.placeholders) placeholders[p.env] = p.value;
+    out["placeholders"] = placeholders;
+  }
   return {201, out};
 }
 

@@ -3,6 +3,7 @@
 // status and JSON. Endpoints:
 //   GET    /v1/health                health, audit state, policies, session count
 //   POST   /v1/sessions              {policy, source?, token?, ttl_seconds?, labels?, id?} -> 201
+//                                     with the token and {placeholders: {ENV: value}}, shown once
 //   GET    /v1/sessions              list
 //   GET    /v1/sessions/{id}         one
 //   DELETE /v1/sessions/{id}         end it (its connections are closed)  -> 204
@@ -42,6 +43,8 @@ struct ControlHooks {
   std::function<void(const Session&)> session_created;
   std::function<void(const Session&, const char* reason)> session_ended;
   std::function<std::string()> ca_certificate;  // PEM; absent: 404
+  // New placeholders for the credentials a policy binds; absent: none.
+  std::function<std::vector<Placeholder>(const std::string& policy)> make_placeholders;
 };
 
 class ControlApi {

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "gateway/credentials/placeholder.h"
+
 #include "gateway/crypto/digest.h"
 #include "gateway/crypto/random.h"
 
@@ -75,7 +77,16 @@ Status SessionTable::Load() {
     s.created = FromUnix(j.value("created", int64_t{0}));
     s.expires = FromUnix(j.value("expires", int64_t{0}));
     s.labels = j.value("labels", std::map<std::string, std::string>{});
-    if (s.expires > now && ValidId(s.id)) sessions_[s.id] = std::move(s);
+    if (j.contains("placeholders") && j["placeholders"].is_array()) {
+      for (const auto& p : j["placeholders"]) {
+        s.placeholders.push_back(
+            {p.value("credential", ""), p.value("env", ""), p.value("value", "")});
+      }
+    }
+    if (s.expires > now && ValidId(s.id)) {
+      Index(s);
+      sessions_[s.id] = std::move(s);
+    }
   }
   return Status::Ok();
 }
@@ -91,6 +102,10 @@ Status SessionTable::Persist() const {
               {"expires", ToUnix(s.expires)},
               {"labels", s.labels}};
     if (s.source) j["source"] = s.source->ToString();
+    for (const auto& p : s.placeholders) {
+      j["placeholders"].push_back(
+          {{"credential", p.credential}, {"env", p.env}, {"value", p.value}});
+    }
     list.push_back(j);
   }
   std::string tmp = state_file_ + ".tmp";
@@ -122,6 +137,7 @@ Result<std::pair<Session, std::string>> SessionTable::Create(const SessionSpec& 
   s.policy = spec.policy;
   s.source = spec.source;
   s.labels = spec.labels;
+  s.placeholders = spec.placeholders;
   s.created = clock_.Now();
   s.expires = s.created + spec.ttl;
   std::string token;
@@ -144,12 +160,16 @@ Result<std::pair<Session, std::string>> SessionTable::Create(const SessionSpec& 
     sessions_.erase(s.id);
     return st;
   }
+  Index(s);
   return std::make_pair(s, token);
 }
 
 bool SessionTable::Delete(const std::string& id) {
   std::unique_lock lk(mu_);
-  if (sessions_.erase(id) == 0) return false;
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return false;
+  Unindex(it->second);
+  sessions_.erase(it);
   (void)Persist();
   return true;
 }
@@ -191,6 +211,34 @@ std::optional<Session> SessionTable::FindByToken(const std::string& id,
   return s;
 }
 
+const Placeholder* Session::PlaceholderFor(std::string_view credential) const {
+  for (const auto& p : placeholders) {
+    if (p.credential == credential) return &p;
+  }
+  return nullptr;
+}
+
+void SessionTable::Index(const Session& s) {
+  for (const auto& p : s.placeholders) {
+    placeholders_[credentials::PlaceholderKey(p.value)] = {s.id, p.credential};
+  }
+}
+
+void SessionTable::Unindex(const Session& s) {
+  for (const auto& p : s.placeholders) placeholders_.erase(credentials::PlaceholderKey(p.value));
+}
+
+std::optional<PlaceholderOwner> SessionTable::FindPlaceholder(
+    const std::set<std::string>& keys) const {
+  if (keys.empty()) return std::nullopt;
+  std::shared_lock lk(mu_);
+  for (const auto& key : keys) {
+    auto it = placeholders_.find(key);
+    if (it != placeholders_.end()) return it->second;
+  }
+  return std::nullopt;
+}
+
 std::vector<Session> SessionTable::Expire() {
   std::unique_lock lk(mu_);
   std::vector<Session> gone;
@@ -198,6 +246,7 @@ std::vector<Session> SessionTable::Expire() {
   for (auto it = sessions_.begin(); it != sessions_.end();) {
     if (it->second.expires <= now) {
       gone.push_back(it->second);
+      Unindex(it->second);
       it = sessions_.erase(it);
     } else {
       ++it;

@@ -1,6 +1,8 @@
 // SessionTable: the sandboxes the gateway serves. A session has an id, a policy, a source address
 // (a VM's address on its tap) and/or a proxy token, a TTL and labels, plus live usage counters.
 // Tokens are returned once at creation and only their SHA-256 is kept (in memory and on disk).
+// Each session also holds a placeholder per credential its policy binds; every placeholder of
+// every session is indexed by its key, so a request can be checked for any of them.
 // The table is persisted atomically to the state directory and restored on start.
 // Thread-safe: lookups take a shared lock, changes an exclusive one.
 #pragma once
@@ -11,8 +13,11 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "gateway/base/clock.h"
@@ -36,6 +41,19 @@ struct SessionUsage {
   void CountRequest(std::chrono::system_clock::time_point now);
 };
 
+// What a sandbox holds instead of a credential (docs/CREDENTIALS.md).
+struct Placeholder {
+  std::string credential;  // the gateway's credential name
+  std::string env;         // the sandbox's variable
+  std::string value;
+};
+
+// Whose placeholder a request carried.
+struct PlaceholderOwner {
+  std::string session;
+  std::string credential;
+};
+
 struct Session {
   std::string id;
   std::string policy;
@@ -44,7 +62,11 @@ struct Session {
   std::chrono::system_clock::time_point created;
   std::chrono::system_clock::time_point expires;
   std::map<std::string, std::string> labels;
+  std::vector<Placeholder> placeholders;
   std::shared_ptr<SessionUsage> usage = std::make_shared<SessionUsage>();
+
+  // This session's placeholder for `credential`, or nullptr.
+  const Placeholder* PlaceholderFor(std::string_view credential) const;
 };
 
 struct SessionSpec {
@@ -54,6 +76,7 @@ struct SessionSpec {
   bool with_token = true;
   std::chrono::seconds ttl{3600};
   std::map<std::string, std::string> labels;
+  std::vector<Placeholder> placeholders;
 };
 
 class SessionTable {
@@ -75,16 +98,22 @@ class SessionTable {
   // Constant-time comparison of the token's hash.
   std::optional<Session> FindByToken(const std::string& id, const std::string& token) const;
 
+  // The owner of the first of `keys` that is a placeholder's key (credentials/placeholder.h).
+  std::optional<PlaceholderOwner> FindPlaceholder(const std::set<std::string>& keys) const;
+
   // Removes expired sessions and returns them.
   std::vector<Session> Expire();
 
  private:
-  Status Persist() const;  // called with mu_ held exclusively
+  Status Persist() const;          // called with mu_ held exclusively
+  void Index(const Session& s);    // likewise
+  void Unindex(const Session& s);  // likewise
 
   std::string state_file_;
   const Clock& clock_;
   mutable std::shared_mutex mu_;
   std::map<std::string, Session> sessions_;
+  std::unordered_map<std::string, PlaceholderOwner> placeholders_;  // by key
 };
 
 }  // namespace airlock::control

@@ -10,6 +10,7 @@
 #include <future>
 #include <thread>
 
+#include "gateway/credentials/placeholder.h"
 #include "gateway/policy/policy_loader.h"
 #include "gateway/server/sockaddr.h"
 
@@ -57,8 +58,13 @@ Status Gateway::Init() {
   audit_ = std::move(log).value();
   state_.audit = audit_.get();
 
+  auto broker = credentials::CredentialBroker::Create(c.credentials);
+  if (!broker.ok()) return broker.status();
+  credentials_ = std::move(broker).value();
+  state_.credentials = credentials_.get();
+
   config::Diagnostics diags;
-  auto set = policy::LoadPolicySet({c.policy_dir}, {}, &diags);
+  auto set = policy::LoadPolicySet({c.policy_dir}, PolicyOptions(), &diags);
   if (!set)
     return Status::Error("policies in " + c.policy_dir + " are invalid:\n" + diags.ToString());
   state_.policies.Set(std::make_shared<const policy::PolicySet>(std::move(*set)));
@@ -124,6 +130,7 @@ Status Gateway::Init() {
   hooks.reload = [this] { return Reload("control"); };
   hooks.audit_healthy = [this] { return audit_->healthy(); };
   hooks.ca_certificate = [this] { return tls_->ca_certificate_pem(); };
+  hooks.make_placeholders = [this](const std::string& policy) { return MakePlaceholders(policy); };
   hooks.session_created = [this](const control::Session& s) {
     audit::Record r{{"event", "session.create"}, {"session", s.id}, {"policy", s.policy}};
     if (s.source) r["src"] = s.source->ToString();
@@ -217,9 +224,31 @@ void Gateway::ForEachConnection(std::function<void(ProxyConnection*)> fn) {
   }
 }
 
+policy::LoadOptions Gateway::PolicyOptions() const {
+  policy::LoadOptions o;
+  o.known_credentials = config::CredentialNames(state_.config);
+  return o;
+}
+
+std::vector<control::Placeholder> Gateway::MakePlaceholders(const std::string& policy) const {
+  std::vector<control::Placeholder> out;
+  auto set = state_.policies.Get();
+  const policy::CompiledPolicy* p = set->Find(policy);
+  if (!p) return out;
+  std::set<std::string> bound;
+  for (const auto& rule : p->policy().egress)
+    bound.insert(rule.credentials.begin(), rule.credentials.end());
+  for (const auto& name : bound) {
+    if (const config::CredentialConfig* c = credentials_->Find(name)) {
+      out.push_back({name, c->placeholder_env, credentials::NewPlaceholder(c->placeholder_prefix)});
+    }
+  }
+  return out;
+}
+
 Status Gateway::Reload(const char* trigger) {
   config::Diagnostics diags;
-  auto set = policy::LoadPolicySet({state_.config.policy_dir}, {}, &diags);
+  auto set = policy::LoadPolicySet({state_.config.policy_dir}, PolicyOptions(), &diags);
   if (!set) {
     audit_->Append(audit::Record{{"event", "policy.reject"},
                                  {"trigger", trigger},

@@ -10,6 +10,8 @@
 #include "gateway/base/status.h"
 #include "gateway/config/gateway_config.h"
 #include "gateway/control/control_api.h"
+#include "gateway/credentials/broker.h"
+#include "gateway/policy/policy_loader.h"
 #include "gateway/server/dns_server.h"
 #include "gateway/server/event_loop.h"
 #include "gateway/server/gateway_state.h"
@@ -28,6 +30,8 @@ class Gateway {
   explicit Gateway(config::GatewayConfig config);
   Status Init();
   Status Reload(const char* trigger);
+  policy::LoadOptions PolicyOptions() const;  // credential names checked against the config
+  std::vector<control::Placeholder> MakePlaceholders(const std::string& policy) const;
   void EndSession(const control::Session& s, const char* event, const char* reason);
   void ForEachConnection(std::function<void(ProxyConnection*)> fn);
   static void OnProxyAccept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len, void* arg);
@@ -43,6 +47,7 @@ class Gateway {
   std::unique_ptr<control::SessionTable> sessions_;
   std::unique_ptr<dns::Resolver> resolver_;
   std::unique_ptr<tls::TlsInspector> tls_;
+  std::unique_ptr<credentials::CredentialBroker> credentials_;
   std::unique_ptr<control::ControlApi> control_api_;
   EventBasePtr main_base_;
   std::vector<std::unique_ptr<WorkerConnections>> workers_;

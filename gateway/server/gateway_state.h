@@ -15,6 +15,7 @@
 #include "gateway/audit/audit_log.h"
 #include "gateway/config/gateway_config.h"
 #include "gateway/control/session_table.h"
+#include "gateway/credentials/broker.h"
 #include "gateway/dns/resolver.h"
 #include "gateway/policy/policy_set.h"
 #include "gateway/tls/inspector.h"
@@ -80,6 +81,7 @@ struct GatewayState {
   audit::AuditLog* audit = nullptr;
   dns::Resolver* resolver = nullptr;
   tls::TlsInspector* tls = nullptr;
+  credentials::CredentialBroker* credentials = nullptr;
   Metrics metrics;
   DnsMappings dns_mappings;
   std::atomic<uint64_t> next_connection{1};

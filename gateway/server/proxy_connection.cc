@@ -12,6 +12,8 @@
 
 #include "gateway/audit/chain.h"
 #include "gateway/base/base64.h"
+#include "gateway/credentials/injection.h"
+#include "gateway/credentials/placeholder.h"
 #include "gateway/http/denial.h"
 #include "gateway/net/host.h"
 #include "gateway/server/sockaddr.h"
@@ -150,7 +152,7 @@ void ProxyConnection::AuditOpen(const std::string& decision, const std::string& 
 void ProxyConnection::AuditRequest(const RequestSummary& s) {
   audit::Record rec = BaseRecord("http.request");
   rec["method"] = s.method;
-  rec["path"] = s.path;
+  rec["path"] = ScrubPlaceholders(s.path);
   rec["status"] = s.status;
   rec["decision"] = std::string(policy::VerdictName(decision_.verdict));
   rec["reason"] = std::string(policy::ReasonName(decision_.reason));
@@ -158,13 +160,14 @@ void ProxyConnection::AuditRequest(const RequestSummary& s) {
   rec["bytes_down"] = s.bytes_down;
   rec["duration_ms"] = s.duration.count();
   if (inspected_) rec["tls"] = "inspected";
+  if (!injected_.empty()) rec["credentials"] = injected_;  // names and headers, never values
   g_.audit->Append(std::move(rec));
 }
 
 void ProxyConnection::DenyRequest(const Refusal& refusal) {
   audit::Record rec = BaseRecord("http.request");
   rec["method"] = request_.head().method;
-  rec["path"] = audit::RedactTarget(request_.head().target);
+  rec["path"] = ScrubPlaceholders(audit::RedactTarget(request_.head().target));
   rec["status"] = refusal.status;
   rec["decision"] = "deny";
   rec["reason"] = refusal.reason;
@@ -324,6 +327,8 @@ ProxyConnection::Admission ProxyConnection::AdmitTarget() {
   // 1st decision: before resolution, on the name.
   std::string_view method = target_.tunnel ? std::string_view() : request_.head().method;
   decision_ = DecideTarget(*policies_, Context(!method.empty()), target_, method, std::nullopt);
+  // Cleartext or a tunnel's name: no credential may travel here, so any placeholder is a leak.
+  if (FindLeak(target_.tunnel ? nullptr : &request_.head())) return Admission::kRefused;
   if (!decision_.allowed()) {
     Deny(RefusalFor(decision_, target_));
     return Admission::kRefused;
@@ -355,16 +360,98 @@ ProxyConnection::Admission ProxyConnection::AdmitInspected(const http::HttpHead&
     return Admission::kRefused;
   }
   decision_ = DecideTarget(*policies_, Context(true), target_, head.method, dialed_);
+  if (FindLeak(&head)) return Admission::kRefused;
   if (!decision_.allowed()) {
     DenyRequest(RefusalFor(decision_, target_));
     return Admission::kRefused;
   }
+  if (!InjectCredentials()) return Admission::kRefused;
   if (session_) session_->usage->CountRequest(std::chrono::system_clock::now());
   if (upstream_) return Admission::kForward;
   // The upstream closed after the last response: dial the checked addresses again.
   next_address_ = 0;
   Dial();
   return Admission::kPending;
+}
+
+// Credentials (docs/CREDENTIALS.md).
+
+bool ProxyConnection::Binds(std::string_view credential) const {
+  return inspected_ && decision_.allowed() && decision_.rule &&
+         std::find(decision_.rule->credentials.begin(), decision_.rule->credentials.end(),
+                   credential) != decision_.rule->credentials.end();
+}
+
+bool ProxyConnection::FindLeak(const http::HttpHead* head) {
+  std::vector<credentials::ScannedText> sites;
+  if (head) sites = credentials::PlaceholderSites(*head);
+  if (target_.tunnel)
+    sites.push_back({target_.protocol == policy::Protocol::kTls && mode_ == Mode::kTransparent
+                         ? "sni"
+                         : "connect",
+                     target_.host});
+  for (const auto& site : sites) {
+    std::set<std::string> keys;
+    credentials::CollectPlaceholderKeys(site.text, &keys);
+    auto owner = g_.sessions->FindPlaceholder(keys);
+    if (!owner) continue;
+    // A session's own placeholder, to a host whose rule binds its credential: injected below.
+    if (session_ && owner->session == session_->id && Binds(owner->credential)) continue;
+    audit::Record r = BaseRecord("credential.leak_blocked");
+    r["credential"] = owner->credential;
+    r["where"] = site.where;
+    if (!session_ || owner->session != session_->id) r["placeholder_session"] = owner->session;
+    g_.audit->Append(std::move(r));
+    Refusal refusal{403, "credential_leak_blocked",
+                    "the request carries the placeholder of credential '" + owner->credential +
+                        "', which may not go to " + target_.host,
+                    "placeholders are swapped for credentials only on requests to the hosts "
+                    "whose rule binds them; send it nowhere else"};
+    if (inspected_) {
+      DenyRequest(refusal);
+    } else {
+      Deny(refusal);
+    }
+    return true;
+  }
+  return false;
+}
+
+std::string ProxyConnection::ScrubPlaceholders(std::string path) const {
+  std::set<std::string> keys;
+  credentials::CollectPlaceholderKeys(path, &keys);
+  for (const auto& key : keys) {
+    if (!g_.sessions->FindPlaceholder({key})) continue;
+    // Case-insensitively, where it stands; an encoded form hides the whole path.
+    std::string lower = path;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    size_t at = lower.find(key);
+    if (at == std::string::npos) return "/[redacted: carries a placeholder]";
+    path.replace(at, key.size(), "_");
+    return ScrubPlaceholders(std::move(path));
+  }
+  return path;
+}
+
+bool ProxyConnection::InjectCredentials() {
+  injected_.clear();
+  if (!decision_.rule || !session_) return true;
+  for (const auto& name : decision_.rule->credentials) {
+    const control::Placeholder* placeholder = session_->PlaceholderFor(name);
+    const config::CredentialConfig* c = g_.credentials->Find(name);
+    auto token = g_.credentials->Token(name, std::chrono::system_clock::now());
+    if (!placeholder || !c || !token) {
+      DenyRequest(Refusal{503, "credential_unavailable",
+                          "credential '" + name + "' has no valid token right now",
+                          "retry later; operators: check the credential's source"});
+      return false;
+    }
+    for (const auto& header :
+         credentials::InjectCredential(&request_.mutable_head(), *c, placeholder->value, *token)) {
+      injected_.push_back(name + ":" + header);
+    }
+  }
+  return true;
 }
 
 // Callbacks: admission phases here, everything after the dial to the relay.

@@ -116,6 +116,14 @@ class ProxyConnection : public ExchangeHost {
   void FailInspected(const Refusal& refusal);
   Admission AdmitInspected(const http::HttpHead& head);
   void StartRelay();
+  // Credentials: a placeholder where its credential may not go blocks the request (true, and
+  // the connection is refusing); the rule's credentials are written into an allowed inspected
+  // request (false when one has no valid token: refused with 503).
+  bool FindLeak(const http::HttpHead* head);
+  bool InjectCredentials();
+  bool Binds(std::string_view credential) const;
+  // `path` for the audit log: a placeholder in it (any session's) replaced by "_".
+  std::string ScrubPlaceholders(std::string path) const;
 
   void Deny(const Refusal& refusal);
   // A request refused inside inspected TLS: its http.request record, then the answer.
@@ -162,6 +170,7 @@ class ProxyConnection : public ExchangeHost {
   std::optional<Refusal> upstream_failure_;  // answers the next request inside TLS
   std::string tls_error_;                    // why the upstream's handshake failed
   std::string client_tls_error_;             // why the sandbox's handshake failed
+  std::vector<std::string> injected_;        // "credential:header" for the current request
 
   uint64_t bytes_up_ = 0;
   uint64_t bytes_down_ = 0;

@@ -38,6 +38,20 @@ check "every shipped policy is listed" test "$(grep -c '^ok ' "$tmp/out")" -eq 4
 "$ctl" policy check --credentials github "$src/policies" >"$tmp/out" 2>"$tmp/err"
 check "unknown credential names are rejected" test $? -eq 1
 check "unknown credential error names the credential" grep -q "unknown credential 'github-git'" "$tmp/err"
+cat >"$tmp/airlock.yaml" <<'YAML'
+credentials:
+  github:
+    source: static
+    env: AIRLOCK_TEST_UNUSED
+    placeholder: {env: GITHUB_TOKEN, prefix: ghp_}
+    inject:
+      - {header: Authorization, value: "Bearer {token}"}
+YAML
+"$ctl" policy check --config "$tmp/airlock.yaml" "$src/policies" >"$tmp/out" 2>"$tmp/err"
+check "--config: credentials not in airlock.yaml are rejected" test $? -eq 1
+check "--config: the error names the missing credential" \
+  grep -q "unknown credential 'github-git'" "$tmp/err"
+check "--config: the defined one is known" sh -c "! grep -q \"unknown credential 'github'\" '$tmp/err'"
 
 # Policy tests pass, and a failing expectation fails the run.
 "$ctl" policy test "$src/policies" >"$tmp/out" 2>"$tmp/err"

@@ -51,6 +51,7 @@ std::string NetnsFilesDir(const std::string& state_dir, const std::string& netns
 
 std::vector<std::string> NetnsEnvironment(const std::string& proxy, const std::string& session,
                                           const std::string& ca_bundle,
+                                          const std::map<std::string, std::string>& placeholders,
                                           const std::map<std::string, std::string>& user_env) {
   std::map<std::string, std::string> env = user_env;
   for (const char* name : {"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"}) {
@@ -60,6 +61,7 @@ std::vector<std::string> NetnsEnvironment(const std::string& proxy, const std::s
   env.try_emplace("no_proxy", "localhost,127.0.0.1");
   env.try_emplace("AIRLOCK_SESSION", session);
   if (!ca_bundle.empty()) AddCaTrustEnv(ca_bundle, &env);
+  for (const auto& [name, value] : placeholders) env.try_emplace(name, value);
   std::vector<std::string> out;
   for (const auto& [k, v] : env) out.push_back(k + "=" + v);
   return out;
@@ -137,7 +139,16 @@ Result<int> RunInNetns(const NetnsRunOptions& o) {
   std::vector<std::string> argv = {"ip",      "netns",        "exec",  name,
                                    "unshare", "--pid",        "--uts", "--mount-proc",
                                    "--fork",  "--kill-child", "env"};
-  for (auto& kv : NetnsEnvironment(proxy, sid, bundle, o.env)) argv.push_back(std::move(kv));
+  // Placeholders for the credentials the gateway injects: the sandbox sees only these.
+  std::map<std::string, std::string> placeholders;
+  if (session->contains("placeholders") && (*session)["placeholders"].is_object()) {
+    for (const auto& [k, v] : (*session)["placeholders"].items()) {
+      if (v.is_string()) placeholders[k] = v.get<std::string>();
+    }
+  }
+  for (auto& kv : NetnsEnvironment(proxy, sid, bundle, placeholders, o.env)) {
+    argv.push_back(std::move(kv));
+  }
   argv.insert(argv.end(), o.argv.begin(), o.argv.end());
   g_child = fork();
   if (g_child == 0) {

@@ -66,6 +66,70 @@ TEST(GatewayConfig, ErrorsHavePositions) {
   EXPECT_NE(all.find(":5:16: error: value 1 is out of range"), std::string::npos) << all;
 }
 
+TEST(GatewayConfig, TlsAndCredentials) {
+  Diagnostics d;
+  auto c = LoadGatewayConfig(Write(R"(tls:
+  ca_cert: /ca.crt
+  ca_key: /ca.key
+  upstream_ca_file: /roots.pem
+  leaf_validity_hours: 2
+credentials:
+  github:
+    source: static
+    file: /etc/airlock/secrets/github-token
+    placeholder: {env: GITHUB_TOKEN, prefix: ghp_}
+    inject:
+      - header: Authorization
+        value: "Bearer {token}"
+)"),
+                             &d);
+  ASSERT_TRUE(c) << d.ToString();
+  EXPECT_EQ(c->tls_ca_cert, "/ca.crt");
+  EXPECT_EQ(c->tls_upstream_ca_file, "/roots.pem");
+  EXPECT_EQ(c->tls_leaf_validity, std::chrono::hours(2));
+  ASSERT_EQ(c->credentials.size(), 1u);
+  const CredentialConfig& g = c->credentials[0];
+  EXPECT_EQ(g.name, "github");
+  EXPECT_EQ(g.file, "/etc/airlock/secrets/github-token");
+  EXPECT_EQ(g.placeholder_env, "GITHUB_TOKEN");
+  EXPECT_EQ(g.placeholder_prefix, "ghp_");
+  ASSERT_EQ(g.inject.size(), 1u);
+  EXPECT_EQ(g.inject[0].header, "Authorization");
+  EXPECT_EQ(g.inject[0].value.Render("t"), "Bearer t");
+  EXPECT_EQ(CredentialNames(*c), std::set<std::string>{"github"});
+}
+
+TEST(GatewayConfig, CredentialErrorsHavePositions) {
+  Diagnostics d;
+  auto c = LoadGatewayConfig(Write(R"(tls:
+  ca_cert: /ca.crt
+credentials:
+  a:
+    source: vault
+    env: X
+    placeholder: {env: lower-case}
+    inject:
+      - header: Authorization
+        value: "Bearer token"
+  b:
+    source: static
+    placeholder: {env: B}
+    inject: []
+)"),
+                             &d);
+  EXPECT_FALSE(c);
+  std::string all = d.ToString();
+  for (const char* want :
+       {":2:12: error: tls: ca_cert and ca_key go together",
+        ":5:13: error: credential source 'vault' is not supported",
+        ":7:24: error: placeholder env 'lower-case' must be an environment variable name",
+        ":10:16: error: a value template needs exactly one {token}",
+        ":12:5: error: a static credential reads its token from `file:` or `env:`",
+        ":14:13: error: inject must be a list"}) {
+    EXPECT_NE(all.find(want), std::string::npos) << want << "\n" << all;
+  }
+}
+
 TEST(GatewayConfig, HostPort) {
   EXPECT_TRUE(ParseHostPort("127.0.0.1:1"));
   EXPECT_TRUE(ParseHostPort("[fd00::1]:443"));

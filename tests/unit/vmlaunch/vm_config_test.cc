@@ -254,8 +254,10 @@ TEST(CaTrust, BundleHasEachPartOnceEachOnItsOwnLines) {
 }
 
 TEST(NetnsEnvironment, ProxySessionCaAndTheUsersVariablesLast) {
-  auto env = NetnsEnvironment("http://100.96.0.1:3128", "s-1", "/run/airlock/netns/x/ca.crt",
-                              {{"CURL_CA_BUNDLE", "/mine.pem"}, {"EXTRA", "yes"}});
+  auto env =
+      NetnsEnvironment("http://100.96.0.1:3128", "s-1", "/run/airlock/netns/x/ca.crt",
+                       {{"GITHUB_TOKEN", "ghp_placeholder"}, {"GIT_TOKEN", "ghp_other"}},
+                       {{"CURL_CA_BUNDLE", "/mine.pem"}, {"EXTRA", "yes"}, {"GIT_TOKEN", "mine"}});
   auto has = [&](const std::string& kv) { return std::count(env.begin(), env.end(), kv) == 1; };
   EXPECT_TRUE(has("HTTPS_PROXY=http://100.96.0.1:3128"));
   EXPECT_TRUE(has("no_proxy=localhost,127.0.0.1"));
@@ -266,9 +268,11 @@ TEST(NetnsEnvironment, ProxySessionCaAndTheUsersVariablesLast) {
   }
   EXPECT_TRUE(has("CURL_CA_BUNDLE=/mine.pem"));
   EXPECT_TRUE(has("EXTRA=yes"));
-  EXPECT_EQ(env.size(), 13u);  // each variable once: `env` would let a later one win
+  EXPECT_TRUE(has("GITHUB_TOKEN=ghp_placeholder"));
+  EXPECT_TRUE(has("GIT_TOKEN=mine"));
+  EXPECT_EQ(env.size(), 15u);  // each variable once: `env` would let a later one win
   // Without a CA (an older gateway): none of the five.
-  env = NetnsEnvironment("http://g:3128", "s-2", "", {});
+  env = NetnsEnvironment("http://g:3128", "s-2", "", {}, {});
   EXPECT_TRUE(std::none_of(env.begin(), env.end(), [](const std::string& kv) {
     return kv.find("CA") != std::string::npos || kv.find("SSL") != std::string::npos;
   }));

@@ -1,0 +1,33 @@
+// Writing a credential into a request head, and finding placeholders in one. Pure functions over
+// an HTTP head; the connection calls them after the request was allowed (injection) and for
+// every request (leak check). No thread ownership.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gateway/config/gateway_config.h"
+#include "gateway/http/http_head.h"
+
+namespace airlock::credentials {
+
+// Writes `token` into `head` as `credential` says. In each of its headers, a placeholder the
+// client put there (as is, or inside Basic credentials) is replaced where it stands; a header
+// without it is set from the template, replacing whatever credential the client sent. Returns
+// the names of the headers written.
+std::vector<std::string> InjectCredential(http::HttpHead* head,
+                                          const config::CredentialConfig& credential,
+                                          std::string_view placeholder, std::string_view token);
+
+// Where a request head may carry a placeholder, and what stands there, for the leak check: the
+// request target ("url"), every header value ("header:NAME"), Basic credentials decoded
+// ("header:NAME (basic)"). Never holds Proxy-Authorization (the session's own token).
+struct ScannedText {
+  std::string where;
+  std::string text;
+};
+std::vector<ScannedText> PlaceholderSites(const http::HttpHead& head);
+
+}  // namespace airlock::credentials

@@ -1,0 +1,185 @@
+"""The credential broker's first slice (docs/CREDENTIALS.md): a static credential, placeholders
+handed to each session, the real token written into allowed inspected requests to the hosts whose
+rule binds it, and a placeholder found anywhere else blocked and audited. Real curl through the
+real gateway to local HTTPS upstreams that record what they received; no real token may appear
+in any log or record."""
+import base64
+import os
+import secrets
+import subprocess
+
+import pytest
+
+from conftest import PROXY, Gateway, curl, read_records
+from test_inspect import CLEAN_ENV, curl_https, events, poll, wait_events
+from tls_upstreams import HttpsUpstream, Pki
+
+POLICY = """
+version: v1
+name: creds
+egress:
+  - id: github-api
+    hosts: [api.example.test]
+    inspect: true
+    credentials: [github]
+  - id: github-git
+    hosts: [git.example.test]
+    inspect: true
+    credentials: [github-git]
+  - id: elsewhere
+    hosts: [other.example.test]
+    inspect: true
+  - id: cleartext
+    hosts: [web.test]
+    protocol: http
+    ports: [8080]
+private:
+  - id: upstreams
+    cidr: 127.0.0.0/24
+    ports: [443, 8080]
+"""
+
+NAMES = ["api.example.test", "git.example.test", "other.example.test"]
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    p = Pki(str(tmp_path_factory.mktemp("pki")))
+    p.good = p.leaf("good", NAMES)
+    return p
+
+
+@pytest.fixture(scope="module")
+def upstream(pki):
+    u = HttpsUpstream("127.0.0.12", 443, *pki.good)
+    yield u
+    u.close()
+
+
+@pytest.fixture
+def gw(tmp_path, dns, no_canary_hits, pki, upstream):
+    for name in NAMES:
+        dns.set(name, [("A", "127.0.0.12", 60)])
+    upstream.reset()
+    token = "ghs_" + secrets.token_hex(20)  # the real, secret token: only the upstream sees it
+    secret = tmp_path / "github-token"
+    secret.write_text(token + "\n")
+    os.chmod(secret, 0o600)
+    g = Gateway(str(tmp_path), dns, policies={"creds": POLICY}, extra_config=f"""tls:
+  upstream_ca_file: {pki.ca_cert}
+credentials:
+  github:
+    source: static
+    file: {secret}
+    placeholder: {{env: GITHUB_TOKEN, prefix: ghp_}}
+    inject:
+      - header: Authorization
+        value: "Bearer {{token}}"
+  github-git:
+    source: static
+    file: {secret}
+    placeholder: {{env: GIT_TOKEN, prefix: ghp_}}
+    inject:
+      - header: Authorization
+        value: "Basic {{base64(x-access-token:{{token}})}}"
+""")
+    g.token = token
+    g.ca = os.path.join(str(tmp_path), "state", "ca.crt")
+    assert poll(lambda: os.path.exists(g.ca))
+    yield g
+    g.stop()
+    # The real token appears in no log, record or answer the gateway wrote.
+    for path in (g.audit, g.log.name):
+        assert token not in open(path, errors="replace").read(), path
+
+
+def new_session(g, **kw):
+    s = g.session(policy="creds", **kw)
+    assert set(s["placeholders"]) == {"GITHUB_TOKEN", "GIT_TOKEN"}, s
+    for value in s["placeholders"].values():
+        assert value.startswith("ghp_") and len(value) == 4 + 36
+    return s
+
+
+def test_placeholders_are_per_session_and_shown_once(gw):
+    a, b = new_session(gw), new_session(gw, source=None, token=True)
+    assert a["placeholders"]["GITHUB_TOKEN"] != b["placeholders"]["GITHUB_TOKEN"]
+    status, again = gw.api("GET", f"/v1/sessions/{a['id']}")
+    assert status == 200 and "placeholders" not in again
+
+
+def test_the_real_token_replaces_the_placeholder_on_a_bound_host(gw, upstream):
+    s = new_session(gw)
+    ph = s["placeholders"]["GITHUB_TOKEN"]
+    status, _, body, err = curl_https(gw, "https://api.example.test/user", "-H",
+                                      f"Authorization: Bearer {ph}")
+    assert status == 200, err
+    assert [r.header("authorization") for r in upstream.requests] == [f"Bearer {gw.token}"]
+    rec = wait_events(gw, "http.request", 1)[0]
+    assert rec["credentials"] == ["github:Authorization"] and rec["status"] == 200
+    # Without any credential from the client, the header is added.
+    status, _, _, err = curl_https(gw, "https://api.example.test/user")
+    assert status == 200, err
+    assert upstream.requests[-1].header("authorization") == f"Bearer {gw.token}"
+    # A credential of the client's own is replaced, never passed on.
+    curl_https(gw, "https://api.example.test/user", "-H", "Authorization: Bearer mine")
+    assert upstream.requests[-1].header("authorization") == f"Bearer {gw.token}"
+
+
+def test_basic_credentials_git_style_are_replaced_where_they_stand(gw, upstream):
+    s = new_session(gw)
+    ph = s["placeholders"]["GIT_TOKEN"]
+    status, _, _, err = curl_https(gw, "https://git.example.test/acme/repo.git/info/refs",
+                                   "-u", f"x-access-token:{ph}")
+    assert status == 200, err
+    got = upstream.requests[-1].header("authorization")
+    assert got.startswith("Basic ")
+    assert base64.b64decode(got[6:]).decode() == f"x-access-token:{gw.token}"
+
+
+@pytest.mark.parametrize("where,args,url", [
+    ("header:Authorization", lambda ph: ["-H", f"Authorization: Bearer {ph}"], "/x"),
+    ("header:X-Api-Key", lambda ph: ["-H", f"X-Api-Key: {ph}"], "/x"),
+    ("header:Authorization (basic)", lambda ph: ["-u", f"me:{ph}"], "/x"),
+    ("url", lambda ph: [], "/x?key={ph}"),
+    ("url", lambda ph: [], "/x?key=" + "".join("%{:02X}".format(ord(c)) for c in "{ph}")),
+    ("url", lambda ph: [], "/{PH}/upper-cased"),
+])
+def test_a_placeholder_sent_to_an_unbound_host_is_blocked(gw, upstream, where, args, url):
+    s = new_session(gw)
+    ph = s["placeholders"]["GITHUB_TOKEN"]
+    if "%" in url:
+        url = "/x?key=" + "".join("%{:02X}".format(ord(c)) for c in ph)
+    else:
+        url = url.replace("{ph}", ph).replace("{PH}", ph.upper())
+    status, headers, body, err = curl_https(gw, "https://other.example.test" + url, *args(ph))
+    assert status == 403 and headers.get("x-airlock-reason") == "credential_leak_blocked", err
+    assert upstream.requests == [], "the placeholder reached the upstream"
+    leak = wait_events(gw, "credential.leak_blocked", 1)[0]
+    assert leak["credential"] == "github" and leak["where"] == where, leak
+    assert ph not in open(gw.audit).read() and ph.lower() not in open(gw.audit).read().lower()
+
+
+def test_another_sessions_placeholder_is_blocked_even_to_a_bound_host(gw, upstream):
+    a, b = new_session(gw, source=None, token=True), new_session(gw)
+    ph_a = a["placeholders"]["GITHUB_TOKEN"]
+    status, headers, _, err = curl_https(gw, "https://api.example.test/user", "-H",
+                                         f"Authorization: Bearer {ph_a}")  # as session b
+    assert status == 403 and headers.get("x-airlock-reason") == "credential_leak_blocked", err
+    assert upstream.requests == []
+    leak = wait_events(gw, "credential.leak_blocked", 1)[0]
+    assert leak["session"] == b["id"] and leak["placeholder_session"] == a["id"], leak
+
+
+def test_never_in_cleartext_nor_in_a_tunnels_name(gw, upstream):
+    s = new_session(gw)
+    ph = s["placeholders"]["GITHUB_TOKEN"]
+    status, _ = curl("-H", f"Authorization: Bearer {ph}", "http://web.test:8080/")
+    assert status == 403
+    out = subprocess.run(["curl", "-sS", "--max-time", "10", "--proxy", PROXY, "-k",
+                          f"https://{ph}.other.example.test/"], capture_output=True,
+                         env=CLEAN_ENV)
+    assert out.returncode != 0
+    leaks = wait_events(gw, "credential.leak_blocked", 2)
+    assert sorted(x["where"] for x in leaks) == ["connect", "header:Authorization"], leaks
+    assert upstream.requests == []

@@ -1,0 +1,100 @@
+// The credential broker's pure parts: value templates, placeholders and where they are found
+// (re-cased, percent-encoded, inside Basic credentials), and injection into a request head.
+#include <gtest/gtest.h>
+
+#include "gateway/base/base64.h"
+#include "gateway/credentials/injection.h"
+#include "gateway/credentials/placeholder.h"
+#include "gateway/credentials/value_template.h"
+
+namespace airlock::credentials {
+namespace {
+
+TEST(ValueTemplateTest, RendersAndRefusesWhatItCannot) {
+  std::string error;
+  auto bearer = ParseValueTemplate("Bearer {token}", &error);
+  ASSERT_TRUE(bearer) << error;
+  EXPECT_EQ(bearer->Render("t0k"), "Bearer t0k");
+  auto basic = ParseValueTemplate("Basic {base64(x-access-token:{token})}", &error);
+  ASSERT_TRUE(basic) << error;
+  EXPECT_EQ(basic->Render("t0k"), "Basic " + Base64Encode("x-access-token:t0k"));
+  for (const char* bad : {"Bearer", "{token} {token}", "Bearer {tokn}{token}",
+                          "{base64(x)} {token}", "{base64(x:{token})"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_FALSE(ParseValueTemplate(bad, &error));
+    EXPECT_FALSE(error.empty());
+  }
+}
+
+TEST(PlaceholderTest, FoundHoweverItIsWritten) {
+  std::string ph = NewPlaceholder("ghp_");
+  ASSERT_EQ(ph.size(), 4 + kPlaceholderKeyLength);
+  EXPECT_NE(NewPlaceholder("ghp_"), ph);
+  const std::string key = PlaceholderKey(ph);
+  std::string upper = ph;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  std::string escaped;
+  for (char c : ph) {
+    char buf[4];
+    std::snprintf(buf, sizeof(buf), "%%%02X", static_cast<unsigned char>(c));
+    escaped += buf;
+  }
+  std::string twice;  // %25 escapes the escapes
+  for (char c : escaped) twice += c == '%' ? std::string("%25") : std::string(1, c);
+  for (const std::string& text : {"Bearer " + ph, "/repos/" + upper + "/x", "?key=" + escaped,
+                                  "?key=" + twice, ph.substr(4) + "deadbeef", "x" + ph.substr(4)}) {
+    SCOPED_TRACE(text);
+    std::set<std::string> keys;
+    CollectPlaceholderKeys(text, &keys);
+    EXPECT_TRUE(keys.count(key));
+  }
+  std::set<std::string> keys;
+  CollectPlaceholderKeys("ghp_" + ph.substr(4, 35) + " " + ph.substr(39), &keys);  // split
+  EXPECT_FALSE(keys.count(key));
+}
+
+config::CredentialConfig Credential(const char* header, const char* value) {
+  std::string error;
+  config::CredentialConfig c;
+  c.name = "github";
+  c.inject.push_back({header, *ParseValueTemplate(value, &error)});
+  return c;
+}
+
+std::string Header(const http::HttpHead& h, const char* name) {
+  const std::string* v = h.Find(name);
+  return v ? *v : "";
+}
+
+TEST(InjectionTest, ReplacesWhereItStandsOrSetsTheHeader) {
+  const std::string ph = "ghp_" + std::string(36, 'a');
+  http::HttpHead head;
+  head.headers = {{"Authorization", "token " + ph}, {"Accept", "*/*"}};
+  auto written = InjectCredential(&head, Credential("Authorization", "Bearer {token}"), ph, "T");
+  EXPECT_EQ(written, std::vector<std::string>{"Authorization"});
+  EXPECT_EQ(Header(head, "Authorization"), "token T");  // the client's scheme kept
+  head.headers = {{"authorization", "Basic " + Base64Encode("x-access-token:" + ph)}};
+  InjectCredential(&head, Credential("Authorization", "Bearer {token}"), ph, "T");
+  EXPECT_EQ(Header(head, "Authorization"), "Basic " + Base64Encode("x-access-token:T"));
+  head.headers = {{"Authorization", "Bearer the-clients-own"}, {"Authorization", "Basic eA=="}};
+  InjectCredential(&head, Credential("Authorization", "Bearer {token}"), ph, "T");
+  EXPECT_EQ(head.Count("Authorization"), 1u);  // never passed on: replaced
+  EXPECT_EQ(Header(head, "Authorization"), "Bearer T");
+  head.headers = {};
+  InjectCredential(&head, Credential("X-Api-Key", "{token}"), ph, "T");
+  EXPECT_EQ(Header(head, "X-Api-Key"), "T");
+}
+
+TEST(InjectionTest, SitesCoverTargetHeadersAndBasicButNotTheProxysOwnCredentials) {
+  http::HttpHead head;
+  head.target = "/x?a=1";
+  head.headers = {{"Authorization", "Basic " + Base64Encode("u:p")},
+                  {"Proxy-Authorization", "Basic " + Base64Encode("s-1:token")}};
+  std::vector<std::string> where;
+  for (const auto& s : PlaceholderSites(head)) where.push_back(s.where + "=" + s.text);
+  EXPECT_EQ(where, (std::vector<std::string>{"url=/x?a=1", "header:Authorization=Basic dTpw",
+                                             "header:Authorization (basic)=u:p"}));
+}
+
+}  // namespace
+}  // namespace airlock::credentials
