@@ -55,16 +55,15 @@ void ReportPercentiles(benchmark::State& state, std::vector<double>& us) {
   state.counters["max_us"] = us.back();
 }
 
-// Mint() of a name never minted before in this process (uncached, as on a cache miss).
-void BM_MintFreshName(benchmark::State& state) {
-  LeafCache cache(Ca(), SystemClock(), LeafOptions{});
-  static uint64_t next = 0;
+// Times `call(name)` for names never seen before, per call, and reports the percentiles.
+template <typename Call>
+void TimeFreshNames(benchmark::State& state, uint64_t* next, Call call) {
   std::vector<double> us;
   us.reserve(1 << 20);
   for (auto _ : state) {
-    std::string name = Name(next++);
+    std::string name = Name((*next)++);
     auto t0 = std::chrono::steady_clock::now();
-    auto leaf = cache.Mint(name);
+    auto leaf = call(name);
     auto t1 = std::chrono::steady_clock::now();
     if (!leaf.ok()) {
       state.SkipWithError(leaf.status().message().c_str());
@@ -75,27 +74,20 @@ void BM_MintFreshName(benchmark::State& state) {
   }
   ReportPercentiles(state, us);
 }
+
+// Mint() of a name never minted before in this process (uncached, as on a cache miss).
+void BM_MintFreshName(benchmark::State& state) {
+  LeafCache cache(Ca(), SystemClock(), LeafOptions{});
+  static uint64_t next = 0;
+  TimeFreshNames(state, &next, [&](const std::string& name) { return cache.Mint(name); });
+}
 BENCHMARK(BM_MintFreshName)->Unit(benchmark::kMicrosecond)->Repetitions(3);
 
 // Get() of a name not in the cache: lookup, mint and insert (evicting once full).
 void BM_GetMiss(benchmark::State& state) {
   LeafCache cache(Ca(), SystemClock(), LeafOptions{std::chrono::hours(24), 1000});
   static uint64_t next = 1u << 30;
-  std::vector<double> us;
-  us.reserve(1 << 20);
-  for (auto _ : state) {
-    std::string name = Name(next++);
-    auto t0 = std::chrono::steady_clock::now();
-    auto leaf = cache.Get(name);
-    auto t1 = std::chrono::steady_clock::now();
-    if (!leaf.ok()) {
-      state.SkipWithError(leaf.status().message().c_str());
-      break;
-    }
-    benchmark::DoNotOptimize(leaf);
-    us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
-  }
-  ReportPercentiles(state, us);
+  TimeFreshNames(state, &next, [&](const std::string& name) { return cache.Get(name); });
 }
 BENCHMARK(BM_GetMiss)->Unit(benchmark::kMicrosecond);
 

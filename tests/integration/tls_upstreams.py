@@ -334,22 +334,20 @@ def _body_chunks(rfile, headers):
                 while rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                     pass  # trailers
                 return
-            left = size
-            while left:
-                d = rfile.read(min(left, BLOCK))
-                if not d:
-                    raise ValueError("body cut short")
-                left -= len(d)
-                yield d
+            yield from _read_exactly(rfile, size)
             rfile.readline(16)
     elif "content-length" in headers:
-        left = int(headers["content-length"][0])
-        while left:
-            d = rfile.read(min(left, BLOCK))
-            if not d:
-                raise ValueError("body cut short")
-            left -= len(d)
-            yield d
+        yield from _read_exactly(rfile, int(headers["content-length"][0]))
+
+
+def _read_exactly(rfile, left):
+    """`left` bytes from rfile, in blocks; ValueError if it ends first."""
+    while left:
+        d = rfile.read(min(left, BLOCK))
+        if not d:
+            raise ValueError("body cut short")
+        left -= len(d)
+        yield d
 
 
 def ws_frame(opcode, payload, mask=None):
