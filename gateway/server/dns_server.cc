@@ -7,7 +7,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <set>
 
+#include "gateway/credentials/placeholder.h"
 #include "gateway/net/host.h"
 #include "gateway/policy/decide.h"
 #include "gateway/server/sockaddr.h"
@@ -183,6 +185,25 @@ void DnsServer::Handle(std::string packet, const sockaddr_storage& peer,
   auto session = source ? g_.sessions->FindBySource(*source) : std::nullopt;
   std::string sid = session ? session->id : "";
   std::string pname = session ? session->policy : "";
+  // A placeholder in a name is a credential on its way out through DNS: refused, and recorded
+  // by the credential's name, never with the query name that carries it.
+  std::set<std::string> keys;
+  credentials::CollectPlaceholderKeys(q.name, &keys);
+  if (auto owner = g_.sessions->FindPlaceholder(keys)) {
+    audit::Record r{
+        {"event", "credential.leak_blocked"}, {"credential", owner->credential}, {"where", "dns"}};
+    if (session) {
+      r["session"] = sid;
+      r["policy"] = pname;
+    }
+    if (owner->session != sid) r["placeholder_session"] = owner->session;
+    r["src"] = source ? source->ToString() : "unknown";
+    r["qtype"] = std::string(dns::TypeName(q.type));
+    g_.metrics.CountDecision("deny", "credential_leak_blocked");
+    g_.audit->TryAppend(std::move(r));
+    reply->Send(dns::BuildAnswer(q, dns::Rcode::kRefused, {}, 0));
+    return;
+  }
   if (st != dns::ParseStatus::kOk) {
     Audit(sid, pname, peer, q, "deny",
           st == dns::ParseStatus::kMalformed ? "malformed_query" : "not_implemented", {},

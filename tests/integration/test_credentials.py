@@ -183,3 +183,16 @@ def test_never_in_cleartext_nor_in_a_tunnels_name(gw, upstream):
     leaks = wait_events(gw, "credential.leak_blocked", 2)
     assert sorted(x["where"] for x in leaks) == ["connect", "header:Authorization"], leaks
     assert upstream.requests == []
+
+
+def test_a_placeholder_in_a_dns_name_is_refused_and_not_logged(gw):
+    """DNS exfiltration of a placeholder: the responder refuses the name without asking
+    upstream, and records the credential, never the name."""
+    from test_dns_responder import query
+    s = new_session(gw)
+    ph = s["placeholders"]["GITHUB_TOKEN"]
+    r = query(ph[4:].upper() + ".api.example.test")  # re-cased, its prefix dropped
+    assert r["rcode"] == 5, r  # REFUSED
+    leak = wait_events(gw, "credential.leak_blocked", 1)[0]
+    assert leak["where"] == "dns" and leak["credential"] == "github" and leak["session"] == s["id"]
+    assert ph[4:] not in open(gw.audit).read().lower()
