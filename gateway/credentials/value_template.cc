@@ -20,9 +20,13 @@ size_t Count(std::string_view text, std::string_view what) {
 
 }  // namespace
 
+std::string ValueTemplate::Encoded(std::string_view token) const {
+  if (!base64) return std::string(token);
+  return Base64Encode(inner_prefix + std::string(token) + inner_suffix);
+}
+
 std::string ValueTemplate::Render(std::string_view token) const {
-  if (!base64) return prefix + std::string(token) + suffix;
-  return prefix + Base64Encode(inner_prefix + std::string(token) + inner_suffix) + suffix;
+  return prefix + Encoded(token) + suffix;
 }
 
 std::optional<ValueTemplate> ParseValueTemplate(std::string_view text, std::string* error) {

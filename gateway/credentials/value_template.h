@@ -18,6 +18,8 @@ struct ValueTemplate {
   std::string inner_suffix;  // inside base64, after the token
 
   std::string Render(std::string_view token) const;
+  // The token as it stands in the rendered value: itself, or the base64 text that holds it.
+  std::string Encoded(std::string_view token) const;
 };
 
 // The template, or nullopt with `error` saying what is wrong.

@@ -105,17 +105,33 @@ size_t Http1Exchange::MoveBody(evbuffer* in, evbuffer* out, http::MessageParser&
   size_t len = std::min<size_t>(evbuffer_get_length(in), kBodySlice);
   auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(len)));
   size_t used = parser.FeedBody(std::string_view(data, len), [&](std::string_view piece) {
-    if (chunked) {
-      std::string size = http::ChunkHeader(piece.size());
-      evbuffer_add(out, size.data(), size.size());
-    }
-    evbuffer_add(out, piece.data(), piece.size());
-    if (chunked) evbuffer_add(out, "\r\n", 2);
     (upward ? summary_.bytes_up : summary_.bytes_down) += piece.size();
     host_.CountBytes(piece.size(), upward);
+    std::string filtered;
+    if (!upward && reflection_) {
+      filtered = reflection_->Feed(piece);
+      // Content-Length to an HTTP/1.0 client: a changed length would corrupt the framing.
+      reflection_cut_ |= !chunked && reflection_->hit();
+      piece = filtered;
+    }
+    WriteBody(out, piece, chunked);
   });
+  if (reflection_cut_) {
+    host_.AuditReflection("body");
+    return http::MessageParser::npos;
+  }
   if (used != http::MessageParser::npos) evbuffer_drain(in, used);
   return used;
+}
+
+void Http1Exchange::WriteBody(evbuffer* out, std::string_view piece, bool chunked) {
+  if (piece.empty()) return;  // an empty chunk would end the body
+  if (chunked) {
+    std::string size = http::ChunkHeader(piece.size());
+    evbuffer_add(out, size.data(), size.size());
+  }
+  evbuffer_add(out, piece.data(), piece.size());
+  if (chunked) evbuffer_add(out, "\r\n", 2);
 }
 
 void Http1Exchange::HandleResponse() {
@@ -144,6 +160,16 @@ void Http1Exchange::HandleResponse() {
       }
       bool client_keep = request_.head().keep_alive && request_.head().version_minor == 1;
       upstream_keep_alive_ = rh.keep_alive && rh.framing != http::BodyFraming::kUntilClose;
+      reflection_ = host_.ResponseFilter();
+      if (reflection_) {
+        for (auto& header : rh.headers) {
+          if (reflection_->Replace(&header.value)) host_.AuditReflection("header:" + header.name);
+        }
+        // A replaced value may change the body's length: an HTTP/1.1 client gets it chunked.
+        if (rh.framing == http::BodyFraming::kLength && request_.head().version_minor == 1) {
+          rh.framing = http::BodyFraming::kChunked;
+        }
+      }
       if (rh.upgrade && request_.head().upgrade) {
         // WebSocket: the 101 in one write, then a byte tunnel from here on.
         std::string head = http::SerializeResponseHead(rh, true);
@@ -174,7 +200,7 @@ void Http1Exchange::HandleResponse() {
     const bool rechunk = response_.head().framing == http::BodyFraming::kChunked ||
                          response_.head().framing == http::BodyFraming::kUntilClose;
     if (MoveBody(in, out, response_, rechunk, false) == http::MessageParser::npos) {
-      host_.Close("bad_upstream_body");
+      host_.Close(reflection_cut_ ? "credential_reflection_blocked" : "bad_upstream_body");
       return;
     }
     if (response_.complete()) {
@@ -187,9 +213,14 @@ void Http1Exchange::HandleResponse() {
 void Http1Exchange::FinishExchange() {
   const http::HttpHead& rh = response_.head();
   evbuffer* out = bufferevent_get_output(host_.client());
-  if (rh.framing == http::BodyFraming::kChunked || rh.framing == http::BodyFraming::kUntilClose) {
-    evbuffer_add(out, http::kLastChunk.data(), http::kLastChunk.size());
+  const bool chunked =
+      rh.framing == http::BodyFraming::kChunked || rh.framing == http::BodyFraming::kUntilClose;
+  if (reflection_) {
+    WriteBody(out, reflection_->Finish(), chunked);
+    if (reflection_->hit()) host_.AuditReflection("body");
+    reflection_.reset();
   }
+  if (chunked) evbuffer_add(out, http::kLastChunk.data(), http::kLastChunk.size());
   summary_.status = rh.status;
   summary_.duration = duration_cast<milliseconds>(steady_clock::now() - started_);
   host_.AuditRequest(summary_);

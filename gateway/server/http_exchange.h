@@ -8,9 +8,11 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 
+#include "gateway/credentials/reflection.h"
 #include "gateway/http/message_parser.h"
 #include "gateway/server/relay.h"
 #include "gateway/server/request_checks.h"
@@ -47,6 +49,11 @@ class ExchangeHost : public RelayHost {
   virtual void DropUpstream() = 0;
   // Ends the connection once the client's output is written.
   virtual void CloseAfterFlush(const std::string& reason) = 0;
+  // For the response to a request that carried an injected credential: the filter that keeps
+  // it from coming back (credentials/reflection.h); null otherwise.
+  virtual std::unique_ptr<credentials::ReflectionFilter> ResponseFilter() = 0;
+  // A reflected credential was replaced in the response (`where`: "header:NAME" or "body").
+  virtual void AuditReflection(const std::string& where) = 0;
 };
 
 class Http1Exchange : public Relay {
@@ -77,6 +84,7 @@ class Http1Exchange : public Relay {
   // `chunked`), counting them; the bytes used, or npos on a framing error.
   size_t MoveBody(evbuffer* in, evbuffer* out, http::MessageParser& parser, bool chunked,
                   bool upward);
+  static void WriteBody(evbuffer* out, std::string_view piece, bool chunked);
   void HandleResponse();
   void FinishExchange();
 
@@ -85,7 +93,9 @@ class Http1Exchange : public Relay {
   http::MessageParser& response_;
   const size_t max_head_bytes_;
   State state_ = State::kReadingHead;
-  std::optional<TunnelRelay> tunnel_;  // after a 101
+  std::optional<TunnelRelay> tunnel_;                          // after a 101
+  std::unique_ptr<credentials::ReflectionFilter> reflection_;  // this response's, if any
+  bool reflection_cut_ = false;  // a reflected credential could not be replaced in place
   bool upstream_keep_alive_ = false;
   RequestSummary summary_;
   std::chrono::steady_clock::time_point started_;

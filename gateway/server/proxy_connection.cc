@@ -433,8 +433,21 @@ std::string ProxyConnection::ScrubPlaceholders(std::string path) const {
   return path;
 }
 
+std::unique_ptr<credentials::ReflectionFilter> ProxyConnection::ResponseFilter() {
+  if (reflections_.empty()) return nullptr;
+  return std::make_unique<credentials::ReflectionFilter>(reflections_);
+}
+
+void ProxyConnection::AuditReflection(const std::string& where) {
+  audit::Record r = BaseRecord("credential.reflection_blocked");
+  r["credentials"] = injected_;
+  r["where"] = where;
+  g_.audit->Append(std::move(r));
+}
+
 bool ProxyConnection::InjectCredentials() {
   injected_.clear();
+  reflections_.clear();
   if (!decision_.rule || !session_) return true;
   for (const auto& name : decision_.rule->credentials) {
     const control::Placeholder* placeholder = session_->PlaceholderFor(name);
@@ -449,6 +462,13 @@ bool ProxyConnection::InjectCredentials() {
     for (const auto& header :
          credentials::InjectCredential(&request_.mutable_head(), *c, placeholder->value, *token)) {
       injected_.push_back(name + ":" + header);
+    }
+    reflections_.emplace_back(*token, placeholder->value);
+    for (const auto& injection : c->inject) {
+      if (injection.value.base64) {
+        reflections_.emplace_back(injection.value.Encoded(*token),
+                                  injection.value.Encoded(placeholder->value));
+      }
     }
   }
   return true;

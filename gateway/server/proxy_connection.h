@@ -69,6 +69,8 @@ class ProxyConnection : public ExchangeHost {
   void AuditRequest(const RequestSummary& summary) override;
   void DropUpstream() override;
   void CloseAfterFlush(const std::string& reason) override;
+  std::unique_ptr<credentials::ReflectionFilter> ResponseFilter() override;
+  void AuditReflection(const std::string& where) override;
 
  private:
   // Admission phases; kRelaying hands every callback to relay_.
@@ -171,6 +173,8 @@ class ProxyConnection : public ExchangeHost {
   std::string tls_error_;                    // why the upstream's handshake failed
   std::string client_tls_error_;             // why the sandbox's handshake failed
   std::vector<std::string> injected_;        // "credential:header" for the current request
+  // What the current request carried upstream, and the placeholder to show instead.
+  std::vector<std::pair<std::string, std::string>> reflections_;
 
   uint64_t bytes_up_ = 0;
   uint64_t bytes_down_ = 0;

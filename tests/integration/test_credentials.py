@@ -196,3 +196,29 @@ def test_a_placeholder_in_a_dns_name_is_refused_and_not_logged(gw):
     leak = wait_events(gw, "credential.leak_blocked", 1)[0]
     assert leak["where"] == "dns" and leak["credential"] == "github" and leak["session"] == s["id"]
     assert ph[4:] not in open(gw.audit).read().lower()
+
+
+@pytest.mark.parametrize("credential,args", [
+    ("GITHUB_TOKEN", lambda ph: ["-H", f"Authorization: Bearer {ph}"]),
+    ("GIT_TOKEN", lambda ph: ["-u", f"x-access-token:{ph}"]),
+])
+def test_an_upstream_that_reflects_the_token_shows_the_sandbox_only_the_placeholder(
+        gw, upstream, credential, args):
+    s = new_session(gw)
+    ph = s["placeholders"][credential]
+    host = "api.example.test" if credential == "GITHUB_TOKEN" else "git.example.test"
+    status, headers, body, err = curl_https(gw, f"https://{host}/echo", *args(ph))
+    assert status == 200, err
+    sent = upstream.requests[-1].header("authorization")
+    assert gw.token in sent or gw.token in base64.b64decode(sent.split()[1]).decode()
+    seen = body.decode() + headers.get("x-echo-authorization", "")
+    assert gw.token not in seen, "the real token reached the sandbox"
+    assert sent.split()[1] not in seen, "the token, as it was sent, reached the sandbox"
+    if credential == "GITHUB_TOKEN":
+        assert headers["x-echo-authorization"] == f"Bearer {ph}"
+        assert body.decode() == '{"authorization": "Bearer %s"}' % ph
+    else:
+        encoded = base64.b64encode(f"x-access-token:{ph}".encode()).decode()
+        assert headers["x-echo-authorization"] == f"Basic {encoded}"
+    wheres = {r["where"] for r in wait_events(gw, "credential.reflection_blocked", 2)}
+    assert wheres == {"header:X-Echo-Authorization", "body"}, wheres

@@ -136,6 +136,7 @@ class HttpsUpstream:
       /sse            text/event-stream: event 1, then waits for `sse_release`, then event 2
       /download?bytes=N   N bytes of pattern_blocks(N), streamed; `sent_sha256` afterwards
       /slow?ms=N      answers after N ms of silence
+      /echo           reflects the request's Authorization in a header and a JSON body
       /upload         digests the body as it arrives; answers {"bytes": n, "sha256": hex}
                       (sends 100 Continue first when asked to)
       /ws             WebSocket: 101, then echoes every message (recorded in ws_messages)
@@ -267,6 +268,16 @@ class HttpsUpstream:
             ms = int(dict(p.split("=", 1) for p in target.split("?", 1)[1].split("&"))["ms"])
             time.sleep(ms / 1000)
             self._respond(tls, 200, f"slow {ms}".encode(), "text/plain", close)
+            return not close
+        if path == "/echo":  # reflects the request's Authorization, as debug endpoints do
+            auth = req.header("authorization") or ""
+            body = json.dumps({"authorization": auth}).encode()
+            tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        b"X-Echo-Authorization: " + auth.encode() + b"\r\n"
+                        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+            half = len(body) // 2  # two writes: the value may arrive split
+            tls.sendall(body[:half])
+            tls.sendall(body[half:])
             return not close
         if path == "/upload":
             body = json.dumps({"bytes": req.body_len, "sha256": req.body_sha256}).encode()

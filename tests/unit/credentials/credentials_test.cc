@@ -5,6 +5,7 @@
 #include "gateway/base/base64.h"
 #include "gateway/credentials/injection.h"
 #include "gateway/credentials/placeholder.h"
+#include "gateway/credentials/reflection.h"
 #include "gateway/credentials/value_template.h"
 
 namespace airlock::credentials {
@@ -94,6 +95,32 @@ TEST(InjectionTest, SitesCoverTargetHeadersAndBasicButNotTheProxysOwnCredentials
   for (const auto& s : PlaceholderSites(head)) where.push_back(s.where + "=" + s.text);
   EXPECT_EQ(where, (std::vector<std::string>{"url=/x?a=1", "header:Authorization=Basic dTpw",
                                              "header:Authorization (basic)=u:p"}));
+}
+
+TEST(ReflectionFilterTest, ReplacesTheTokenWhereverTheReadsSplitIt) {
+  const std::string token = "ghs_REAL0123456789abcdefREAL";
+  const std::string body = "{\"auth\": \"Bearer " + token + "\", \"again\": \"" + token + "\"}";
+  const std::string want = "{\"auth\": \"Bearer PH\", \"again\": \"PH\"}";
+  for (size_t split = 0; split <= body.size(); ++split) {
+    for (size_t step : {1ul, 3ul, body.size() + 1}) {
+      ReflectionFilter f({{token, "PH"}});
+      std::string out = f.Feed(std::string_view(body).substr(0, split));
+      for (size_t at = split; at < body.size(); at += step) {
+        out += f.Feed(std::string_view(body).substr(at, step));
+      }
+      out += f.Finish();
+      ASSERT_EQ(out, want) << "split " << split << " step " << step;
+      EXPECT_TRUE(f.hit());
+    }
+  }
+  ReflectionFilter clean({{token, "PH"}});
+  std::string out = clean.Feed("nothing to see");
+  out += clean.Finish();
+  EXPECT_EQ(out, "nothing to see");
+  EXPECT_FALSE(clean.hit());
+  std::string header = "Basic " + token;
+  EXPECT_TRUE(clean.Replace(&header));
+  EXPECT_EQ(header, "Basic PH");
 }
 
 }  // namespace
