@@ -119,7 +119,7 @@ audit::Record ProxyConnection::BaseRecord(const char* event) const {
   r["src"] = peer_ip_;
   r["src_port"] = peer_port_;
   if (!target_.host.empty()) {
-    r["host"] = target_.host;
+    r["host"] = ScrubPlaceholders(target_.host);  // a name can carry one (CONNECT, SNI)
     r["port"] = target_.port;
   }
   if (original_dst_) r["original_ip"] = original_dst_->ToString();

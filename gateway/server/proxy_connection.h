@@ -124,7 +124,8 @@ class ProxyConnection : public ExchangeHost {
   bool FindLeak(const http::HttpHead* head);
   bool InjectCredentials();
   bool Binds(std::string_view credential) const;
-  // `path` for the audit log: a placeholder in it (any session's) replaced by "_".
+  // `path` (or a host name) for the audit log: a placeholder in it (any session's) replaced by
+  // "_".
   std::string ScrubPlaceholders(std::string path) const;
 
   void Deny(const Refusal& refusal);
