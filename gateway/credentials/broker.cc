@@ -26,10 +26,4 @@ std::optional<std::string> CredentialBroker::Token(
   return it->second.token.value;
 }
 
-std::set<std::string> CredentialBroker::Names() const {
-  std::set<std::string> out;
-  for (const auto& [name, _] : entries_) out.insert(name);
-  return out;
-}
-
 }  // namespace airlock::credentials

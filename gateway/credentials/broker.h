@@ -29,7 +29,6 @@ class CredentialBroker {
   // The token to inject for `name`, or nullopt when it has none that is still valid.
   std::optional<std::string> Token(std::string_view name,
                                    std::chrono::system_clock::time_point now) const;
-  std::set<std::string> Names() const;
 
  private:
   struct Entry {

@@ -167,6 +167,4 @@ void TlsInspector::CloseNotify(ssl_st* ssl) {
 
 void TlsInspector::Discard(ssl_st* ssl) { SSL_free(ssl); }
 
-std::string TlsInspector::Version(ssl_st* ssl) { return SSL_get_version(ssl); }
-
 }  // namespace airlock::tls

@@ -44,7 +44,6 @@ class TlsInspector {
   ~TlsInspector();
 
   const std::string& ca_certificate_pem() const;
-  const LeafCache& leaves() const { return *leaves_; }
 
   // A server-side SSL presenting the leaf for `sni`. The caller owns it.
   Result<ssl_st*> NewSandboxSide(std::string_view sni);
@@ -60,8 +59,6 @@ class TlsInspector {
   static void CloseNotify(ssl_st* ssl);
   // Frees an SSL object that was not handed on.
   static void Discard(ssl_st* ssl);
-  // The negotiated protocol version of an established connection ("TLSv1.3").
-  static std::string Version(ssl_st* ssl);
 
  private:
   TlsInspector();
