@@ -11,31 +11,13 @@
 #include <vector>
 
 #include "gateway/config/diagnostic.h"
-#include "gateway/credentials/value_template.h"
+#include "gateway/config/credential_config.h"
 
 namespace airlock::config {
 
 struct HostPort {
   std::string host;  // an IP address
   uint16_t port = 0;
-};
-
-// One header a credential is written into, and how (docs/CREDENTIALS.md).
-struct CredentialInjection {
-  std::string header;
-  credentials::ValueTemplate value;
-};
-
-// A credential by name (airlock.yaml `credentials:`). The secret itself is not here: a static
-// source names the file or the gateway's environment variable that holds it.
-struct CredentialConfig {
-  std::string name;
-  std::string source;              // static
-  std::string file;                // static: the token's file (its first line)
-  std::string env;                 // static: the gateway's environment variable
-  std::string placeholder_env;     // the sandbox's variable that holds the placeholder
-  std::string placeholder_prefix;  // what a placeholder starts with (ghp_, sk-)
-  std::vector<CredentialInjection> inject;
 };
 
 struct GatewayConfig {

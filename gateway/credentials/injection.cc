@@ -2,6 +2,7 @@
 #include "gateway/credentials/injection.h"
 
 #include "gateway/base/base64.h"
+#include "gateway/http/percent_encoding.h"
 
 namespace airlock::credentials {
 namespace {
@@ -31,6 +32,38 @@ bool ReplaceInBasic(std::string* value, std::string_view placeholder, std::strin
   return true;
 }
 
+// Writes the query parameter `name` = `value` into `target`: a parameter of that name holding
+// the placeholder gets the token where it stands; otherwise every parameter of that name is
+// dropped and one is appended.
+void InjectQuery(std::string* target, std::string_view name, std::string_view placeholder,
+                 std::string_view token, std::string_view value) {
+  size_t q = target->find('?');
+  std::string path = target->substr(0, q);
+  std::string query = q == std::string::npos ? "" : target->substr(q + 1);
+  std::string out;
+  bool replaced = false;
+  std::vector<std::string> kept;
+  size_t start = 0;
+  while (start <= query.size() && !query.empty()) {
+    size_t amp = query.find('&', start);
+    std::string param = query.substr(start, amp == std::string::npos ? amp : amp - start);
+    std::string_view key = std::string_view(param).substr(0, param.find('='));
+    if (key == name) {
+      if (ReplaceAll(&param, placeholder, http::PercentEncode(token))) {
+        replaced = true;
+        kept.push_back(param);
+      }
+    } else if (!param.empty()) {
+      kept.push_back(param);
+    }
+    if (amp == std::string::npos) break;
+    start = amp + 1;
+  }
+  if (!replaced) kept.push_back(std::string(name) + "=" + http::PercentEncode(value));
+  for (const auto& p : kept) out += (out.empty() ? "" : "&") + p;
+  *target = path + "?" + out;
+}
+
 }  // namespace
 
 std::vector<std::string> InjectCredential(http::HttpHead* head,
@@ -38,6 +71,12 @@ std::vector<std::string> InjectCredential(http::HttpHead* head,
                                           std::string_view placeholder, std::string_view token) {
   std::vector<std::string> written;
   for (const auto& injection : credential.inject) {
+    if (!injection.query.empty()) {
+      InjectQuery(&head->target, injection.query, placeholder, token,
+                  injection.value.Render(token));
+      written.push_back("query:" + injection.query);
+      continue;
+    }
     bool replaced = false;
     for (auto& h : head->headers) {
       if (!http::EqualsIgnoreCase(h.name, injection.header)) continue;

@@ -1,4 +1,5 @@
 // The static source: a token read from a file (its first line) or the gateway's environment.
+// The file is read again at every refresh, so replacing it rotates the token.
 #include <cstdlib>
 #include <fstream>
 
@@ -11,12 +12,12 @@ class StaticSource : public CredentialSource {
  public:
   explicit StaticSource(const config::CredentialConfig& c) : c_(c) {}
 
-  Result<Token> Fetch() override {
+  Result<Token> Fetch(const Audience&, TimePoint) override {
     Token t;
     if (!c_.file.empty()) {
       std::ifstream in(c_.file);
       if (!in || !std::getline(in, t.value)) {
-        return Status::Error("credential '" + c_.name + "': cannot read its file " + c_.file);
+        return Status::Error("cannot read its file " + c_.file);
       }
     } else if (const char* v = std::getenv(c_.env.c_str())) {
       t.value = v;
@@ -25,8 +26,7 @@ class StaticSource : public CredentialSource {
       t.value.pop_back();
     }
     if (t.value.empty()) {
-      return Status::Error("credential '" + c_.name +
-                           "': " + (c_.file.empty() ? "environment variable " + c_.env : c_.file) +
+      return Status::Error((c_.file.empty() ? "environment variable " + c_.env : c_.file) +
                            " holds no token");
     }
     return t;
@@ -38,8 +38,8 @@ class StaticSource : public CredentialSource {
 
 }  // namespace
 
-std::unique_ptr<CredentialSource> MakeSource(const config::CredentialConfig& credential) {
-  return std::make_unique<StaticSource>(credential);  // the loader admits no other source yet
+std::unique_ptr<CredentialSource> MakeStaticSource(const config::CredentialConfig& credential) {
+  return std::make_unique<StaticSource>(credential);
 }
 
 }  // namespace airlock::credentials

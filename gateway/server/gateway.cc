@@ -8,8 +8,10 @@
 #include <cstring>
 #include <fstream>
 #include <future>
+#include <iostream>
 #include <thread>
 
+#include "gateway/audit/chain.h"
 #include "gateway/credentials/placeholder.h"
 #include "gateway/policy/policy_loader.h"
 #include "gateway/server/sockaddr.h"
@@ -19,6 +21,17 @@ namespace {
 
 sockaddr_storage MakeAddr(const config::HostPort& hp, socklen_t* len) {
   return ToSockaddr(*net::IpAddress::Parse(hp.host), hp.port, len);
+}
+
+// credential.refresh or credential.error: names and times, never a token.
+audit::Record CredentialRecord(const credentials::RefreshEvent& e) {
+  audit::Record r{{"event", e.ok ? "credential.refresh" : "credential.error"},
+                  {"credential", e.credential},
+                  {"next_attempt_s", e.next_attempt.count()}};
+  if (!e.ok) r["error"] = e.error;
+  if (e.expires_at) r["expires_at"] = audit::FormatTimestamp(*e.expires_at);
+  if (!e.ok) r["token_valid"] = e.serving;
+  return r;
 }
 
 std::string ToJson(const control::ControlResponse& r) {
@@ -58,10 +71,20 @@ Status Gateway::Init() {
   audit_ = std::move(log).value();
   state_.audit = audit_.get();
 
-  auto broker = credentials::CredentialBroker::Create(c.credentials);
+  auto broker = credentials::CredentialBroker::Create(c.credentials, {c.tls_upstream_ca_file});
   if (!broker.ok()) return broker.status();
   credentials_ = std::move(broker).value();
   state_.credentials = credentials_.get();
+  if (Status s = credentials_->Start([this](const credentials::RefreshEvent& e) {
+        audit_->Append(CredentialRecord(e));
+        if (!e.ok) {
+          std::cerr << "airlock-gateway: credential '" << e.credential << "': " << e.error
+                    << "; retrying in " << e.next_attempt.count() << " s\n";
+        }
+      });
+      !s.ok()) {
+    return s;
+  }
 
   config::Diagnostics diags;
   auto set = policy::LoadPolicySet({c.policy_dir}, PolicyOptions(), &diags);
@@ -153,7 +176,8 @@ Status Gateway::Init() {
           if (m != "GET" || p != "/metrics")
             return SimpleResponse{404, "text/plain", "not found\n"};
           return SimpleResponse{200, "text/plain; version=0.0.4",
-                                state_.metrics.Render(sessions_->size(), audit_->queue_depth())};
+                                state_.metrics.Render(sessions_->size(), audit_->queue_depth(),
+                                                      credentials_->Statuses())};
         });
     socklen_t mlen = 0;
     sockaddr_storage ms = MakeAddr(*c.metrics, &mlen);

@@ -47,7 +47,8 @@ class Metrics {
   std::atomic<uint64_t> resolver_errors{0};
   std::atomic<uint64_t> active_connections{0};
   // Prometheus text exposition of everything above plus the gauges passed in.
-  std::string Render(size_t sessions, size_t audit_queue) const;
+  std::string Render(size_t sessions, size_t audit_queue,
+                     const std::vector<credentials::CredentialStatus>& credentials) const;
 
  private:
   mutable std::mutex mu_;

@@ -8,7 +8,8 @@ void Metrics::CountDecision(const std::string& decision, const std::string& reas
   ++decisions_[{decision, reason}];
 }
 
-std::string Metrics::Render(size_t sessions, size_t audit_queue) const {
+std::string Metrics::Render(size_t sessions, size_t audit_queue,
+                            const std::vector<credentials::CredentialStatus>& credentials) const {
   std::string out;
   out +=
       "# HELP airlock_decisions_total Connections and requests decided, by decision and reason.\n";
@@ -36,6 +37,30 @@ std::string Metrics::Render(size_t sessions, size_t audit_queue) const {
   out += "# HELP airlock_audit_queue_depth Audit records waiting to be written.\n";
   out += "# TYPE airlock_audit_queue_depth gauge\n";
   out += "airlock_audit_queue_depth " + std::to_string(audit_queue) + "\n";
+  out += "# HELP airlock_credential_refreshes_total Tokens fetched or minted, by credential.\n";
+  out += "# TYPE airlock_credential_refreshes_total counter\n";
+  for (const auto& c : credentials) {
+    out += "airlock_credential_refreshes_total{credential=\"" + c.name + "\"} " +
+           std::to_string(c.refreshes) + "\n";
+  }
+  out += "# HELP airlock_credential_failures_total Failed token fetches, by credential.\n";
+  out += "# TYPE airlock_credential_failures_total counter\n";
+  for (const auto& c : credentials) {
+    out += "airlock_credential_failures_total{credential=\"" + c.name + "\"} " +
+           std::to_string(c.failures) + "\n";
+  }
+  out +=
+      "# HELP airlock_credential_expiry_seconds Seconds until the served token expires "
+      "(credentials whose token expires).\n";
+  out += "# TYPE airlock_credential_expiry_seconds gauge\n";
+  auto now = std::chrono::system_clock::now();
+  for (const auto& c : credentials) {
+    if (!c.expires_at) continue;
+    out += "airlock_credential_expiry_seconds{credential=\"" + c.name + "\"} " +
+           std::to_string(
+               std::chrono::duration_cast<std::chrono::seconds>(*c.expires_at - now).count()) +
+           "\n";
+  }
   return out;
 }
 

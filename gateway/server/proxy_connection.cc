@@ -15,6 +15,7 @@
 #include "gateway/credentials/injection.h"
 #include "gateway/credentials/placeholder.h"
 #include "gateway/http/denial.h"
+#include "gateway/http/percent_encoding.h"
 #include "gateway/net/host.h"
 #include "gateway/server/sockaddr.h"
 #include "gateway/server/tls_bufferevent.h"
@@ -452,21 +453,26 @@ bool ProxyConnection::InjectCredentials() {
   for (const auto& name : decision_.rule->credentials) {
     const control::Placeholder* placeholder = session_->PlaceholderFor(name);
     const config::CredentialConfig* c = g_.credentials->Find(name);
-    auto token = g_.credentials->Token(name, std::chrono::system_clock::now());
-    if (!placeholder || !c || !token) {
+    auto token = g_.credentials->TokenFor(name, {session_->id, target_.host},
+                                          std::chrono::system_clock::now());
+    if (!placeholder || !c || !token.ok()) {
       DenyRequest(Refusal{503, "credential_unavailable",
                           "credential '" + name + "' has no valid token right now",
                           "retry later; operators: check the credential's source"});
       return false;
     }
-    for (const auto& header :
-         credentials::InjectCredential(&request_.mutable_head(), *c, placeholder->value, *token)) {
+    for (const auto& header : credentials::InjectCredential(&request_.mutable_head(), *c,
+                                                            placeholder->value, token->value)) {
       injected_.push_back(name + ":" + header);
     }
-    reflections_.emplace_back(*token, placeholder->value);
+    reflections_.emplace_back(token->value, placeholder->value);
     for (const auto& injection : c->inject) {
+      if (!injection.query.empty()) {
+        std::string encoded = http::PercentEncode(token->value);
+        if (encoded != token->value) reflections_.emplace_back(encoded, placeholder->value);
+      }
       if (injection.value.base64) {
-        reflections_.emplace_back(injection.value.Encoded(*token),
+        reflections_.emplace_back(injection.value.Encoded(token->value),
                                   injection.value.Encoded(placeholder->value));
       }
     }

@@ -58,7 +58,7 @@ config::CredentialConfig Credential(const char* header, const char* value) {
   std::string error;
   config::CredentialConfig c;
   c.name = "github";
-  c.inject.push_back({header, *ParseValueTemplate(value, &error)});
+  c.inject.push_back({header, "", *ParseValueTemplate(value, &error)});
   return c;
 }
 
