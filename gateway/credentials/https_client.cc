@@ -171,32 +171,48 @@ Result<HttpsResponse> HttpsCall(const HttpsRequest& request) {
     }
   }
 
-  std::string in;
+  // Read until the response is complete (servers may keep the connection open regardless of
+  // Connection: close) or the server closes.
+  http::MessageParser parser(http::MessageParser::Kind::kResponse);
+  HttpsResponse response;
+  std::string head;
+  bool have_head = false;
+  auto sink = [&](std::string_view piece) { response.body.append(piece); };
+  auto feed = [&](std::string_view data) {
+    if (!have_head) {
+      head.append(data);
+      auto r = parser.ParseHead(head);
+      if (r == http::MessageParser::HeadResult::kError) return false;
+      if (r == http::MessageParser::HeadResult::kNeedMore) return head.size() <= kMaxResponse;
+      have_head = true;
+      response.status = parser.head().status;
+      data = std::string_view(head).substr(parser.head_size());
+    }
+    if (parser.complete()) return true;
+    size_t used = parser.FeedBody(data, sink);
+    return used != http::MessageParser::npos && response.body.size() <= kMaxResponse;
+  };
   char buf[16384];
-  for (;;) {
+  bool closed = false;
+  while (!(have_head && parser.complete())) {
     int rc = SSL_read(ssl.get(), buf, sizeof(buf));
     if (rc > 0) {
-      in.append(buf, rc);
-      if (in.size() > kMaxResponse) return Status::Error(where + ": response over 1 MiB");
+      if (!feed(std::string_view(buf, rc))) {
+        return Status::Error(where + ": not a valid HTTP response (or over 1 MiB)");
+      }
       continue;
     }
     int err = SSL_get_error(ssl.get(), rc);
-    if (err == SSL_ERROR_ZERO_RETURN || err == SSL_ERROR_SYSCALL) break;  // closed
+    if (err == SSL_ERROR_ZERO_RETURN || err == SSL_ERROR_SYSCALL) {
+      closed = true;
+      break;
+    }
     if (!WaitFor(ssl.get(), rc, fd.get(), deadline)) {
       return Status::Error(where + ": no complete response in time");
     }
   }
-
-  http::MessageParser parser(http::MessageParser::Kind::kResponse);
-  if (parser.ParseHead(in) != http::MessageParser::HeadResult::kDone) {
-    return Status::Error(where + ": not a valid HTTP response");
-  }
-  HttpsResponse response;
-  response.status = parser.head().status;
-  size_t used = parser.FeedBody(std::string_view(in).substr(parser.head_size()),
-                                [&](std::string_view piece) { response.body.append(piece); });
-  if (used == http::MessageParser::npos || (!parser.complete() && !parser.FinishOnClose())) {
-    return Status::Error(where + ": the response was cut short or badly framed");
+  if (closed && (!have_head || (!parser.complete() && !parser.FinishOnClose()))) {
+    return Status::Error(where + ": the response was cut short");
   }
   return response;
 }

@@ -66,13 +66,13 @@ void InjectQuery(std::string* target, std::string_view name, std::string_view pl
 
 }  // namespace
 
-std::vector<std::string> InjectCredential(http::HttpHead* head,
+std::vector<std::string> InjectCredential(http::HttpHead* head, std::string* origin_target,
                                           const config::CredentialConfig& credential,
                                           std::string_view placeholder, std::string_view token) {
   std::vector<std::string> written;
   for (const auto& injection : credential.inject) {
     if (!injection.query.empty()) {
-      InjectQuery(&head->target, injection.query, placeholder, token,
+      InjectQuery(origin_target, injection.query, placeholder, token,
                   injection.value.Render(token));
       written.push_back("query:" + injection.query);
       continue;

@@ -16,9 +16,10 @@ namespace airlock::credentials {
 // Writes `token` into `head` as `credential` says. In each of its headers, a placeholder the
 // client put there (as is, or inside Basic credentials) is replaced where it stands; a header
 // without it is set from the template, replacing whatever credential the client sent. A query
-// parameter likewise: replaced where it stands, or every one of that name dropped and one
-// appended (percent-encoded). Returns where it wrote: header names and "query:NAME".
-std::vector<std::string> InjectCredential(http::HttpHead* head,
+// parameter of `origin_target` (the request's target as it is sent on) likewise: replaced where it
+// stands, or every one of that name dropped and one appended (percent-encoded). Returns where it
+// wrote: header names and "query:NAME".
+std::vector<std::string> InjectCredential(http::HttpHead* head, std::string* origin_target,
                                           const config::CredentialConfig& credential,
                                           std::string_view placeholder, std::string_view token);
 

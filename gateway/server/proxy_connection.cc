@@ -461,8 +461,9 @@ bool ProxyConnection::InjectCredentials() {
                           "retry later; operators: check the credential's source"});
       return false;
     }
-    for (const auto& header : credentials::InjectCredential(&request_.mutable_head(), *c,
-                                                            placeholder->value, token->value)) {
+    for (const auto& header :
+         credentials::InjectCredential(&request_.mutable_head(), &target_.origin_target, *c,
+                                       placeholder->value, token->value)) {
       injected_.push_back(name + ":" + header);
     }
     reflections_.emplace_back(token->value, placeholder->value);

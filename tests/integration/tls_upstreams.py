@@ -9,6 +9,7 @@ import base64
 import datetime
 import hashlib
 import json
+import ipaddress
 import os
 import random
 import struct
@@ -45,6 +46,15 @@ def _utc(delta):
     return (datetime.datetime.now(datetime.timezone.utc) + delta).strftime("%Y%m%d%H%M%SZ")
 
 
+def _san(name):
+    """A subjectAltName entry: IP for an address literal, DNS otherwise."""
+    try:
+        ipaddress.ip_address(name)
+        return "IP:" + name
+    except ValueError:
+        return "DNS:" + name
+
+
 class Pki:
     """The test CAs and leaves, all EC P-256, in `directory`."""
 
@@ -77,7 +87,7 @@ class Pki:
                  "-keyout", key, "-out", csr, "-subj", f"/CN={dns_names[0]}")
         ext = self._path(name + ".ext")
         with open(ext, "w") as f:
-            f.write("subjectAltName=" + ",".join("DNS:" + n for n in dns_names) + "\n"
+            f.write("subjectAltName=" + ",".join(_san(n) for n in dns_names) + "\n"
                     "basicConstraints=critical,CA:FALSE\n"
                     "keyUsage=critical,digitalSignature\n"
                     "extendedKeyUsage=serverAuth\n"

@@ -71,19 +71,40 @@ TEST(InjectionTest, ReplacesWhereItStandsOrSetsTheHeader) {
   const std::string ph = "ghp_" + std::string(36, 'a');
   http::HttpHead head;
   head.headers = {{"Authorization", "token " + ph}, {"Accept", "*/*"}};
-  auto written = InjectCredential(&head, Credential("Authorization", "Bearer {token}"), ph, "T");
+  auto written =
+      InjectCredential(&head, &head.target, Credential("Authorization", "Bearer {token}"), ph, "T");
   EXPECT_EQ(written, std::vector<std::string>{"Authorization"});
   EXPECT_EQ(Header(head, "Authorization"), "token T");  // the client's scheme kept
   head.headers = {{"authorization", "Basic " + Base64Encode("x-access-token:" + ph)}};
-  InjectCredential(&head, Credential("Authorization", "Bearer {token}"), ph, "T");
+  InjectCredential(&head, &head.target, Credential("Authorization", "Bearer {token}"), ph, "T");
   EXPECT_EQ(Header(head, "Authorization"), "Basic " + Base64Encode("x-access-token:T"));
   head.headers = {{"Authorization", "Bearer the-clients-own"}, {"Authorization", "Basic eA=="}};
-  InjectCredential(&head, Credential("Authorization", "Bearer {token}"), ph, "T");
+  InjectCredential(&head, &head.target, Credential("Authorization", "Bearer {token}"), ph, "T");
   EXPECT_EQ(head.Count("Authorization"), 1u);  // never passed on: replaced
   EXPECT_EQ(Header(head, "Authorization"), "Bearer T");
   head.headers = {};
-  InjectCredential(&head, Credential("X-Api-Key", "{token}"), ph, "T");
+  InjectCredential(&head, &head.target, Credential("X-Api-Key", "{token}"), ph, "T");
   EXPECT_EQ(Header(head, "X-Api-Key"), "T");
+}
+
+TEST(InjectionTest, QueryParametersAreReplacedWhereTheyStandOrAppended) {
+  const std::string ph = std::string(36, 'b');
+  std::string error;
+  config::CredentialConfig c;
+  c.name = "keyed";
+  c.inject.push_back({"", "api_key", *ParseValueTemplate("{token}", &error)});
+  http::HttpHead head;
+  for (auto [target, want] : std::vector<std::pair<std::string, std::string>>{
+           {"/q?a=1&api_key=" + ph + "&b=2", "/q?a=1&api_key=t%2Bk%2F&b=2"},
+           {"/q", "/q?api_key=t%2Bk%2F"},
+           {"/q?api_key=mine&api_key=other&c=3", "/q?c=3&api_key=t%2Bk%2F"},
+           {"/q?x=" + ph, "/q?x=" + ph + "&api_key=t%2Bk%2F"},
+       }) {
+    std::string t = target;
+    EXPECT_EQ(InjectCredential(&head, &t, c, ph, "t+k/"),
+              std::vector<std::string>{"query:api_key"});
+    EXPECT_EQ(t, want) << target;
+  }
 }
 
 TEST(InjectionTest, SitesCoverTargetHeadersAndBasicButNotTheProxysOwnCredentials) {
