@@ -24,14 +24,18 @@ std::string Sha256Hex(std::string_view data) {
   return Hex(md, n);
 }
 
-std::string HmacSha256Hex(std::string_view key, std::string_view data) {
+std::string HmacSha256(std::string_view key, std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
             reinterpret_cast<const unsigned char*>(data.data()), data.size(), md, &n)) {
     std::abort();
   }
-  return Hex(md, n);
+  return std::string(reinterpret_cast<const char*>(md), n);
+}
+
+std::string HmacSha256Hex(std::string_view key, std::string_view data) {
+  return HexEncode(HmacSha256(key, data));
 }
 
 }  // namespace airlock::crypto

@@ -265,6 +265,10 @@ std::vector<control::Placeholder> Gateway::MakePlaceholders(const std::string& p
   for (const auto& name : bound) {
     if (const config::CredentialConfig* c = credentials_->Find(name)) {
       out.push_back({name, c->placeholder_env, credentials::NewPlaceholder(c->placeholder_prefix)});
+      // A signing credential's secret key: the sandbox signs with it; the gateway signs again.
+      if (c->signs_requests()) {
+        out.push_back({name, c->secret_placeholder_env, credentials::NewPlaceholder("")});
+      }
     }
   }
   return out;

@@ -14,6 +14,7 @@
 #include "gateway/base/base64.h"
 #include "gateway/credentials/injection.h"
 #include "gateway/credentials/placeholder.h"
+#include "gateway/credentials/sigv4.h"
 #include "gateway/http/denial.h"
 #include "gateway/http/percent_encoding.h"
 #include "gateway/net/host.h"
@@ -460,6 +461,17 @@ bool ProxyConnection::InjectCredentials() {
                           "credential '" + name + "' has no valid token right now",
                           "retry later; operators: check the credential's source"});
       return false;
+    }
+    if (c->signs_requests()) {
+      if (auto refusal =
+              credentials::ResignSigV4(&request_.mutable_head(), target_.origin_target,
+                                       token.value(), std::chrono::system_clock::now())) {
+        DenyRequest(Refusal{400, refusal->reason, refusal->message,
+                            "sign with the placeholder keys the sandbox was given"});
+        return false;
+      }
+      injected_.push_back(name + ":Authorization");
+      continue;
     }
     for (const auto& header :
          credentials::InjectCredential(&request_.mutable_head(), &target_.origin_target, *c,

@@ -12,14 +12,17 @@ import time
 import pytest
 
 from conftest import PROXY, Gateway
-from credential_upstreams import (EchoApi, GitHubApi, TokenEndpoint, bearer_token, rsa_key_pair)
+from credential_upstreams import (EchoApi, GitHubApi, S3Upstream, TokenEndpoint, bearer_token,
+                                  rsa_key_pair)
 from test_inspect import CLEAN_ENV, curl_https, events, poll, wait_events
 from tls_upstreams import Pki
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
-ECHO, GITHUB, TOKENS = "127.0.0.31", "127.0.0.32", "127.0.0.33"
+ECHO, GITHUB, TOKENS, S3 = "127.0.0.31", "127.0.0.32", "127.0.0.33", "127.0.0.34"
+AWS_KEY_ID, AWS_SECRET = "AKIA" + os.urandom(8).hex().upper(), os.urandom(20).hex()
+AWS_SESSION_TOKEN = "FwoG" + os.urandom(24).hex()
 TOKEN_PORT = 8443
 APP_ID, INSTALLATION = 4242, 77
 
@@ -33,6 +36,7 @@ egress:
   - {id: keyed, hosts: [keyed.test], inspect: true, credentials: [keyed]}
   - {id: github-api, hosts: [api.github.test], inspect: true, credentials: [app]}
   - {id: github-git, hosts: [github.test], inspect: true, credentials: [app-git]}
+  - {id: s3, hosts: [s3.test], inspect: true, credentials: [aws]}
 private:
   - {id: upstreams, cidr: 127.0.0.0/24, ports: [443]}
 """
@@ -61,6 +65,7 @@ def pki(tmp_path_factory):
     p.echo = p.leaf("echo", ECHO_NAMES)
     p.github = p.leaf("github", GITHUB_NAMES)
     p.tokens = p.leaf("tokens", [TOKENS])
+    p.s3 = p.leaf("s3", ["s3.test"])
     return p
 
 
@@ -80,8 +85,10 @@ def servers(pki, app_key):
                        installation_id=INSTALLATION).start()
     github.make_repo("acme", "private", files={"README.md": "airlock private repo\n"})
     echo = EchoApi(ECHO, 443, *pki.echo).start()
-    yield tokens, github, echo
-    for s in (tokens, github, echo):
+    s3 = S3Upstream(S3, 443, *pki.s3, access_key_id=AWS_KEY_ID, secret_access_key=AWS_SECRET,
+                    session_token=AWS_SESSION_TOKEN).start()
+    yield tokens, github, echo, s3
+    for s in (tokens, github, echo, s3):
         s.stop()
 
 
@@ -98,6 +105,9 @@ def gateway_config(d, pki, app_key, tokens, helper_timeout_ms=5000):
     for name, value in (("helper-mode", "ok"), ("helper-token", "hlp_" + os.urandom(16).hex())):
         if not (d / name).exists():
             (d / name).write_text(value)
+    keys = d / "aws-keys.json"
+    keys.write_text(json.dumps({"Version": 1, "AccessKeyId": AWS_KEY_ID,
+                                "SecretAccessKey": AWS_SECRET, "SessionToken": AWS_SESSION_TOKEN}))
     return f"""tls:
   upstream_ca_file: {pki.ca_cert}
 credentials:
@@ -148,12 +158,17 @@ credentials:
     key_file: {app_key[0]}
     placeholder: {{env: GIT_PASSWORD, prefix: ghp_}}
     inject: [{{header: Authorization, value: "Basic {{base64(x-access-token:{{token}})}}"}}]
+  aws:
+    source: aws_sigv4
+    file: {keys}
+    placeholder: {{env: AWS_ACCESS_KEY_ID, prefix: AKIA}}
 """
 
 
 @pytest.fixture
 def make_gw(tmp_path, dns, no_canary_hits, pki, app_key, servers):
-    tokens, github, echo = servers
+    tokens, github, echo, s3 = servers
+    dns.set("s3.test", [("A", S3, 60)])
     for name in ECHO_NAMES:
         dns.set(name, [("A", ECHO, 60)])
     for name in GITHUB_NAMES[:2]:
@@ -179,6 +194,7 @@ def make_gw(tmp_path, dns, no_canary_hits, pki, app_key, servers):
         g.stop()
     # No token, client secret or helper output in anything the gateway wrote.
     secrets_ = (tokens.issued_tokens + github.issued_tokens + [tokens.client_secret] +
+                [AWS_SECRET, AWS_SESSION_TOKEN] +
                 [(tmp_path / "helper-token").read_text().strip()])
     for g in started:
         for path in (g.audit, g.log.name):
@@ -190,12 +206,13 @@ def make_gw(tmp_path, dns, no_canary_hits, pki, app_key, servers):
 def session(g, source="127.0.0.1"):
     s = g.session(policy="sources", source=source)
     assert set(s["placeholders"]) == {"MODEL_API_KEY", "SVC_TOKEN", "HELPER_TOKEN", "KEYED_TOKEN",
-                                      "GITHUB_TOKEN", "GIT_PASSWORD"}, s
+                                      "GITHUB_TOKEN", "GIT_PASSWORD", "AWS_ACCESS_KEY_ID",
+                                      "AWS_SECRET_ACCESS_KEY"}, s
     return s["id"], s["placeholders"]
 
 
 def test_oauth2_one_fetch_serves_many_requests_and_is_refreshed_before_expiry(make_gw, servers):
-    tokens, _, echo = servers
+    tokens, _, echo, _ = servers
     tokens.expires_in = 4
     echo.accept = lambda a: tokens.is_valid(bearer_token(a))  # an expired token gets 401
     g = make_gw()
@@ -221,7 +238,7 @@ def test_oauth2_one_fetch_serves_many_requests_and_is_refreshed_before_expiry(ma
 
 
 def test_a_failing_source_keeps_its_last_token_until_expiry_then_503(make_gw, servers):
-    tokens, _, echo = servers
+    tokens, _, echo, _ = servers
     tokens.expires_in = 4
     g = make_gw()
     _, ph = session(g)
@@ -246,7 +263,7 @@ def test_a_failing_source_keeps_its_last_token_until_expiry_then_503(make_gw, se
 
 
 def test_exec_helper_token_is_injected_and_its_stderr_kept_out_of_logs(make_gw, servers):
-    _, _, echo = servers
+    _, _, echo, _ = servers
     g = make_gw()
     _, ph = session(g)
     status, _, _, err = curl_https(g, "https://helper.test/v1/x", "-H",
@@ -261,7 +278,7 @@ def test_exec_helper_token_is_injected_and_its_stderr_kept_out_of_logs(make_gw, 
                                           ("hang", "did not finish within 500 ms")])
 def test_a_broken_helper_means_503_and_nothing_upstream(make_gw, servers, tmp_path, mode,
                                                          message):
-    _, _, echo = servers
+    _, _, echo, _ = servers
     (tmp_path / "helper-mode").write_text(mode)
     g = make_gw(helper_timeout_ms=500)
     _, ph = session(g)
@@ -276,7 +293,7 @@ def test_a_broken_helper_means_503_and_nothing_upstream(make_gw, servers, tmp_pa
 
 
 def test_query_parameter_injection(make_gw, servers):
-    _, _, echo = servers
+    _, _, echo, _ = servers
     g = make_gw()
     _, ph = session(g)
     token = (g.tmp / "helper-token").read_text().strip()
@@ -299,7 +316,7 @@ def _verify_es256(jwt, public_key):
 
 
 def test_jwt_minted_per_session_and_destination(make_gw, servers):
-    _, _, echo = servers
+    _, _, echo, _ = servers
     g = make_gw()
     key = serialization.load_pem_private_key((g.tmp / "jwt.pem").read_bytes(), None).public_key()
     a, ph_a = session(g)
@@ -322,7 +339,7 @@ def test_jwt_minted_per_session_and_destination(make_gw, servers):
 
 
 def test_github_app_installation_token_for_the_api_and_git_clone(make_gw, servers, tmp_path):
-    _, github, _ = servers
+    _, github, _, _ = servers
     g = make_gw()
     _, ph = session(g)
     status, _, body, err = curl_https(g, "https://api.github.test/user", "-H",
@@ -345,6 +362,58 @@ def test_github_app_installation_token_for_the_api_and_git_clone(make_gw, server
     served = [r for r in github.git_requests if r["authorized"]]
     assert served and all(r["user"] == "x-access-token" for r in served), github.git_requests
     assert ph["GIT_PASSWORD"] not in (tmp_path / "clone" / ".git" / "config").read_text() or True
+
+
+def test_aws_sigv4_requests_are_signed_again_with_the_real_keys(make_gw, servers, tmp_path):
+    import boto3
+    from botocore.config import Config
+    *_, s3 = servers
+    g = make_gw()
+    _, ph = session(g)
+    client = boto3.client(
+        "s3", endpoint_url="https://s3.test", region_name="eu-west-1", verify=g.ca,
+        aws_access_key_id=ph["AWS_ACCESS_KEY_ID"], aws_secret_access_key=ph["AWS_SECRET_ACCESS_KEY"],
+        config=Config(s3={"addressing_style": "path"}, proxies={"https": PROXY},
+                      retries={"max_attempts": 1}))
+    client.put_object(Bucket="test-bucket", Key="notes.txt", Body=b"hello from the sandbox")
+    got = client.get_object(Bucket="test-bucket", Key="notes.txt")["Body"].read()
+    assert got == b"hello from the sandbox"
+    assert s3.get_object("test-bucket", "notes.txt") == b"hello from the sandbox"
+    assert s3.auth and all(a.verified and a.access_key_id == AWS_KEY_ID and a.region == "eu-west-1"
+                           and a.security_token is True for a in s3.auth), s3.auth
+    # The aws CLI, as an agent would run it, with the placeholders in its environment.
+    (tmp_path / "aws-config").write_text("[default]\ns3 =\n    addressing_style = path\n")
+    (tmp_path / "upload.bin").write_bytes(os.urandom(300000))
+    env = dict(CLEAN_ENV, HTTPS_PROXY=PROXY, AWS_CA_BUNDLE=g.ca, AWS_DEFAULT_REGION="eu-west-1",
+               AWS_ACCESS_KEY_ID=ph["AWS_ACCESS_KEY_ID"], HOME=str(tmp_path),
+               AWS_SECRET_ACCESS_KEY=ph["AWS_SECRET_ACCESS_KEY"],
+               AWS_CONFIG_FILE=str(tmp_path / "aws-config"),
+               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
+    out = subprocess.run(["/usr/bin/aws", "s3", "cp", str(tmp_path / "upload.bin"),
+                          "s3://test-bucket/upload.bin", "--endpoint-url", "https://s3.test"],
+                         env=env, capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr.decode()
+    assert s3.get_object("test-bucket", "upload.bin") == (tmp_path / "upload.bin").read_bytes()
+    assert all(a.verified for a in s3.auth)
+    rec = events(g.records(), "http.request", host="s3.test")
+    assert rec and all(r.get("credentials") == ["aws:Authorization"] for r in rec), rec
+
+
+def test_aws_streaming_signatures_are_refused_with_a_reason(make_gw, servers):
+    *_, s3 = servers
+    g = make_gw()
+    _, ph = session(g)
+    auth = (f"AWS4-HMAC-SHA256 Credential={ph['AWS_ACCESS_KEY_ID']}/20261202/us-east-1/s3/"
+            "aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=00")
+    status, headers, body, err = curl_https(
+        g, "https://s3.test/test-bucket/k", "-X", "PUT", "--data-binary", "abc", "-H",
+        f"Authorization: {auth}", "-H", "x-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+        "-H", "x-amz-date: 20261202T000000Z")
+    assert status == 400 and headers.get("x-airlock-reason") == "aws_streaming_unsupported", err
+    assert b"UNSIGNED-PAYLOAD" in body
+    status, headers, _, err = curl_https(g, "https://s3.test/test-bucket/k")
+    assert status == 400 and headers.get("x-airlock-reason") == "aws_signature_required", err
+    assert s3.requests == [], "an unsigned request reached S3"
 
 
 def open_metrics():
