@@ -38,7 +38,7 @@ std::string CaBundle(std::initializer_list<std::string_view> parts) {
   return bundle;
 }
 
-Result<std::string> FetchGatewayCa(ControlClient& control, std::ostream& log) {
+Result<std::string> FetchGatewayCa(control::ControlClient& control, std::ostream& log) {
   auto ca = control.GetCaCertificate();
   if (!ca.ok()) return ca.status();
   if (ca->empty()) {

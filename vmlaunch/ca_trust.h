@@ -13,7 +13,7 @@
 #include <string_view>
 
 #include "gateway/base/status.h"
-#include "vmlaunch/control_client.h"
+#include "gateway/control/control_client.h"
 #include "vmlaunch/vm/agent_client.h"
 
 namespace airlock::vmlaunch {
@@ -38,7 +38,7 @@ std::string CaBundle(std::initializer_list<std::string_view> parts);
 
 // The gateway's CA through `control`: the PEM, or "" when the gateway has no /v1/ca (an older
 // gateway answers 404), which is said once on `log`. Any other failure is an error.
-Result<std::string> FetchGatewayCa(ControlClient& control, std::ostream& log);
+Result<std::string> FetchGatewayCa(control::ControlClient& control, std::ostream& log);
 
 // Puts the bundle for `gateway_ca` into a microVM at kGuestCaPath: the guest's own system roots
 // (the host's if it has none), the CA its image was built with (`--ca-cert`), the gateway's CA.

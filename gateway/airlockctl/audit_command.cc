@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "gateway/airlockctl/json_field.h"
 #include "gateway/audit/verify.h"
 
 namespace airlock::ctl {
@@ -17,17 +18,11 @@ namespace {
 
 using audit::Record;
 
-std::string Field(const Record& r, const char* key) {
-  if (!r.contains(key)) return "";
-  const auto& v = r[key];
-  return v.is_string() ? v.get<std::string>() : v.dump();
-}
-
 bool Matches(const Record& r, const AuditFilter& f) {
   auto eq = [&](const std::string& want, const char* key) {
-    return want.empty() || Field(r, key) == want;
+    return want.empty() || FieldText(r, key) == want;
   };
-  std::string ts = Field(r, "ts");
+  std::string ts = FieldText(r, "ts");
   return eq(f.session, "session") && eq(f.decision, "decision") && eq(f.host, "host") &&
          eq(f.event, "event") && (f.since.empty() || ts >= f.since) &&
          (f.until.empty() || ts < f.until);
@@ -40,13 +35,13 @@ void PrintTableHeader(std::ostream& out) {
 }
 
 void PrintTableRow(const Record& r, std::ostream& out) {
-  std::string dest = Field(r, "host");
-  if (r.contains("port")) dest += ":" + Field(r, "port");
-  if (r.contains("name")) dest += Field(r, "name") + " " + Field(r, "qtype");  // dns.query
-  if (r.contains("rule")) dest += " (" + Field(r, "rule") + ")";
-  out << std::left << std::setw(28) << Field(r, "ts") << std::setw(18) << Field(r, "event")
-      << std::setw(21) << Field(r, "session") << std::setw(9) << Field(r, "decision")
-      << std::setw(24) << Field(r, "reason") << dest << "\n";
+  std::string dest = FieldText(r, "host");
+  if (r.contains("port")) dest += ":" + FieldText(r, "port");
+  if (r.contains("name")) dest += FieldText(r, "name") + " " + FieldText(r, "qtype");  // dns.query
+  if (r.contains("rule")) dest += " (" + FieldText(r, "rule") + ")";
+  out << std::left << std::setw(28) << FieldText(r, "ts") << std::setw(18) << FieldText(r, "event")
+      << std::setw(21) << FieldText(r, "session") << std::setw(9) << FieldText(r, "decision")
+      << std::setw(24) << FieldText(r, "reason") << dest << "\n";
 }
 
 }  // namespace

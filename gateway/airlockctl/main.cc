@@ -1,5 +1,5 @@
-// airlockctl: the command-line tool for the people around the gateway. Subcommands so far:
-// `policy check` and `policy test`. Single-threaded.
+// airlockctl: the command-line tool for the people around the gateway: `policy check|test`,
+// `audit verify|query|tail`, `session create|ls|rm` and `ca export`. Single-threaded.
 #include <CLI/CLI.hpp>
 
 #include <iostream>
@@ -8,6 +8,8 @@
 #include "gateway/airlockctl/audit_command.h"
 #include "gateway/airlockctl/ca_command.h"
 #include "gateway/airlockctl/policy_command.h"
+#include "gateway/airlockctl/session_command.h"
+#include "gateway/config/gateway_config.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -76,7 +78,58 @@ int main(int argc, char** argv) {
   ca_export->add_option("--config", config_path, "The gateway's airlock.yaml")
       ->capture_default_str();
 
+  auto* session = app.add_subcommand("session", "Create, list and end the gateway's sessions");
+  session->require_subcommand(1);
+  airlock::ctl::ControlTarget target;
+  auto add_target = [&](CLI::App* cmd) {
+    auto* socket =
+        cmd->add_option("--socket", target.socket,
+                        "The gateway's control socket (default: listen.control of --config, else " +
+                            airlock::config::GatewayConfig{}.control_socket + ")");
+    cmd->add_option("--config", target.config, "The gateway's airlock.yaml, for its control socket")
+        ->excludes(socket);
+  };
+  airlock::ctl::SessionCreateArgs create_args;
+  std::vector<std::string> labels;
+  auto* create = session->add_subcommand(
+      "create", "Create a session; print it as JSON, with its token and placeholders (shown once)");
+  add_target(create);
+  create->add_option("--policy", create_args.policy, "The policy the session follows")->required();
+  create->add_option("--ttl", create_args.ttl_seconds,
+                     "Lifetime in seconds (default: the gateway's)");
+  create->add_option("--id", create_args.id, "The session's id (default: generated)");
+  create->add_option("--source", create_args.source,
+                     "The sandbox's source address: its connections belong to the session");
+  create->add_flag("--no-token", create_args.no_token,
+                   "No proxy token (the session is then known by --source alone)");
+  create->add_option("--label", labels, "KEY=VALUE, kept with the session (repeatable)")
+      ->check(CLI::Validator(
+          [](std::string& kv) {
+            return kv.find('=') == std::string::npos || kv.front() == '=' ? "use KEY=VALUE" : "";
+          },
+          "KEY=VALUE"))
+      ->allow_extra_args(false);
+  bool ls_json = false;
+  auto* ls = session->add_subcommand("ls", "List the live sessions (a table, or --json)");
+  add_target(ls);
+  ls->add_flag("--json", ls_json, "Print the gateway's JSON instead of a table");
+  std::vector<std::string> rm_ids;
+  auto* rm = session->add_subcommand(
+      "rm", "End sessions and close their connections (exit 1 if an id is unknown)");
+  add_target(rm);
+  rm->add_option("ids", rm_ids, "Session ids")->required();
+
   CLI11_PARSE(app, argc, argv);
+
+  if (create->parsed()) {
+    for (const auto& kv : labels) {
+      size_t eq = kv.find('=');
+      create_args.labels[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    return airlock::ctl::RunSessionCreate(target, create_args, std::cout, std::cerr);
+  }
+  if (ls->parsed()) return airlock::ctl::RunSessionList(target, ls_json, std::cout, std::cerr);
+  if (rm->parsed()) return airlock::ctl::RunSessionRemove(target, rm_ids, std::cout, std::cerr);
 
   if (ca_export->parsed()) return airlock::ctl::RunCaExport(config_path, std::cout, std::cerr);
 

@@ -1,5 +1,5 @@
-// A minimal HTTP/1.1 client over a unix socket.
-#include "vmlaunch/control_client.h"
+// ControlClient (see control_client.h): a minimal HTTP/1.1 client over a unix socket.
+#include "gateway/control/control_client.h"
 
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -7,14 +7,25 @@
 
 #include <cstring>
 
-namespace airlock::vmlaunch {
+#include "gateway/http/percent_encoding.h"
+
+namespace airlock::control {
 namespace {
 
 // The gateway's reason for a refusal: its JSON "error", else the body as it came.
-std::string Why(const nlohmann::json& body, const std::string& raw) {
+std::string Why(const std::string& raw) {
+  auto body = nlohmann::json::parse(raw, nullptr, false);
   return body.is_object() && body.contains("error") && body["error"].is_string()
              ? body["error"].get<std::string>()
              : raw;
+}
+
+// An answer other than the one `request` expects: "the gateway did not <what> (<request>:
+// <status> <reason>)".
+Status Unexpected(const std::string& what, const std::string& request,
+                  const std::pair<int, std::string>& answer) {
+  return Status::Error("the gateway did not " + what + " (" + request + ": " +
+                       std::to_string(answer.first) + " " + Why(answer.second) + ")");
 }
 
 }  // namespace
@@ -55,32 +66,46 @@ Result<std::pair<int, std::string>> ControlClient::Request(const std::string& me
 Result<nlohmann::json> ControlClient::CreateSession(const nlohmann::json& spec) {
   auto r = Request("POST", "/v1/sessions", spec.dump());
   if (!r.ok()) return r.status();
+  if (r->first != 201) return Status::Error("the gateway refused the session: " + Why(r->second));
   auto body = nlohmann::json::parse(r->second, nullptr, false);
-  if (r->first != 201) {
-    return Status::Error("the gateway refused the session: " + Why(body, r->second));
-  }
   if (!body.is_object() || !body.contains("id") || !body["id"].is_string()) {
     return Status::Error("the gateway's answer to POST /v1/sessions has no session id");
   }
   return body;
 }
 
-Status ControlClient::DeleteSession(const std::string& id) {
-  auto r = Request("DELETE", "/v1/sessions/" + id, "");
+Result<nlohmann::json> ControlClient::ListSessions() {
+  auto r = Request("GET", "/v1/sessions", "");
   if (!r.ok()) return r.status();
-  if (r->first != 204 && r->first != 404) return Status::Error("cannot delete session " + id);
-  return Status::Ok();
+  if (r->first != 200) return Unexpected("list its sessions", "GET /v1/sessions", *r);
+  auto body = nlohmann::json::parse(r->second, nullptr, false);
+  if (!body.is_object() || !body.contains("sessions") || !body["sessions"].is_array()) {
+    return Status::Error("the gateway's answer to GET /v1/sessions has no \"sessions\" array");
+  }
+  for (const auto& s : body["sessions"]) {
+    if (!s.is_object()) {
+      return Status::Error("the gateway's answer to GET /v1/sessions lists a non-object");
+    }
+  }
+  return body["sessions"];
+}
+
+Result<bool> ControlClient::DeleteSession(const std::string& id) {
+  // Percent-encoded: no id can reach another endpoint or break the request line.
+  const std::string path = "/v1/sessions/" + http::PercentEncode(id);
+  auto r = Request("DELETE", path, "");
+  if (!r.ok()) return r.status();
+  if (r->first == 404) return false;
+  if (r->first != 204) return Unexpected("end session " + id, "DELETE " + path, *r);
+  return true;
 }
 
 Result<std::string> ControlClient::GetCaCertificate() {
   auto r = Request("GET", "/v1/ca", "");
   if (!r.ok()) return r.status();
   if (r->first == 404) return std::string();
+  if (r->first != 200) return Unexpected("give its CA certificate", "GET /v1/ca", *r);
   auto body = nlohmann::json::parse(r->second, nullptr, false);
-  if (r->first != 200) {
-    return Status::Error("the gateway did not give its CA certificate (GET /v1/ca: " +
-                         std::to_string(r->first) + " " + Why(body, r->second) + ")");
-  }
   if (!body.is_object() || !body.contains("certificate") || !body["certificate"].is_string()) {
     return Status::Error("the gateway's answer to GET /v1/ca has no \"certificate\" string");
   }
@@ -91,4 +116,4 @@ Result<std::string> ControlClient::GetCaCertificate() {
   return pem;
 }
 
-}  // namespace airlock::vmlaunch
+}  // namespace airlock::control

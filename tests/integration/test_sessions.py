@@ -1,12 +1,13 @@
 """Sessions: identity by token, isolation between sessions, limits, expiry, the control API,
-and restart."""
+`airlockctl session`, and restart."""
 import json
 import os
 import socket
 import stat
+import subprocess
 import time
 
-from conftest import listen, Gateway, curl, raw_request
+from conftest import CTL_BIN, listen, Gateway, curl, raw_request
 
 POLICY_A = """
 version: v1
@@ -179,3 +180,97 @@ def test_restart_keeps_sessions(gateway):
     gateway.start()
     assert curl("http://web.test:8080/", user=user)[0] == 200
     assert gateway.api("GET", "/v1/sessions")[1]["sessions"][0]["id"] == s["id"]
+
+
+POLICY_OPS = """
+version: v1
+name: ops
+egress:
+  - {id: api, hosts: [api.example.test], inspect: true, credentials: [github]}
+"""
+
+
+def ctl(*args):
+    return subprocess.run([CTL_BIN, "session", *args], capture_output=True, text=True, timeout=30)
+
+
+def test_airlockctl_session_create_ls_rm(tmp_path, dns):
+    secret = tmp_path / "github-token"
+    secret.write_text("ghs_" + "1" * 40 + "\n")
+    os.chmod(secret, 0o600)
+    g = Gateway(str(tmp_path), dns, policies={"ops": POLICY_OPS}, extra_config=f"""credentials:
+  github:
+    source: static
+    file: {secret}
+    placeholder: {{env: GITHUB_TOKEN, prefix: ghp_}}
+    inject:
+      - {{header: Authorization, value: "Bearer {{token}}"}}
+""")
+    try:
+        # create: the session as the gateway made it, with its token and placeholder, on stdout.
+        r = ctl("create", "--socket", g.control, "--policy", "ops", "--ttl", "120",
+                "--label", "agent=a1", "--label", "team=ml=x")
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        one = json.loads(r.stdout)
+        placeholder = one["placeholders"]["GITHUB_TOKEN"]
+        assert placeholder.startswith("ghp_") and one["token"] and one["policy"] == "ops"
+        status, held = g.api("GET", "/v1/sessions/" + one["id"])
+        assert status == 200 and held["labels"] == {"agent": "a1", "team": "ml=x"}
+        assert held["proxy_token"] is True and "source" not in held
+        assert held["created"] == one["created"] and held["expires"] == one["expires"]
+        # The socket found through airlock.yaml's listen.control; the identity by address alone.
+        r = ctl("create", "--config", g.config, "--policy", "ops", "--id", "ops-2",
+                "--source", "127.0.0.5", "--no-token")
+        assert r.returncode == 0, r.stderr
+        two = json.loads(r.stdout)
+        assert two["id"] == "ops-2" and "token" not in two
+        status, held = g.api("GET", "/v1/sessions/ops-2")
+        assert held["source"] == "127.0.0.5" and held["proxy_token"] is False
+
+        # ls: a row per live session; the token and placeholders appear nowhere but in create.
+        r = ctl("ls", "--socket", g.control)
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        lines = r.stdout.splitlines()
+        assert lines[0].split()[:5] == ["ID", "POLICY", "CREATED", "EXPIRES", "ADDRESS"]
+        rows = {l.split()[0]: l.split() for l in lines[1:]}
+        assert set(rows) == {one["id"], "ops-2"}
+        assert rows["ops-2"][1] == "ops" and rows["ops-2"][4] == "127.0.0.5"
+        assert rows["ops-2"][5] == "no" and rows[one["id"]][5] == "yes"
+        assert rows[one["id"]][4] == "-" and rows[one["id"]][-1] == "agent=a1,team=ml=x"
+        r = ctl("ls", "--json", "--config", g.config)
+        assert r.returncode == 0, r.stderr
+        listed = json.loads(r.stdout)["sessions"]
+        assert listed == g.api("GET", "/v1/sessions")[1]["sessions"]
+        r_table = ctl("ls", "--socket", g.control).stdout
+        for text in (r.stdout, r_table):
+            assert placeholder not in text and one["token"] not in text
+            assert "placeholders" not in text
+
+        # rm: the known one ends; an unknown one (whatever it is made of) fails the run.
+        r = ctl("rm", "--socket", g.control, one["id"], "no-such", "../health x")
+        assert r.returncode == 1
+        assert r.stdout == f"deleted {one['id']}\n"
+        assert "no session 'no-such'" in r.stderr and "no session '../health x'" in r.stderr
+        assert [s["id"] for s in g.api("GET", "/v1/sessions")[1]["sessions"]] == ["ops-2"]
+        r = ctl("rm", "--config", g.config, "ops-2")
+        assert r.returncode == 0 and r.stdout == "deleted ops-2\n", r.stderr
+        assert g.api("GET", "/v1/sessions")[1]["sessions"] == []
+        recs = g.records(lambda r: sum(x["event"] == "session.delete" for x in r) >= 2)
+        assert [x["session"] for x in recs if x["event"] == "session.delete"] == \
+            [one["id"], "ops-2"]
+
+        # The gateway's refusals, said on stderr with exit 1.
+        r = ctl("create", "--socket", g.control, "--policy", "nope")
+        assert r.returncode == 1 and r.stdout == ""
+        assert "no policy named 'nope'" in r.stderr
+        r = ctl("create", "--socket", g.control, "--policy", "ops", "--ttl", "0")
+        assert r.returncode == 1 and "'ttl_seconds' must be 1 to 604800" in r.stderr
+        assert g.api("GET", "/v1/sessions")[1]["sessions"] == []
+        # The placeholder went nowhere but create's stdout.
+        assert placeholder not in open(os.path.join(g.dir, "gateway.log")).read()
+    finally:
+        g.stop()
+
+    r = ctl("ls", "--socket", g.control)
+    assert r.returncode == 1 and r.stdout == ""
+    assert "is airlock-gateway running?" in r.stderr

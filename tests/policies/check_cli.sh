@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# airlockctl policy check/test as a security team runs them: the real binary, real files.
-# Asserts exit codes and what was printed, not just that nothing crashed.
+# airlockctl policy check/test as a security team runs them, and airlockctl session's command
+# line without a gateway: the real binary, real files. Asserts exit codes and what was printed,
+# not just that nothing crashed. (tests/integration/test_sessions.py runs `session` against a
+# real gateway.)
 set -uo pipefail
 ctl=$1
 src=$2
@@ -76,6 +78,35 @@ check "missing file exits 1" test $? -eq 1
 check "missing file is named" grep -q "does-not-exist.yaml: error: no such file" "$tmp/err"
 "$ctl" policy frobnicate >/dev/null 2>&1
 check "unknown subcommand fails" test $? -ne 0
+
+# airlockctl session: bad command lines are refused before any socket is touched (CLI11's exit
+# codes, as for every subcommand), and a gateway that is not there is exit 1 with the reason.
+"$ctl" session create --socket "$tmp/none.sock" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "session create without --policy fails" sh -c "test $rc -ne 0 && test $rc -ne 1"
+check "session create says --policy is required" grep -q -- "--policy is required" "$tmp/err"
+"$ctl" session create --socket "$tmp/none.sock" --policy p --label nokey >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "a label without = is a usage error" sh -c "test $rc -ne 0 && test $rc -ne 1"
+check "the label error says KEY=VALUE" grep -q "use KEY=VALUE" "$tmp/err"
+"$ctl" session ls --socket "$tmp/none.sock" --config "$tmp/airlock.yaml" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "--socket and --config together are refused" sh -c "test $rc -ne 0 && test $rc -ne 1"
+check "the refusal names both" grep -q -- "--socket excludes --config" "$tmp/err"
+"$ctl" session rm --socket "$tmp/none.sock" >"$tmp/out" 2>"$tmp/err"
+check "session rm without ids fails" test $? -ne 0
+check "session rm says ids are required" grep -q "ids is required" "$tmp/err"
+"$ctl" session ls --socket "$tmp/none.sock" >"$tmp/out" 2>"$tmp/err"
+check "no gateway: exit 1" test $? -eq 1
+check "no gateway: the socket is named" grep -q "cannot reach the gateway's control socket $tmp/none.sock" "$tmp/err"
+check "no gateway: nothing on stdout" test ! -s "$tmp/out"
+printf 'listen:\n  control: %s\n' "$tmp/gw.sock" >"$tmp/gw.yaml"
+"$ctl" session rm --config "$tmp/gw.yaml" s-1 >"$tmp/out" 2>"$tmp/err"
+check "--config: exit 1 without that gateway" test $? -eq 1
+check "--config: the socket is airlock.yaml's listen.control" grep -q "$tmp/gw.sock" "$tmp/err"
+"$ctl" session ls --config "$tmp/does-not-exist.yaml" >"$tmp/out" 2>"$tmp/err"
+check "--config: an unreadable airlock.yaml is exit 1" test $? -eq 1
+check "--config: the file is named" grep -q "does-not-exist.yaml" "$tmp/err"
 
 echo "$passed passed, $failed failed"
 test "$failed" -eq 0

@@ -10,8 +10,8 @@
 #include <functional>
 #include <iostream>
 
+#include "gateway/control/control_client.h"
 #include "vmlaunch/ca_trust.h"
-#include "vmlaunch/control_client.h"
 #include "vmlaunch/network/address_pool.h"
 #include "vmlaunch/network/link.h"
 #include "vmlaunch/network/nft_table.h"
@@ -75,7 +75,7 @@ Result<int> RunInNetns(const NetnsRunOptions& o) {
   // Declared before the teardown, so that they outlive the undo steps that use them.
   vmnet::AddressPool pool(o.state_dir + "/address-pool.json", *range);
   vmnet::NftTable nft;
-  ControlClient control(o.control_socket);
+  control::ControlClient control(o.control_socket);
   Teardown teardown;
 
   // The CA first: a gateway that cannot give it is not worth setting anything up for.

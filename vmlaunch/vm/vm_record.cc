@@ -9,7 +9,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "vmlaunch/control_client.h"
+#include "gateway/control/control_client.h"
 #include "vmlaunch/network/address_pool.h"
 #include "vmlaunch/network/link.h"
 #include "vmlaunch/network/nft_table.h"
@@ -99,9 +99,9 @@ void ReleaseVm(const VmRecord& r, std::ostream* log) {
     note("removed its cgroup");
   }
   if (!r.session_id.empty() && !r.control_socket.empty()) {
-    Status s = ControlClient(r.control_socket).DeleteSession(r.session_id);
+    auto s = control::ControlClient(r.control_socket).DeleteSession(r.session_id);
     note(s.ok() ? "ended gateway session " + r.session_id
-                : "could not end gateway session " + r.session_id + ": " + s.message());
+                : "could not end gateway session " + r.session_id + ": " + s.status().message());
   }
   auto guest = net::IpAddress::Parse(r.guest);
   if (r.nft_link && guest) {

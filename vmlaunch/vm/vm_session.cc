@@ -10,10 +10,10 @@
 #include <fstream>
 #include <thread>
 
+#include "gateway/control/control_client.h"
 #include "gateway/crypto/random.h"
 #include "vmlaunch/backends/netns_backend.h"
 #include "vmlaunch/ca_trust.h"
-#include "vmlaunch/control_client.h"
 #include "vmlaunch/image/image_builder.h"
 #include "vmlaunch/network/address_pool.h"
 #include "vmlaunch/network/link.h"
@@ -72,7 +72,7 @@ Status VmSession::Boot(const VmOptions& o, std::ostream& log) {
     accel = *a;
   }
   // The gateway's CA first: a gateway that cannot give it is not worth booting for.
-  ControlClient control(o.control_socket);
+  control::ControlClient control(o.control_socket);
   auto ca = FetchGatewayCa(control, log);
   if (!ca.ok()) return ca.status();
   // VMs whose owner died before they were given back would otherwise hold addresses and names.

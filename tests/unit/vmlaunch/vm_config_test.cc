@@ -13,12 +13,12 @@
 #include <filesystem>
 #include <thread>
 
+#include "gateway/control/control_client.h"
 #include "vmlaunch/backends/firecracker_backend.h"
 #include "vmlaunch/backends/host_tsc.h"
 #include "vmlaunch/backends/netns_backend.h"
 #include "vmlaunch/backends/qemu_backend.h"
 #include "vmlaunch/ca_trust.h"
-#include "vmlaunch/control_client.h"
 #include "vmlaunch/image/image_builder.h"
 #include "vmlaunch/image/kernel_image.h"
 #include "vmlaunch/process/process.h"
@@ -331,7 +331,7 @@ std::string HttpAnswer(const std::string& status, const std::string& body) {
 TEST(ControlClient, GetsTheGatewaysCaCertificate) {
   const std::string pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
   StandInGateway g(HttpAnswer("200 OK", nlohmann::json{{"certificate", pem}}.dump()));
-  auto ca = ControlClient(g.path()).GetCaCertificate();
+  auto ca = control::ControlClient(g.path()).GetCaCertificate();
   ASSERT_TRUE(ca.ok()) << ca.status().message();
   EXPECT_EQ(*ca, pem);
   EXPECT_TRUE(g.request().starts_with("GET /v1/ca HTTP/1.1\r\n")) << g.request();
@@ -339,7 +339,7 @@ TEST(ControlClient, GetsTheGatewaysCaCertificate) {
 
 TEST(ControlClient, AnOlderGatewayHasNoCaAndSaysSoOnce) {
   StandInGateway g(HttpAnswer("404 Not Found", R"({"error":"no such endpoint"})"));
-  ControlClient control(g.path());
+  control::ControlClient control(g.path());
   std::ostringstream log;
   auto ca = FetchGatewayCa(control, log);
   ASSERT_TRUE(ca.ok()) << ca.status().message();
@@ -364,13 +364,13 @@ TEST(ControlClient, AnythingElseIsAnError) {
   for (const auto& c : cases) {
     StandInGateway g(c.answer);
     std::ostringstream log;
-    ControlClient control(g.path());
+    control::ControlClient control(g.path());
     auto ca = FetchGatewayCa(control, log);
     ASSERT_FALSE(ca.ok()) << c.answer;
     EXPECT_NE(ca.status().message().find(c.error), std::string::npos) << ca.status().message();
     EXPECT_EQ(log.str(), "");
   }
-  auto gone = ControlClient("/nonexistent/control.sock").GetCaCertificate();
+  auto gone = control::ControlClient("/nonexistent/control.sock").GetCaCertificate();
   ASSERT_FALSE(gone.ok());
   EXPECT_NE(gone.status().message().find("is airlock-gateway running"), std::string::npos);
 }
