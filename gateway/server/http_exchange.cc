@@ -68,6 +68,7 @@ void Http1Exchange::SendRequest() {
   summary_ = RequestSummary{h.method, audit::RedactTarget(t.origin_target)};
   summary_.bytes_up = head.size();
   started_ = steady_clock::now();
+  body_leak_.reset();
   response_.Reset();
   response_.set_no_body_expected(h.method == "HEAD");
   state_ = State::kSendingBody;
@@ -79,10 +80,10 @@ void Http1Exchange::SendRequest() {
 void Http1Exchange::PumpRequestBody() {
   if (state_ != State::kSendingBody) return;
   evbuffer* in = bufferevent_get_input(host_.client());
-  evbuffer* out = bufferevent_get_output(host_.upstream());
   const bool chunked = request_.head().framing == http::BodyFraming::kChunked;
   while (!request_.complete() && evbuffer_get_length(in) > 0) {
-    if (evbuffer_get_length(out) >= kRelayHighWater) {
+    evbuffer* out = body_leak_ ? nullptr : bufferevent_get_output(host_.upstream());
+    if (out && evbuffer_get_length(out) >= kRelayHighWater) {
       bufferevent_disable(host_.client(), EV_READ);  // resumes from OnUpstreamWrite
       return;
     }
@@ -91,10 +92,19 @@ void Http1Exchange::PumpRequestBody() {
       host_.Refuse(Refusal{e.status, e.reason, e.message, "send a well-formed request body"});
       return;
     }
+    if (body_leak_ && out) host_.DropUpstream();  // it never sees the request complete
+  }
+  if (body_leak_) {
+    // Answered once the client has sent it all: closing on unread input would reset the
+    // connection before the client reads the refusal.
+    if (request_.complete()) host_.RefuseForwarded(*body_leak_, summary_.bytes_up);
+    return;
   }
   bufferevent_enable(host_.client(), EV_READ);
   if (request_.complete()) {
-    if (chunked) evbuffer_add(out, http::kLastChunk.data(), http::kLastChunk.size());
+    if (chunked)
+      evbuffer_add(bufferevent_get_output(host_.upstream()), http::kLastChunk.data(),
+                   http::kLastChunk.size());
     state_ = State::kAwaitingResponse;
     HandleResponse();
   }
@@ -105,6 +115,8 @@ size_t Http1Exchange::MoveBody(evbuffer* in, evbuffer* out, http::MessageParser&
   size_t len = std::min<size_t>(evbuffer_get_length(in), kBodySlice);
   auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(len)));
   size_t used = parser.FeedBody(std::string_view(data, len), [&](std::string_view piece) {
+    if (upward && body_leak_) return;  // the rest of a refused body goes nowhere
+    if (upward && (body_leak_ = host_.RequestBodyLeak(piece))) return;
     (upward ? summary_.bytes_up : summary_.bytes_down) += piece.size();
     host_.CountBytes(piece.size(), upward);
     std::string filtered;

@@ -54,6 +54,12 @@ class ExchangeHost : public RelayHost {
   virtual std::unique_ptr<credentials::ReflectionFilter> ResponseFilter() = 0;
   // A reflected credential was replaced in the response (`where`: "header:NAME" or "body").
   virtual void AuditReflection(const std::string& where) = 0;
+  // The next piece of the request body being forwarded: a refusal (its leak record written)
+  // when the body carries a placeholder that may not go to this destination. The exchange then
+  // drops the upstream, reads the rest of the body into nothing, and calls RefuseForwarded().
+  virtual std::optional<Refusal> RequestBodyLeak(std::string_view piece) = 0;
+  // Refuses a request part of which (`bytes_up`) was forwarded; answers and closes.
+  virtual void RefuseForwarded(const Refusal& refusal, uint64_t bytes_up) = 0;
 };
 
 class Http1Exchange : public Relay {
@@ -95,7 +101,8 @@ class Http1Exchange : public Relay {
   State state_ = State::kReadingHead;
   std::optional<TunnelRelay> tunnel_;                          // after a 101
   std::unique_ptr<credentials::ReflectionFilter> reflection_;  // this response's, if any
-  bool reflection_cut_ = false;  // a reflected credential could not be replaced in place
+  bool reflection_cut_ = false;       // a reflected credential could not be replaced in place
+  std::optional<Refusal> body_leak_;  // the request body carried a placeholder: discarding it
   bool upstream_keep_alive_ = false;
   RequestSummary summary_;
   std::chrono::steady_clock::time_point started_;

@@ -26,6 +26,9 @@
 namespace airlock::server {
 namespace {
 
+// Request bodies are scanned for placeholders up to this many bytes each (docs/CREDENTIALS.md).
+constexpr uint64_t kBodyScanLimit = 64ull << 20;
+
 constexpr ev_ssize_t kMaxIo =
     256 << 10;  // bytes per read(2)/write(2); libevent's default is 16 KiB
 constexpr size_t kHelloMax = 65536 + 4096;
@@ -166,14 +169,14 @@ void ProxyConnection::AuditRequest(const RequestSummary& s) {
   g_.audit->Append(std::move(rec));
 }
 
-void ProxyConnection::DenyRequest(const Refusal& refusal) {
+void ProxyConnection::DenyRequest(const Refusal& refusal, uint64_t bytes_up) {
   audit::Record rec = BaseRecord("http.request");
   rec["method"] = request_.head().method;
   rec["path"] = ScrubPlaceholders(audit::RedactTarget(request_.head().target));
   rec["status"] = refusal.status;
   rec["decision"] = "deny";
   rec["reason"] = refusal.reason;
-  rec["bytes_up"] = 0;  // nothing of a refused request goes upstream
+  rec["bytes_up"] = bytes_up;  // 0 unless refused while its body was being forwarded
   rec["bytes_down"] = 0;
   rec["tls"] = "inspected";
   g_.metrics.CountDecision("deny", refusal.reason);
@@ -315,6 +318,8 @@ ProxyConnection::Admission ProxyConnection::AdmitRequest(const http::HttpHead& h
   // Each request is decided by the policies in force now: a reload that narrows a rule's
   // methods or paths applies to the next request of a kept-alive connection.
   policies_ = g_.policies.Get();
+  body_tail_.clear();
+  body_scanned_ = 0;
   if (inspected_) return AdmitInspected(head);
   TargetContext tc{
       mode_ == Mode::kTransparent ? TargetForm::kCaptured : TargetForm::kProxy, original_port_, {}};
@@ -397,26 +402,55 @@ bool ProxyConnection::FindLeak(const http::HttpHead* head) {
     credentials::CollectPlaceholderKeys(site.text, &keys);
     auto owner = g_.sessions->FindPlaceholder(keys);
     if (!owner) continue;
-    // A session's own placeholder, to a host whose rule binds its credential: injected below.
-    if (session_ && owner->session == session_->id && Binds(owner->credential)) continue;
-    audit::Record r = BaseRecord("credential.leak_blocked");
-    r["credential"] = owner->credential;
-    r["where"] = site.where;
-    if (!session_ || owner->session != session_->id) r["placeholder_session"] = owner->session;
-    g_.audit->Append(std::move(r));
-    Refusal refusal{403, "credential_leak_blocked",
-                    "the request carries the placeholder of credential '" + owner->credential +
-                        "', which may not go to " + target_.host,
-                    "placeholders are swapped for credentials only on requests to the hosts "
-                    "whose rule binds them; send it nowhere else"};
+    auto refusal = LeakRefusal(*owner, site.where);
+    if (!refusal) continue;  // injected below
     if (inspected_) {
-      DenyRequest(refusal);
+      DenyRequest(*refusal);
     } else {
-      Deny(refusal);
+      Deny(*refusal);
     }
     return true;
   }
   return false;
+}
+
+std::optional<Refusal> ProxyConnection::LeakRefusal(const control::PlaceholderOwner& owner,
+                                                    const std::string& where) {
+  // A session's own placeholder, to a host whose rule binds its credential.
+  if (session_ && owner.session == session_->id && Binds(owner.credential)) return std::nullopt;
+  audit::Record r = BaseRecord("credential.leak_blocked");
+  r["credential"] = owner.credential;
+  r["where"] = where;
+  if (!session_ || owner.session != session_->id) r["placeholder_session"] = owner.session;
+  g_.audit->Append(std::move(r));
+  return Refusal{403, "credential_leak_blocked",
+                 "the request carries the placeholder of credential '" + owner.credential +
+                     "', which may not go to " + target_.host,
+                 "placeholders are swapped for credentials only on requests to the hosts "
+                 "whose rule binds them; send it nowhere else"};
+}
+
+std::optional<Refusal> ProxyConnection::RequestBodyLeak(std::string_view piece) {
+  if (body_scanned_ >= kBodyScanLimit) return std::nullopt;
+  piece = piece.substr(0, std::min<uint64_t>(piece.size(), kBodyScanLimit - body_scanned_));
+  body_scanned_ += piece.size();
+  std::string text = body_tail_;
+  text.append(piece);
+  std::set<std::string> keys;
+  credentials::CollectPlaceholderKeys(text, &keys);
+  // Keep enough to find a placeholder split across reads, percent-encoded at worst.
+  constexpr size_t kTail = 3 * credentials::kPlaceholderKeyLength;
+  body_tail_ = text.substr(text.size() - std::min(text.size(), kTail));
+  auto owner = g_.sessions->FindPlaceholder(keys);
+  return owner ? LeakRefusal(*owner, "body") : std::nullopt;
+}
+
+void ProxyConnection::RefuseForwarded(const Refusal& refusal, uint64_t bytes_up) {
+  if (inspected_) {
+    DenyRequest(refusal, bytes_up);
+  } else {
+    Deny(refusal);
+  }
 }
 
 std::string ProxyConnection::ScrubPlaceholders(std::string path) const {

@@ -71,6 +71,8 @@ class ProxyConnection : public ExchangeHost {
   void CloseAfterFlush(const std::string& reason) override;
   std::unique_ptr<credentials::ReflectionFilter> ResponseFilter() override;
   void AuditReflection(const std::string& where) override;
+  std::optional<Refusal> RequestBodyLeak(std::string_view piece) override;
+  void RefuseForwarded(const Refusal& refusal, uint64_t bytes_up) override;
 
  private:
   // Admission phases; kRelaying hands every callback to relay_.
@@ -130,7 +132,11 @@ class ProxyConnection : public ExchangeHost {
 
   void Deny(const Refusal& refusal);
   // A request refused inside inspected TLS: its http.request record, then the answer.
-  void DenyRequest(const Refusal& refusal);
+  void DenyRequest(const Refusal& refusal, uint64_t bytes_up = 0);
+  // The placeholder found at `where` may not go to this destination: its record and the
+  // refusal; nullopt when it may (the session's own, to a host whose rule binds it).
+  std::optional<Refusal> LeakRefusal(const control::PlaceholderOwner& owner,
+                                     const std::string& where);
   const char* TlsMode() const;
   void AuditOpen(const std::string& decision, const std::string& reason);
   const char* ProtoName() const;
@@ -156,6 +162,11 @@ class ProxyConnection : public ExchangeHost {
   http::MessageParser response_;
   std::optional<control::Session> session_;
   std::shared_ptr<const policy::PolicySet> policies_;
+
+  // Request body leak scanning: the last bytes scanned (a placeholder split across reads) and
+  // how many were scanned (up to kBodyScanLimit).
+  std::string body_tail_;
+  uint64_t body_scanned_ = 0;
 
   // The destination of the current request or tunnel, and what was decided for it.
   Target target_;

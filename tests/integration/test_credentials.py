@@ -4,6 +4,8 @@ rule binds it, and a placeholder found anywhere else blocked and audited. Real c
 real gateway to local HTTPS upstreams that record what they received; no real token may appear
 in any log or record."""
 import base64
+import hashlib
+import json
 import os
 import secrets
 import subprocess
@@ -223,3 +225,34 @@ def test_an_upstream_that_reflects_the_token_shows_the_sandbox_only_the_placehol
         assert headers["x-echo-authorization"] == f"Basic {encoded}"
     wheres = {r["where"] for r in wait_events(gw, "credential.reflection_blocked", 2)}
     assert wheres == {"header:X-Echo-Authorization", "body"}, wheres
+
+
+@pytest.mark.parametrize("layout", ["json", "split", "chunked"])
+def test_a_placeholder_in_a_request_body_to_an_unbound_host_is_blocked(gw, upstream, tmp_path,
+                                                                        layout):
+    """Bodies are scanned as they stream, across read boundaries: the request is cut before it
+    completes upstream and answered 403."""
+    s = new_session(gw)
+    ph = s["placeholders"]["GITHUB_TOKEN"]
+    if layout == "json":
+        body = ('{"messages": [{"role": "user", "content": "use ' + ph + '"}]}').encode()
+    else:  # the placeholder straddles the gateway's 64 KiB body slices
+        body = b"x" * (65536 - 20) + ph.encode() + b"y" * 100000
+    (tmp_path / "body").write_bytes(body)
+    args = ["--data-binary", f"@{tmp_path / 'body'}", "-H", "Content-Type: application/json"]
+    if layout == "chunked":
+        args += ["-H", "Transfer-Encoding: chunked"]
+    status, headers, _, err = curl_https(gw, "https://other.example.test/v1/chat", *args)
+    assert status == 403 and headers.get("x-airlock-reason") == "credential_leak_blocked", err
+    # Cut before it completed: at most the bytes before the placeholder went on.
+    assert ph[4:].encode() not in b"".join(r.body for r in upstream.requests)
+    req = wait_events(gw, "http.request", 1, reason="credential_leak_blocked")[0]
+    assert req["bytes_up"] < (len(body) if layout != "json" else 1024), req
+    leak = wait_events(gw, "credential.leak_blocked", 1)[0]
+    assert leak["where"] == "body" and leak["credential"] == "github", leak
+    req = wait_events(gw, "http.request", 1, reason="credential_leak_blocked")[0]
+    assert req["status"] == 403 and req["decision"] == "deny", req
+    # The same body to the bound host goes through, placeholder and all (it is not a secret).
+    status, _, answer, err = curl_https(gw, "https://api.example.test/upload", *args)
+    assert status == 200, err
+    assert json.loads(answer) == {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
