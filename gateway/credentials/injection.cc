@@ -1,6 +1,8 @@
 // Credential injection and placeholder sites (see injection.h).
 #include "gateway/credentials/injection.h"
 
+#include <nlohmann/json.hpp>
+
 #include "gateway/base/base64.h"
 #include "gateway/http/percent_encoding.h"
 
@@ -91,6 +93,24 @@ std::vector<std::string> InjectCredential(http::HttpHead* head, std::string* ori
     }
     written.push_back(injection.header);
   }
+  return written;
+}
+
+std::vector<std::string> InjectJsonFields(std::string* body, const std::vector<std::string>& fields,
+                                          std::string_view placeholder, std::string_view token) {
+  std::vector<std::string> written;
+  auto j = nlohmann::ordered_json::parse(*body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return written;
+  for (const auto& field : fields) {
+    auto it = j.find(field);
+    if (it == j.end() || !it->is_string()) continue;
+    std::string value = it->get<std::string>();
+    if (ReplaceAll(&value, placeholder, token)) {
+      *it = value;
+      written.push_back(field);
+    }
+  }
+  if (!written.empty()) *body = j.dump();
   return written;
 }
 

@@ -23,6 +23,12 @@ std::vector<std::string> InjectCredential(http::HttpHead* head, std::string* ori
                                           const config::CredentialConfig& credential,
                                           std::string_view placeholder, std::string_view token);
 
+// Replaces `placeholder` with `token` inside the named top-level string fields of a JSON object
+// `body` (key order kept). Returns the fields written; a body that is not a JSON object is left
+// as it is.
+std::vector<std::string> InjectJsonFields(std::string* body, const std::vector<std::string>& fields,
+                                          std::string_view placeholder, std::string_view token);
+
 // Where a request head may carry a placeholder, and what stands there, for the leak check: the
 // request target ("url"), every header value ("header:NAME"), Basic credentials decoded
 // ("header:NAME (basic)"). Never holds Proxy-Authorization (the session's own token).

@@ -55,6 +55,35 @@ void Http1Exchange::ReadNextHead() {
 
 void Http1Exchange::SendRequest() {
   const http::HttpHead& h = request_.head();
+  summary_ = RequestSummary{h.method, audit::RedactTarget(host_.target().origin_target)};
+  started_ = steady_clock::now();
+  body_leak_.reset();
+  response_.Reset();
+  response_.set_no_body_expected(h.method == "HEAD");
+  whole_body_limit_ = h.framing == http::BodyFraming::kNone ? 0 : host_.WholeBodyLimit();
+  if (whole_body_limit_ > 0) {
+    state_ = State::kBufferingBody;
+    whole_body_.clear();
+    // The upstream cannot answer 100 before it has the head: the gateway does.
+    if (const std::string* expect = h.Find("Expect");
+        expect && http::EqualsIgnoreCase(*expect, "100-continue")) {
+      std::erase_if(request_.mutable_head().headers,
+                    [](const http::Header& x) { return http::EqualsIgnoreCase(x.name, "Expect"); });
+      bufferevent_write(host_.client(), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    }
+    bufferevent_enable(host_.client(), EV_READ);
+    PumpWholeBody();
+    return;
+  }
+  WriteHead();
+  state_ = State::kSendingBody;
+  bufferevent_enable(host_.upstream(), EV_READ);
+  bufferevent_enable(host_.client(), EV_READ);
+  PumpRequestBody();
+}
+
+void Http1Exchange::WriteHead() {
+  const http::HttpHead& h = request_.head();
   const Target& t = host_.target();
   const uint16_t default_port = t.protocol == policy::Protocol::kHttp ? 80 : 443;
   std::string host_header = t.host;
@@ -65,16 +94,51 @@ void Http1Exchange::SendRequest() {
   std::string head = http::SerializeRequestHead(h, t.origin_target, host_header);
   bufferevent_write(host_.upstream(), head.data(), head.size());
   host_.CountHead(head.size(), true);
-  summary_ = RequestSummary{h.method, audit::RedactTarget(t.origin_target)};
-  summary_.bytes_up = head.size();
-  started_ = steady_clock::now();
-  body_leak_.reset();
-  response_.Reset();
-  response_.set_no_body_expected(h.method == "HEAD");
-  state_ = State::kSendingBody;
+  summary_.path = audit::RedactTarget(t.origin_target);  // as sent (a parameter injected)
+  summary_.bytes_up += head.size();
+}
+
+void Http1Exchange::PumpWholeBody() {
+  evbuffer* in = bufferevent_get_input(host_.client());
+  while (!request_.complete() && evbuffer_get_length(in) > 0) {
+    if (MoveBody(in, nullptr, request_, false, true) == http::MessageParser::npos) {
+      const auto& e = request_.error();
+      host_.Refuse(Refusal{e.status, e.reason, e.message, "send a well-formed request body"});
+      return;
+    }
+    if (body_leak_ && request_.complete()) break;
+    if (whole_body_.size() > whole_body_limit_) {
+      host_.RefuseForwarded(
+          Refusal{413, "request_body_too_large",
+                  "a credential is written into or signs this request's body, which the gateway "
+                  "reads whole up to " +
+                      std::to_string(whole_body_limit_) + " bytes; this one is larger",
+                  "send a smaller body (or, for AWS, an X-Amz-Content-Sha256 header)"},
+          0);
+      return;
+    }
+  }
+  if (!request_.complete()) return;
+  if (body_leak_) {
+    host_.RefuseForwarded(*body_leak_, 0);
+    return;
+  }
+  http::HttpHead& h = request_.mutable_head();
+  if (auto refusal = host_.RewriteRequest(&h, &whole_body_)) {
+    host_.RefuseForwarded(*refusal, 0);
+    return;
+  }
+  h.framing = http::BodyFraming::kLength;
+  h.content_length = whole_body_.size();
+  summary_.bytes_up = 0;  // counted again as sent, rewritten
+  WriteHead();
+  bufferevent_write(host_.upstream(), whole_body_.data(), whole_body_.size());
+  summary_.bytes_up += whole_body_.size();
+  whole_body_.clear();
+  whole_body_.shrink_to_fit();
+  state_ = State::kAwaitingResponse;
   bufferevent_enable(host_.upstream(), EV_READ);
-  bufferevent_enable(host_.client(), EV_READ);
-  PumpRequestBody();
+  HandleResponse();
 }
 
 void Http1Exchange::PumpRequestBody() {
@@ -126,7 +190,11 @@ size_t Http1Exchange::MoveBody(evbuffer* in, evbuffer* out, http::MessageParser&
       reflection_cut_ |= !chunked && reflection_->hit();
       piece = filtered;
     }
-    WriteBody(out, piece, chunked);
+    if (out) {
+      WriteBody(out, piece, chunked);
+    } else if (state_ == State::kBufferingBody && whole_body_.size() <= whole_body_limit_) {
+      whole_body_.append(piece);
+    }
   });
   if (reflection_cut_) {
     host_.AuditReflection("body");
@@ -253,6 +321,8 @@ void Http1Exchange::OnClientRead() {
     ReadNextHead();
   } else if (state_ == State::kSendingBody) {
     PumpRequestBody();
+  } else if (state_ == State::kBufferingBody) {
+    PumpWholeBody();
   }
   // Otherwise bytes wait in the buffer (pipelined requests).
 }

@@ -60,6 +60,12 @@ class ExchangeHost : public RelayHost {
   virtual std::optional<Refusal> RequestBodyLeak(std::string_view piece) = 0;
   // Refuses a request part of which (`bytes_up`) was forwarded; answers and closes.
   virtual void RefuseForwarded(const Refusal& refusal, uint64_t bytes_up) = 0;
+  // For an admitted request with a body: 0 to stream it, or the largest body the host must see
+  // whole before the head goes on (a credential written into it, a signature over it). A larger
+  // body is refused with 413, never truncated.
+  virtual size_t WholeBodyLimit() = 0;
+  // The whole body of such a request is in: the host may rewrite head and body, or refuse.
+  virtual std::optional<Refusal> RewriteRequest(http::HttpHead* head, std::string* body) = 0;
 };
 
 class Http1Exchange : public Relay {
@@ -83,9 +89,13 @@ class Http1Exchange : public Relay {
   void OnUpstreamError(bool timeout) override;
 
  private:
-  enum class State { kReadingHead, kAdmitting, kSendingBody, kAwaitingResponse };
+  enum class State { kReadingHead, kAdmitting, kBufferingBody, kSendingBody, kAwaitingResponse };
 
+  void WriteHead();
   void PumpRequestBody();
+  // kBufferingBody: reads the body whole (up to whole_body_limit_), then has the host rewrite
+  // the request and sends it with a Content-Length.
+  void PumpWholeBody();
   // Moves one slice of body bytes from `in` through `parser` to `out` (chunked anew when
   // `chunked`), counting them; the bytes used, or npos on a framing error.
   size_t MoveBody(evbuffer* in, evbuffer* out, http::MessageParser& parser, bool chunked,
@@ -103,6 +113,8 @@ class Http1Exchange : public Relay {
   std::unique_ptr<credentials::ReflectionFilter> reflection_;  // this response's, if any
   bool reflection_cut_ = false;       // a reflected credential could not be replaced in place
   std::optional<Refusal> body_leak_;  // the request body carried a placeholder: discarding it
+  size_t whole_body_limit_ = 0;       // kBufferingBody
+  std::string whole_body_;            // kBufferingBody: the decoded body so far
   bool upstream_keep_alive_ = false;
   RequestSummary summary_;
   std::chrono::steady_clock::time_point started_;

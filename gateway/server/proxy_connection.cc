@@ -445,6 +445,34 @@ std::optional<Refusal> ProxyConnection::RequestBodyLeak(std::string_view piece) 
   return owner ? LeakRefusal(*owner, "body") : std::nullopt;
 }
 
+size_t ProxyConnection::WholeBodyLimit() {
+  size_t limit = 0;
+  for (const auto& b : body_credentials_) {
+    limit = std::max(limit,
+                     b.config->signs_requests() ? b.config->max_signed_body : b.config->max_body);
+  }
+  return limit;
+}
+
+std::optional<Refusal> ProxyConnection::RewriteRequest(http::HttpHead* head, std::string* body) {
+  for (const auto& b : body_credentials_) {
+    if (b.config->signs_requests()) {
+      if (auto refusal = credentials::ResignSigV4(head, target_.origin_target, b.token,
+                                                  std::chrono::system_clock::now(), *body)) {
+        return Refusal{400, refusal->reason, refusal->message,
+                       "sign with the placeholder keys the sandbox was given"};
+      }
+      continue;
+    }
+    for (const auto& field : credentials::InjectJsonFields(body, b.config->body_json_fields,
+                                                           b.placeholder, b.token.value)) {
+      injected_.push_back(b.config->name + ":body:" + field);
+    }
+  }
+  body_credentials_.clear();
+  return std::nullopt;
+}
+
 void ProxyConnection::RefuseForwarded(const Refusal& refusal, uint64_t bytes_up) {
   if (inspected_) {
     DenyRequest(refusal, bytes_up);
@@ -484,6 +512,7 @@ void ProxyConnection::AuditReflection(const std::string& where) {
 bool ProxyConnection::InjectCredentials() {
   injected_.clear();
   reflections_.clear();
+  body_credentials_.clear();
   if (!decision_.rule || !session_) return true;
   for (const auto& name : decision_.rule->credentials) {
     const control::Placeholder* placeholder = session_->PlaceholderFor(name);
@@ -496,6 +525,24 @@ bool ProxyConnection::InjectCredentials() {
                           "retry later; operators: check the credential's source"});
       return false;
     }
+    const http::HttpHead& head = request_.head();
+    const bool has_body = head.framing == http::BodyFraming::kChunked ||
+                          (head.framing == http::BodyFraming::kLength && head.content_length > 0);
+    if (c->signs_requests() && has_body && !head.Find("X-Amz-Content-Sha256")) {
+      if (c->max_signed_body == 0) {
+        DenyRequest(
+            Refusal{400, "aws_payload_hash_required",
+                    "credential '" + name + "' hashes no request bodies (max_signed_body_bytes: 0)",
+                    "send an X-Amz-Content-Sha256 header (the body's SHA-256, or "
+                    "UNSIGNED-PAYLOAD)"});
+        return false;
+      }
+      body_credentials_.push_back({c, placeholder->value, token.value()});  // signed once read
+      injected_.push_back(name + ":Authorization");
+      reflections_.emplace_back(token->key_id, placeholder->value);
+      if (!token->session_token.empty()) reflections_.emplace_back(token->session_token, "");
+      continue;
+    }
     if (c->signs_requests()) {
       if (auto refusal =
               credentials::ResignSigV4(&request_.mutable_head(), target_.origin_target,
@@ -505,12 +552,21 @@ bool ProxyConnection::InjectCredentials() {
         return false;
       }
       injected_.push_back(name + ":Authorization");
+      // An echo shows the placeholder key id; a session token is not the sandbox's to see.
+      reflections_.emplace_back(token->key_id, placeholder->value);
+      if (!token->session_token.empty()) reflections_.emplace_back(token->session_token, "");
       continue;
     }
     for (const auto& header :
          credentials::InjectCredential(&request_.mutable_head(), &target_.origin_target, *c,
                                        placeholder->value, token->value)) {
       injected_.push_back(name + ":" + header);
+    }
+    if (!c->body_json_fields.empty() && has_body) {
+      const std::string* type = head.Find("Content-Type");
+      if (type && type->find("json") != std::string::npos && !head.Find("Content-Encoding")) {
+        body_credentials_.push_back({c, placeholder->value, token.value()});
+      }
     }
     reflections_.emplace_back(token->value, placeholder->value);
     for (const auto& injection : c->inject) {

@@ -73,6 +73,8 @@ class ProxyConnection : public ExchangeHost {
   void AuditReflection(const std::string& where) override;
   std::optional<Refusal> RequestBodyLeak(std::string_view piece) override;
   void RefuseForwarded(const Refusal& refusal, uint64_t bytes_up) override;
+  size_t WholeBodyLimit() override;
+  std::optional<Refusal> RewriteRequest(http::HttpHead* head, std::string* body) override;
 
  private:
   // Admission phases; kRelaying hands every callback to relay_.
@@ -163,6 +165,13 @@ class ProxyConnection : public ExchangeHost {
   std::optional<control::Session> session_;
   std::shared_ptr<const policy::PolicySet> policies_;
 
+  // Credentials written into (or signing) the current request's body once it is read whole.
+  struct BodyCredential {
+    const config::CredentialConfig* config;
+    std::string placeholder;
+    credentials::Token token;
+  };
+  std::vector<BodyCredential> body_credentials_;
   // Request body leak scanning: the last bytes scanned (a placeholder split across reads) and
   // how many were scanned (up to kBodyScanLimit).
   std::string body_tail_;

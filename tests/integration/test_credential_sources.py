@@ -37,10 +37,13 @@ egress:
   - {id: github-api, hosts: [api.github.test], inspect: true, credentials: [app]}
   - {id: github-git, hosts: [github.test], inspect: true, credentials: [app-git]}
   - {id: s3, hosts: [s3.test], inspect: true, credentials: [aws]}
+  - {id: body, hosts: [body.test], inspect: true, credentials: [bodykey]}
+  - {id: aws-echo, hosts: [aws-echo.test], inspect: true, credentials: [aws]}
 private:
   - {id: upstreams, cidr: 127.0.0.0/24, ports: [443]}
 """
-ECHO_NAMES = ["model.test", "svc.test", "helper.test", "keyed.test"]
+ECHO_NAMES = ["model.test", "svc.test", "helper.test", "keyed.test", "body.test",
+              "aws-echo.test"]
 GITHUB_NAMES = ["api.github.test", "github.test", GITHUB]
 
 HELPER = """#!/usr/bin/python3
@@ -161,7 +164,15 @@ credentials:
   aws:
     source: aws_sigv4
     file: {keys}
+    max_signed_body_bytes: 100000
     placeholder: {{env: AWS_ACCESS_KEY_ID, prefix: AKIA}}
+  bodykey:
+    source: exec
+    command: [{helper}]
+    timeout_ms: {helper_timeout_ms}
+    placeholder: {{env: BODY_KEY, prefix: sk-}}
+    inject: [{{header: X-Api-Key, value: "{{token}}"}}]
+    body: {{json_fields: [api_key], max_bytes: 4096}}
 """
 
 
@@ -207,7 +218,7 @@ def session(g, source="127.0.0.1"):
     s = g.session(policy="sources", source=source)
     assert set(s["placeholders"]) == {"MODEL_API_KEY", "SVC_TOKEN", "HELPER_TOKEN", "KEYED_TOKEN",
                                       "GITHUB_TOKEN", "GIT_PASSWORD", "AWS_ACCESS_KEY_ID",
-                                      "AWS_SECRET_ACCESS_KEY"}, s
+                                      "AWS_SECRET_ACCESS_KEY", "BODY_KEY"}, s
     return s["id"], s["placeholders"]
 
 
@@ -414,6 +425,73 @@ def test_aws_streaming_signatures_are_refused_with_a_reason(make_gw, servers):
     status, headers, _, err = curl_https(g, "https://s3.test/test-bucket/k")
     assert status == 400 and headers.get("x-airlock-reason") == "aws_signature_required", err
     assert s3.requests == [], "an unsigned request reached S3"
+
+
+def test_an_aws_upstream_echo_shows_the_placeholder_key_and_no_session_token(make_gw, servers):
+    _, _, echo, _ = servers
+    g = make_gw()
+    _, ph = session(g)
+    auth = (f"AWS4-HMAC-SHA256 Credential={ph['AWS_ACCESS_KEY_ID']}/20261202/eu-west-1/s3/"
+            "aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=00")
+    status, headers, body, err = curl_https(g, "https://aws-echo.test/b/k", "-H",
+                                            f"Authorization: {auth}", "-H",
+                                            "x-amz-content-sha256: UNSIGNED-PAYLOAD")
+    assert status == 200, err
+    sent = echo.requests[-1]
+    assert AWS_KEY_ID in sent.header("authorization")
+    assert sent.header("x-amz-security-token") == AWS_SESSION_TOKEN
+    seen = body.decode() + json.dumps(headers)
+    assert AWS_KEY_ID not in seen and AWS_SESSION_TOKEN not in seen
+    assert ph["AWS_ACCESS_KEY_ID"] in headers["x-echo-authorization"]
+
+
+def test_json_body_fields_get_the_token_and_the_echo_shows_the_placeholder(make_gw, servers,
+                                                                         tmp_path):
+    _, _, echo, _ = servers
+    g = make_gw()
+    _, ph = session(g)
+    token = (g.tmp / "helper-token").read_text().strip()
+    body = json.dumps({"model": "m", "api_key": ph["BODY_KEY"], "note": "keep " + ph["BODY_KEY"]})
+    status, _, answer, err = curl_https(g, "https://body.test/v1/chat", "-H",
+                                        "Content-Type: application/json", "--data-binary", body)
+    assert status == 200, err
+    sent = json.loads(echo.requests[-1].body)
+    assert sent == {"model": "m", "api_key": token, "note": "keep " + ph["BODY_KEY"]}, sent
+    assert token not in answer.decode() and ph["BODY_KEY"] in answer.decode()
+    rec = wait_events(g, "http.request", 1, host="body.test")[0]
+    assert rec["credentials"] == ["bodykey:X-Api-Key", "bodykey:body:api_key"], rec
+    # Over the body limit: 413, nothing upstream, never a truncated body.
+    (tmp_path / "big.json").write_text(json.dumps({"api_key": ph["BODY_KEY"], "pad": "x" * 5000}))
+    before = len(echo.requests)
+    status, headers, _, err = curl_https(g, "https://body.test/v1/chat", "-H",
+                                         "Content-Type: application/json", "--data-binary",
+                                         f"@{tmp_path / 'big.json'}")
+    assert status == 413 and headers.get("x-airlock-reason") == "request_body_too_large", err
+    assert len(echo.requests) == before
+
+
+def test_aws_bodies_without_a_declared_hash_are_hashed_up_to_the_limit(make_gw, servers,
+                                                                     tmp_path):
+    import boto3
+    from botocore.config import Config
+    *_, s3 = servers
+    g = make_gw()
+    _, ph = session(g)
+    sts = boto3.client(
+        "sts", endpoint_url="https://s3.test", region_name="eu-west-1", verify=g.ca,
+        aws_access_key_id=ph["AWS_ACCESS_KEY_ID"], aws_secret_access_key=ph["AWS_SECRET_ACCESS_KEY"],
+        config=Config(proxies={"https": PROXY}, retries={"max_attempts": 1}))
+    assert sts.get_caller_identity()["Account"] == "123456789012"
+    rec = s3.auth[-1]
+    assert rec.verified and rec.service == "sts" and rec.payload_hash == "body", vars(rec)
+    auth = (f"AWS4-HMAC-SHA256 Credential={ph['AWS_ACCESS_KEY_ID']}/20261202/eu-west-1/sts/"
+            "aws4_request, SignedHeaders=host;x-amz-date, Signature=00")
+    before = len(s3.requests)
+    (tmp_path / "big").write_bytes(b"x" * 150000)
+    status, headers, _, err = curl_https(g, "https://s3.test/", "--data-binary",
+                                         f"@{tmp_path / 'big'}", "-H", f"Authorization: {auth}")
+    assert status == 413 and headers.get("x-airlock-reason") == "request_body_too_large", err
+    assert len(s3.requests) == before
 
 
 def open_metrics():
