@@ -20,7 +20,7 @@ declare -A GROUPS_PKGS=(
            node-llhttp nlohmann-json3-dev libpsl-dev publicsuffix libnftables-dev libcli11-dev"
   [test]="curl openssl nftables iproute2 socat iperf3 python3 python3-yaml python3-jsonschema python3-pytest iputils-ping
           git nodejs python3-requests python3-websockets python3-cryptography python3-boto3
-          awscli"
+          awscli gh"
   [vm]="qemu-system-x86 busybox-static lz4 cpio debootstrap e2fsprogs"
   [bench]="squid-openssl tinyproxy haproxy mitmproxy wrk hey"
 )

@@ -97,6 +97,7 @@ Result<std::string> RunHelper(const std::vector<std::string>& argv,
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  kill(-pid, SIGKILL);  // whatever the helper left running in its group goes with it
   if (timed_out) {
     return Status::Error(program + " did not finish within " + std::to_string(timeout.count()) +
                          " ms (killed)");

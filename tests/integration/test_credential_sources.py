@@ -362,6 +362,14 @@ def test_github_app_installation_token_for_the_api_and_git_clone(make_gw, server
                                                                 "metadata": "read"}}
     assert all(r["claims"]["iss"] == APP_ID and r["status"] == 201
                for r in github.token_requests), github.token_requests
+    # gh, pointed at the local GitHub Enterprise-style API, with the placeholder as GH_TOKEN.
+    gh_env = dict(CLEAN_ENV, HTTPS_PROXY=PROXY, SSL_CERT_FILE=g.ca, GH_HOST="api.github.test",
+                  GH_TOKEN=ph["GITHUB_TOKEN"], GH_CONFIG_DIR=str(tmp_path / "gh"),
+                  GH_NO_UPDATE_NOTIFIER="1", GH_PROMPT_DISABLED="1", HOME=str(tmp_path))
+    out = subprocess.run(["gh", "api", "/user"], env=gh_env, capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr.decode()
+    assert json.loads(out.stdout)["login"], out.stdout
+    assert github.authorizations[-1].split()[1] in github.issued_tokens
     # git: the first request goes without credentials, gets 401, then sends the placeholder.
     env = dict(CLEAN_ENV, HTTPS_PROXY=PROXY, GIT_SSL_CAINFO=g.ca, GIT_TERMINAL_PROMPT="0",
                GIT_CONFIG_NOSYSTEM="1", HOME=str(tmp_path))

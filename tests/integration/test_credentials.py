@@ -256,3 +256,18 @@ def test_a_placeholder_in_a_request_body_to_an_unbound_host_is_blocked(gw, upstr
     status, _, answer, err = curl_https(gw, "https://api.example.test/upload", *args)
     assert status == 200, err
     assert json.loads(answer) == {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+
+
+def test_a_redirect_to_another_host_resending_the_placeholder_is_blocked(gw, upstream):
+    """The gateway follows no redirect; a client that re-sends the placeholder to the redirect's
+    target (curl --location-trusted) is blocked there."""
+    s = new_session(gw)
+    ph = s["placeholders"]["GITHUB_TOKEN"]
+    status, headers, _, err = curl_https(
+        gw, "https://api.example.test/redirect?to=https://other.example.test/landing",
+        "--location-trusted", "-H", f"Authorization: Bearer {ph}")
+    assert status == 403 and headers.get("x-airlock-reason") == "credential_leak_blocked", err
+    assert [r.target.split("?")[0] for r in upstream.requests] == ["/redirect"]
+    assert upstream.requests[0].header("authorization") == f"Bearer {gw.token}"
+    leak = wait_events(gw, "credential.leak_blocked", 1)[0]
+    assert leak["where"] == "header:Authorization" and leak["host"] == "other.example.test", leak

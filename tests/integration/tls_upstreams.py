@@ -17,6 +17,7 @@ import ssl
 import subprocess
 import threading
 import time
+import urllib.parse
 import warnings
 
 from conftest import listen, serve
@@ -147,6 +148,7 @@ class HttpsUpstream:
       /download?bytes=N   N bytes of pattern_blocks(N), streamed; `sent_sha256` afterwards
       /slow?ms=N      answers after N ms of silence
       /echo           reflects the request's Authorization in a header and a JSON body
+      /redirect?to=U  302 to U
       /upload         digests the body as it arrives; answers {"bytes": n, "sha256": hex}
                       (sends 100 Continue first when asked to)
       /ws             WebSocket: 101, then echoes every message (recorded in ws_messages)
@@ -288,6 +290,11 @@ class HttpsUpstream:
             half = len(body) // 2  # two writes: the value may arrive split
             tls.sendall(body[:half])
             tls.sendall(body[half:])
+            return not close
+        if path == "/redirect":
+            to = urllib.parse.parse_qs(req.target.split("?", 1)[1])["to"][0]
+            tls.sendall(b"HTTP/1.1 302 Found\r\nLocation: " + to.encode() +
+                        b"\r\nContent-Length: 0\r\n\r\n")
             return not close
         if path == "/upload":
             body = json.dumps({"bytes": req.body_len, "sha256": req.body_sha256}).encode()
