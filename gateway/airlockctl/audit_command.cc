@@ -29,7 +29,7 @@ bool Matches(const Record& r, const AuditFilter& f) {
 }
 
 void PrintTableHeader(std::ostream& out) {
-  out << std::left << std::setw(28) << "TS" << std::setw(18) << "EVENT" << std::setw(21)
+  out << std::left << std::setw(28) << "TS" << std::setw(29) << "EVENT" << std::setw(21)
       << "SESSION" << std::setw(9) << "DECISION" << std::setw(24) << "REASON"
       << "DESTINATION (RULE)\n";
 }
@@ -39,7 +39,7 @@ void PrintTableRow(const Record& r, std::ostream& out) {
   if (r.contains("port")) dest += ":" + FieldText(r, "port");
   if (r.contains("name")) dest += FieldText(r, "name") + " " + FieldText(r, "qtype");  // dns.query
   if (r.contains("rule")) dest += " (" + FieldText(r, "rule") + ")";
-  out << std::left << std::setw(28) << FieldText(r, "ts") << std::setw(18) << FieldText(r, "event")
+  out << std::left << std::setw(28) << FieldText(r, "ts") << std::setw(29) << FieldText(r, "event")
       << std::setw(21) << FieldText(r, "session") << std::setw(9) << FieldText(r, "decision")
       << std::setw(24) << FieldText(r, "reason") << dest << "\n";
 }

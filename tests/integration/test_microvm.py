@@ -431,3 +431,19 @@ def test_firecracker_end_to_end(env):
     r = vmlaunch("run", "--backend", "firecracker", *args, "--json", "--", "uname", "-r")
     assert r.returncode == 0, r.stderr
     assert leftovers(g, state) == CLEAN
+
+
+def test_credentials_in_a_microvm():
+    """The README's credential demo, end to end: from inside a microVM on the root disk, git clone
+    and the GitHub API with $GITHUB_TOKEN (a placeholder) reach a local GitHub-like server with
+    real installation tokens the gateway minted through a GitHub App; the placeholder sent to
+    another allowed host is blocked. The demo checks what the upstreams received and exits
+    non-zero otherwise."""
+    if not ROOTFS_IMAGE:
+        pytest.skip("no root-disk image (built by the microvm.rootfs_image CTest fixture)")
+    demo = os.path.join(os.environ["AIRLOCK_SOURCE"], "scripts", "demo", "vm_credentials_demo.py")
+    r = subprocess.run(["/usr/bin/python3", demo], capture_output=True, text=True, timeout=400,
+                       env=dict(os.environ, AIRLOCK_ROOTFS_IMAGE=ROOTFS_IMAGE))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "carrying the placeholder: 0" in r.stdout and "credential_leak_blocked" in r.stdout
+    assert "the paste service received 0 request(s)" in r.stdout
