@@ -12,11 +12,7 @@
 
 #include "gateway/audit/chain.h"
 #include "gateway/base/base64.h"
-#include "gateway/credentials/injection.h"
-#include "gateway/credentials/placeholder.h"
-#include "gateway/credentials/sigv4.h"
 #include "gateway/http/denial.h"
-#include "gateway/http/percent_encoding.h"
 #include "gateway/net/host.h"
 #include "gateway/server/sockaddr.h"
 #include "gateway/server/tls_bufferevent.h"
@@ -25,9 +21,6 @@
 
 namespace airlock::server {
 namespace {
-
-// Request bodies are scanned for placeholders up to this many bytes each (docs/CREDENTIALS.md).
-constexpr uint64_t kBodyScanLimit = 64ull << 20;
 
 constexpr ev_ssize_t kMaxIo =
     256 << 10;  // bytes per read(2)/write(2); libevent's default is 16 KiB
@@ -83,7 +76,8 @@ ProxyConnection::ProxyConnection(GatewayState& g, WorkerConnections& w, evutil_s
       request_(http::MessageParser::Kind::kRequest,
                {g.config.max_request_line, g.config.max_head_bytes, g.config.max_headers}),
       response_(http::MessageParser::Kind::kResponse,
-                {g.config.max_request_line, g.config.max_head_bytes, g.config.max_headers}) {
+                {g.config.max_request_line, g.config.max_head_bytes, g.config.max_headers}),
+      guard_(*g.sessions, *g.credentials) {
   client_.reset(
       bufferevent_socket_new(w.worker.base(), fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS));
   bufferevent_setcb(client_.get(), OnClientRead, OnClientWrite, OnClientEvent, this);
@@ -124,7 +118,7 @@ audit::Record ProxyConnection::BaseRecord(const char* event) const {
   r["src"] = peer_ip_;
   r["src_port"] = peer_port_;
   if (!target_.host.empty()) {
-    r["host"] = ScrubPlaceholders(target_.host);  // a name can carry one (CONNECT, SNI)
+    r["host"] = guard_.Scrub(target_.host);  // a name can carry one (CONNECT, SNI)
     r["port"] = target_.port;
   }
   if (original_dst_) r["original_ip"] = original_dst_->ToString();
@@ -157,7 +151,7 @@ void ProxyConnection::AuditOpen(const std::string& decision, const std::string& 
 void ProxyConnection::AuditRequest(const RequestSummary& s) {
   audit::Record rec = BaseRecord("http.request");
   rec["method"] = s.method;
-  rec["path"] = ScrubPlaceholders(s.path);
+  rec["path"] = guard_.Scrub(s.path);
   rec["status"] = s.status;
   rec["decision"] = std::string(policy::VerdictName(decision_.verdict));
   rec["reason"] = std::string(policy::ReasonName(decision_.reason));
@@ -165,14 +159,14 @@ void ProxyConnection::AuditRequest(const RequestSummary& s) {
   rec["bytes_down"] = s.bytes_down;
   rec["duration_ms"] = s.duration.count();
   if (inspected_) rec["tls"] = "inspected";
-  if (!injected_.empty()) rec["credentials"] = injected_;  // names and headers, never values
+  if (!guard_.injected().empty()) rec["credentials"] = guard_.injected();  // never values
   g_.audit->Append(std::move(rec));
 }
 
 void ProxyConnection::DenyRequest(const Refusal& refusal, uint64_t bytes_up) {
   audit::Record rec = BaseRecord("http.request");
   rec["method"] = request_.head().method;
-  rec["path"] = ScrubPlaceholders(audit::RedactTarget(request_.head().target));
+  rec["path"] = guard_.Scrub(audit::RedactTarget(request_.head().target));
   rec["status"] = refusal.status;
   rec["decision"] = "deny";
   rec["reason"] = refusal.reason;
@@ -318,8 +312,7 @@ ProxyConnection::Admission ProxyConnection::AdmitRequest(const http::HttpHead& h
   // Each request is decided by the policies in force now: a reload that narrows a rule's
   // methods or paths applies to the next request of a kept-alive connection.
   policies_ = g_.policies.Get();
-  body_tail_.clear();
-  body_scanned_ = 0;
+  guard_.StartRequest();
   if (inspected_) return AdmitInspected(head);
   TargetContext tc{
       mode_ == Mode::kTransparent ? TargetForm::kCaptured : TargetForm::kProxy, original_port_, {}};
@@ -381,96 +374,51 @@ ProxyConnection::Admission ProxyConnection::AdmitInspected(const http::HttpHead&
   return Admission::kPending;
 }
 
-// Credentials (docs/CREDENTIALS.md).
+// Credentials (docs/CREDENTIALS.md): the guard decides and rewrites; the records and answers
+// are written here.
 
-bool ProxyConnection::Binds(std::string_view credential) const {
-  return inspected_ && decision_.allowed() && decision_.rule &&
-         std::find(decision_.rule->credentials.begin(), decision_.rule->credentials.end(),
-                   credential) != decision_.rule->credentials.end();
+CredentialGuard::Scope ProxyConnection::GuardScope() const {
+  CredentialGuard::Scope scope;
+  scope.session = session_ ? &*session_ : nullptr;
+  if (inspected_ && decision_.allowed() && decision_.rule) {
+    scope.bound = &decision_.rule->credentials;
+  }
+  scope.target = &target_;
+  return scope;
+}
+
+Refusal ProxyConnection::AuditLeak(const CredentialGuard::Leak& leak) {
+  audit::Record r = BaseRecord("credential.leak_blocked");
+  r["credential"] = leak.credential;
+  r["where"] = leak.where;
+  if (!leak.placeholder_session.empty()) r["placeholder_session"] = leak.placeholder_session;
+  g_.audit->Append(std::move(r));
+  return CredentialGuard::LeakRefusal(leak, target_.host);
 }
 
 bool ProxyConnection::FindLeak(const http::HttpHead* head) {
-  std::vector<credentials::ScannedText> sites;
-  if (head) sites = credentials::PlaceholderSites(*head);
-  if (target_.tunnel)
-    sites.push_back({target_.protocol == policy::Protocol::kTls && mode_ == Mode::kTransparent
-                         ? "sni"
-                         : "connect",
-                     target_.host});
-  for (const auto& site : sites) {
-    std::set<std::string> keys;
-    credentials::CollectPlaceholderKeys(site.text, &keys);
-    auto owner = g_.sessions->FindPlaceholder(keys);
-    if (!owner) continue;
-    auto refusal = LeakRefusal(*owner, site.where);
-    if (!refusal) continue;  // injected below
-    if (inspected_) {
-      DenyRequest(*refusal);
-    } else {
-      Deny(*refusal);
-    }
-    return true;
+  std::string_view name_where;
+  if (target_.tunnel) {
+    name_where = target_.protocol == policy::Protocol::kTls && mode_ == Mode::kTransparent
+                     ? "sni"
+                     : "connect";
   }
-  return false;
-}
-
-std::optional<Refusal> ProxyConnection::LeakRefusal(const control::PlaceholderOwner& owner,
-                                                    const std::string& where) {
-  // A session's own placeholder, to a host whose rule binds its credential.
-  if (session_ && owner.session == session_->id && Binds(owner.credential)) return std::nullopt;
-  audit::Record r = BaseRecord("credential.leak_blocked");
-  r["credential"] = owner.credential;
-  r["where"] = where;
-  if (!session_ || owner.session != session_->id) r["placeholder_session"] = owner.session;
-  g_.audit->Append(std::move(r));
-  return Refusal{403, "credential_leak_blocked",
-                 "the request carries the placeholder of credential '" + owner.credential +
-                     "', which may not go to " + target_.host,
-                 "placeholders are swapped for credentials only on requests to the hosts "
-                 "whose rule binds them; send it nowhere else"};
+  auto leak = guard_.FindInHead(GuardScope(), head, name_where);
+  if (!leak) return false;
+  RefuseForwarded(AuditLeak(*leak), 0);
+  return true;
 }
 
 std::optional<Refusal> ProxyConnection::RequestBodyLeak(std::string_view piece) {
-  if (body_scanned_ >= kBodyScanLimit) return std::nullopt;
-  piece = piece.substr(0, std::min<uint64_t>(piece.size(), kBodyScanLimit - body_scanned_));
-  body_scanned_ += piece.size();
-  std::string text = body_tail_;
-  text.append(piece);
-  std::set<std::string> keys;
-  credentials::CollectPlaceholderKeys(text, &keys);
-  // Keep enough to find a placeholder split across reads, percent-encoded at worst.
-  constexpr size_t kTail = 3 * credentials::kPlaceholderKeyLength;
-  body_tail_ = text.substr(text.size() - std::min(text.size(), kTail));
-  auto owner = g_.sessions->FindPlaceholder(keys);
-  return owner ? LeakRefusal(*owner, "body") : std::nullopt;
+  auto leak = guard_.FindInBody(GuardScope(), piece);
+  if (!leak) return std::nullopt;
+  return AuditLeak(*leak);
 }
 
-size_t ProxyConnection::WholeBodyLimit() {
-  size_t limit = 0;
-  for (const auto& b : body_credentials_) {
-    limit = std::max(limit,
-                     b.config->signs_requests() ? b.config->max_signed_body : b.config->max_body);
-  }
-  return limit;
-}
+size_t ProxyConnection::WholeBodyLimit() { return guard_.WholeBodyLimit(); }
 
 std::optional<Refusal> ProxyConnection::RewriteRequest(http::HttpHead* head, std::string* body) {
-  for (const auto& b : body_credentials_) {
-    if (b.config->signs_requests()) {
-      if (auto refusal = credentials::ResignSigV4(head, target_.origin_target, b.token,
-                                                  std::chrono::system_clock::now(), *body)) {
-        return Refusal{400, refusal->reason, refusal->message,
-                       "sign with the placeholder keys the sandbox was given"};
-      }
-      continue;
-    }
-    for (const auto& field : credentials::InjectJsonFields(body, b.config->body_json_fields,
-                                                           b.placeholder, b.token.value)) {
-      injected_.push_back(b.config->name + ":body:" + field);
-    }
-  }
-  body_credentials_.clear();
-  return std::nullopt;
+  return guard_.RewriteBody(GuardScope(), head, body);
 }
 
 void ProxyConnection::RefuseForwarded(const Refusal& refusal, uint64_t bytes_up) {
@@ -481,106 +429,21 @@ void ProxyConnection::RefuseForwarded(const Refusal& refusal, uint64_t bytes_up)
   }
 }
 
-std::string ProxyConnection::ScrubPlaceholders(std::string path) const {
-  std::set<std::string> keys;
-  credentials::CollectPlaceholderKeys(path, &keys);
-  for (const auto& key : keys) {
-    if (!g_.sessions->FindPlaceholder({key})) continue;
-    // Case-insensitively, where it stands; an encoded form hides the whole path.
-    std::string lower = path;
-    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    size_t at = lower.find(key);
-    if (at == std::string::npos) return "/[redacted: carries a placeholder]";
-    path.replace(at, key.size(), "_");
-    return ScrubPlaceholders(std::move(path));
-  }
-  return path;
-}
-
 std::unique_ptr<credentials::ReflectionFilter> ProxyConnection::ResponseFilter() {
-  if (reflections_.empty()) return nullptr;
-  return std::make_unique<credentials::ReflectionFilter>(reflections_);
+  return guard_.ResponseFilter();
 }
 
 void ProxyConnection::AuditReflection(const std::string& where) {
   audit::Record r = BaseRecord("credential.reflection_blocked");
-  r["credentials"] = injected_;
+  r["credentials"] = guard_.injected();
   r["where"] = where;
   g_.audit->Append(std::move(r));
 }
 
 bool ProxyConnection::InjectCredentials() {
-  injected_.clear();
-  reflections_.clear();
-  body_credentials_.clear();
-  if (!decision_.rule || !session_) return true;
-  for (const auto& name : decision_.rule->credentials) {
-    const control::Placeholder* placeholder = session_->PlaceholderFor(name);
-    const config::CredentialConfig* c = g_.credentials->Find(name);
-    auto token = g_.credentials->TokenFor(name, {session_->id, target_.host},
-                                          std::chrono::system_clock::now());
-    if (!placeholder || !c || !token.ok()) {
-      DenyRequest(Refusal{503, "credential_unavailable",
-                          "credential '" + name + "' has no valid token right now",
-                          "retry later; operators: check the credential's source"});
-      return false;
-    }
-    const http::HttpHead& head = request_.head();
-    const bool has_body = head.framing == http::BodyFraming::kChunked ||
-                          (head.framing == http::BodyFraming::kLength && head.content_length > 0);
-    if (c->signs_requests() && has_body && !head.Find("X-Amz-Content-Sha256")) {
-      if (c->max_signed_body == 0) {
-        DenyRequest(
-            Refusal{400, "aws_payload_hash_required",
-                    "credential '" + name + "' hashes no request bodies (max_signed_body_bytes: 0)",
-                    "send an X-Amz-Content-Sha256 header (the body's SHA-256, or "
-                    "UNSIGNED-PAYLOAD)"});
-        return false;
-      }
-      body_credentials_.push_back({c, placeholder->value, token.value()});  // signed once read
-      injected_.push_back(name + ":Authorization");
-      reflections_.emplace_back(token->key_id, placeholder->value);
-      if (!token->session_token.empty()) reflections_.emplace_back(token->session_token, "");
-      continue;
-    }
-    if (c->signs_requests()) {
-      if (auto refusal =
-              credentials::ResignSigV4(&request_.mutable_head(), target_.origin_target,
-                                       token.value(), std::chrono::system_clock::now())) {
-        DenyRequest(Refusal{400, refusal->reason, refusal->message,
-                            "sign with the placeholder keys the sandbox was given"});
-        return false;
-      }
-      injected_.push_back(name + ":Authorization");
-      // An echo shows the placeholder key id; a session token is not the sandbox's to see.
-      reflections_.emplace_back(token->key_id, placeholder->value);
-      if (!token->session_token.empty()) reflections_.emplace_back(token->session_token, "");
-      continue;
-    }
-    for (const auto& header :
-         credentials::InjectCredential(&request_.mutable_head(), &target_.origin_target, *c,
-                                       placeholder->value, token->value)) {
-      injected_.push_back(name + ":" + header);
-    }
-    if (!c->body_json_fields.empty() && has_body) {
-      const std::string* type = head.Find("Content-Type");
-      if (type && type->find("json") != std::string::npos && !head.Find("Content-Encoding")) {
-        body_credentials_.push_back({c, placeholder->value, token.value()});
-      }
-    }
-    reflections_.emplace_back(token->value, placeholder->value);
-    for (const auto& injection : c->inject) {
-      if (!injection.query.empty()) {
-        std::string encoded = http::PercentEncode(token->value);
-        if (encoded != token->value) reflections_.emplace_back(encoded, placeholder->value);
-      }
-      if (injection.value.base64) {
-        reflections_.emplace_back(injection.value.Encoded(token->value),
-                                  injection.value.Encoded(placeholder->value));
-      }
-    }
-  }
-  return true;
+  auto refusal = guard_.Inject(GuardScope(), &request_.mutable_head(), &target_.origin_target);
+  if (refusal) DenyRequest(*refusal);
+  return !refusal;
 }
 
 // Callbacks: admission phases here, everything after the dial to the relay.

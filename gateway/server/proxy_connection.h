@@ -24,6 +24,7 @@
 #include "gateway/http/message_parser.h"
 #include "gateway/net/ip_address.h"
 #include "gateway/policy/decide.h"
+#include "gateway/server/credential_guard.h"
 #include "gateway/server/event_loop.h"
 #include "gateway/server/gateway_state.h"
 #include "gateway/server/http_exchange.h"
@@ -122,23 +123,18 @@ class ProxyConnection : public ExchangeHost {
   void FailInspected(const Refusal& refusal);
   Admission AdmitInspected(const http::HttpHead& head);
   void StartRelay();
-  // Credentials: a placeholder where its credential may not go blocks the request (true, and
-  // the connection is refusing); the rule's credentials are written into an allowed inspected
-  // request (false when one has no valid token: refused with 503).
+  // Credentials (guard_ decides): a placeholder where its credential may not go blocks the
+  // request (true, and the connection is refusing); the rule's credentials are written into an
+  // allowed inspected request (false when one cannot be: refused).
+  CredentialGuard::Scope GuardScope() const;
   bool FindLeak(const http::HttpHead* head);
   bool InjectCredentials();
-  bool Binds(std::string_view credential) const;
-  // `path` (or a host name) for the audit log: a placeholder in it (any session's) replaced by
-  // "_".
-  std::string ScrubPlaceholders(std::string path) const;
+  // The credential.leak_blocked record, and the answer to give.
+  Refusal AuditLeak(const CredentialGuard::Leak& leak);
 
   void Deny(const Refusal& refusal);
   // A request refused inside inspected TLS: its http.request record, then the answer.
   void DenyRequest(const Refusal& refusal, uint64_t bytes_up = 0);
-  // The placeholder found at `where` may not go to this destination: its record and the
-  // refusal; nullopt when it may (the session's own, to a host whose rule binds it).
-  std::optional<Refusal> LeakRefusal(const control::PlaceholderOwner& owner,
-                                     const std::string& where);
   const char* TlsMode() const;
   void AuditOpen(const std::string& decision, const std::string& reason);
   const char* ProtoName() const;
@@ -165,18 +161,6 @@ class ProxyConnection : public ExchangeHost {
   std::optional<control::Session> session_;
   std::shared_ptr<const policy::PolicySet> policies_;
 
-  // Credentials written into (or signing) the current request's body once it is read whole.
-  struct BodyCredential {
-    const config::CredentialConfig* config;
-    std::string placeholder;
-    credentials::Token token;
-  };
-  std::vector<BodyCredential> body_credentials_;
-  // Request body leak scanning: the last bytes scanned (a placeholder split across reads) and
-  // how many were scanned (up to kBodyScanLimit).
-  std::string body_tail_;
-  uint64_t body_scanned_ = 0;
-
   // The destination of the current request or tunnel, and what was decided for it.
   Target target_;
   policy::Decision decision_;
@@ -193,9 +177,7 @@ class ProxyConnection : public ExchangeHost {
   std::optional<Refusal> upstream_failure_;  // answers the next request inside TLS
   std::string tls_error_;                    // why the upstream's handshake failed
   std::string client_tls_error_;             // why the sandbox's handshake failed
-  std::vector<std::string> injected_;        // "credential:header" for the current request
-  // What the current request carried upstream, and the placeholder to show instead.
-  std::vector<std::pair<std::string, std::string>> reflections_;
+  CredentialGuard guard_;                    // the current request's placeholders and credentials
 
   uint64_t bytes_up_ = 0;
   uint64_t bytes_down_ = 0;
