@@ -95,7 +95,7 @@ def servers(pki, app_key):
         s.stop()
 
 
-def gateway_config(d, pki, app_key, tokens, helper_timeout_ms=5000):
+def gateway_config(d, pki, app_key, tokens, helper_timeout_ms=5000, extra=""):
     secret = d / "client-secret"
     secret.write_text(tokens.client_secret + "\n")
     jwt_key = d / "jwt.pem"
@@ -173,7 +173,7 @@ credentials:
     placeholder: {{env: BODY_KEY, prefix: sk-}}
     inject: [{{header: X-Api-Key, value: "{{token}}"}}]
     body: {{json_fields: [api_key], max_bytes: 4096}}
-"""
+{extra}"""
 
 
 @pytest.fixture
@@ -194,6 +194,7 @@ def make_gw(tmp_path, dns, no_canary_hits, pki, app_key, servers):
         started.append(g)
         return g
 
+    make.tmp = tmp_path
     for s in servers:
         s.reset()
     tokens.fail = None
@@ -381,6 +382,29 @@ def test_github_app_installation_token_for_the_api_and_git_clone(make_gw, server
     served = [r for r in github.git_requests if r["authorized"]]
     assert served and all(r["user"] == "x-access-token" for r in served), github.git_requests
     assert ph["GIT_PASSWORD"] not in (tmp_path / "clone" / ".git" / "config").read_text() or True
+
+
+def test_a_token_endpoint_with_an_untrusted_certificate_is_never_sent_the_secret(make_gw, pki,
+                                                                                 servers):
+    """The broker's own HTTPS client verifies the token endpoint like any upstream: a
+    certificate from another CA fails the handshake before the client secret is sent."""
+    tokens, *_ = servers
+    rogue = TokenEndpoint("127.0.0.35", TOKEN_PORT, *pki.leaf("rogue", ["127.0.0.35"], rogue=True),
+                          client_secret=tokens.client_secret).start()
+    try:
+        g = make_gw(extra=(
+            "  rogue:\n"
+            "    source: oauth2_client_credentials\n"
+            f"    token_url: https://127.0.0.35:{TOKEN_PORT}/token\n"
+            f"    client_id: {tokens.client_id}\n"
+            f"    client_secret_file: {make_gw.tmp / 'client-secret'}\n"
+            "    placeholder: {env: ROGUE}\n"
+            "    inject: [{header: Authorization, value: \"Bearer {token}\"}]\n"))
+        rec = wait_events(g, "credential.error", 1, credential="rogue")[0]
+        assert "TLS handshake failed" in rec["error"] and rec["token_valid"] is False, rec
+        assert rogue.request_count == 0, "the client secret went to an unverified endpoint"
+    finally:
+        rogue.stop()
 
 
 def test_aws_sigv4_requests_are_signed_again_with_the_real_keys(make_gw, servers, tmp_path):
