@@ -61,7 +61,9 @@ std::vector<std::string> NetnsEnvironment(const std::string& proxy, const std::s
   env.try_emplace("no_proxy", "localhost,127.0.0.1");
   env.try_emplace("AIRLOCK_SESSION", session);
   if (!ca_bundle.empty()) AddCaTrustEnv(ca_bundle, &env);
-  for (const auto& [name, value] : placeholders) env.try_emplace(name, value);
+  // A placeholder wins over a --env of the same name, as in a microVM: a real secret passed by
+  // mistake never reaches the sandbox under a credential's name.
+  for (const auto& [name, value] : placeholders) env[name] = value;
   std::vector<std::string> out;
   for (const auto& [k, v] : env) out.push_back(k + "=" + v);
   return out;

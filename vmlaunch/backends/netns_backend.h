@@ -34,8 +34,8 @@ std::string NetnsHostLink(const net::Cidr& pool, const net::IpAddress& block);
 std::string NetnsFilesDir(const std::string& state_dir, const std::string& netns);
 
 // The command's environment as K=V: the proxy variables, the session, the CA variables pointing
-// at `ca_bundle` (none if it is ""), the credentials' placeholders (variable -> placeholder),
-// then the user's variables, which win over all of these.
+// at `ca_bundle` (none if it is ""), and the user's variables, which win over these; then the
+// credentials' placeholders (variable -> placeholder), which win over the user's.
 std::vector<std::string> NetnsEnvironment(const std::string& proxy, const std::string& session,
                                           const std::string& ca_bundle,
                                           const std::map<std::string, std::string>& placeholders,
