@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 extern char** environ;
 
@@ -94,8 +95,19 @@ Result<std::string> RunHelper(const std::vector<std::string>& argv,
   }
   close(pipe_fds[0]);
   if (timed_out || too_big) kill(-pid, SIGKILL);
+  // Its output is complete; it must still exit within the deadline.
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  for (;;) {
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid || (r < 0 && errno != EINTR)) break;
+    if (r == 0 && std::chrono::steady_clock::now() >= deadline && !timed_out) {
+      timed_out = true;
+      kill(-pid, SIGKILL);
+    }
+    if (r == 0) {
+      timespec pause{0, 5'000'000};  // 5 ms between looks; helpers exit right after printing
+      nanosleep(&pause, nullptr);
+    }
   }
   kill(-pid, SIGKILL);  // whatever the helper left running in its group goes with it
   if (timed_out) {

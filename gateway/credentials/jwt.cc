@@ -21,7 +21,9 @@ using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, tls::OpenSslFree<ECDSA_SIG_free>>
 Result<std::shared_ptr<const JwtSigner>> JwtSigner::FromPemFile(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "r");
   if (!f) return Status::Error("cannot read the key file " + path);
-  tls::EvpPkeyPtr key(PEM_read_PrivateKey(f, nullptr, nullptr, nullptr));
+  // No pass phrase: an encrypted key fails here instead of prompting on a terminal.
+  tls::EvpPkeyPtr key(PEM_read_PrivateKey(
+      f, nullptr, [](char*, int, int, void*) { return 0; }, nullptr));
   std::fclose(f);
   ERR_clear_error();
   if (!key) return Status::Error(path + " holds no PEM private key");

@@ -57,7 +57,9 @@ std::string PercentDecode(std::string_view s) {
 
 std::string CanonicalUri(std::string_view path, std::string_view service) {
   if (path.empty()) return "/";
-  if (service == "s3") return std::string(path);  // S3: as sent, neither normalised nor re-encoded
+  // S3: as sent. Others: dot segments removed, then the path as sent encoded once more (what the
+  // AWS SDKs sign: a properly escaped path ends up encoded twice).
+  if (service == "s3") return std::string(path);
   std::vector<std::string> segments;
   auto parts = Split(path.substr(1), '/');
   for (size_t i = 0; i < parts.size(); ++i) {
@@ -68,7 +70,7 @@ std::string CanonicalUri(std::string_view path, std::string_view service) {
       continue;
     }
     if (p.empty() && i + 1 != parts.size()) continue;  // collapse "//"
-    segments.push_back(http::PercentEncode(PercentDecode(p)));
+    segments.emplace_back(p);  // as sent: its escapes are encoded again below
   }
   std::string out;
   for (const auto& s : segments) out += "/" + http::PercentEncode(s);

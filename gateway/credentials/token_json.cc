@@ -2,6 +2,8 @@
 #include "gateway/credentials/token_json.h"
 
 #include <charconv>
+#include <climits>
+#include <cstdint>
 #include <ctime>
 
 namespace airlock::credentials {
@@ -16,6 +18,14 @@ bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
   }
   *out = v;
   return true;
+}
+
+// Unix seconds as a time point. The clock counts nanoseconds and ends in 2262: anything past
+// 2200 ("9999-12-31T23:59:59Z" is a common "never") means no expiry rather than a wrap.
+TimePoint FromUnixSeconds(int64_t seconds) {
+  constexpr int64_t kYear2200 = 7258118400;
+  if (seconds >= kYear2200) return TimePoint::max();
+  return TimePoint(std::chrono::seconds(seconds));
 }
 
 std::optional<nlohmann::json> ParseObject(std::string_view output) {
@@ -37,8 +47,9 @@ std::optional<TimePoint> ParseRfc3339(std::string_view s) {
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
   size_t pos = 19;
   if (pos < s.size() && s[pos] == '.') {
-    ++pos;
+    size_t digits = ++pos;
     while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') ++pos;
+    if (pos == digits) return std::nullopt;  // a '.' needs digits
   }
   long offset = 0;
   if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
@@ -49,6 +60,7 @@ std::optional<TimePoint> ParseRfc3339(std::string_view s) {
         !Digits(s, pos + 4, 2, &om)) {
       return std::nullopt;
     }
+    if (oh > 23 || om > 59) return std::nullopt;
     offset = (s[pos] == '+' ? 1 : -1) * (oh * 3600L + om * 60L);
     pos += 6;
   } else {
@@ -62,16 +74,24 @@ std::optional<TimePoint> ParseRfc3339(std::string_view s) {
   tm.tm_hour = h;
   tm.tm_min = mi;
   tm.tm_sec = sec;
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (d > kDays[mo - 1] + (mo == 2 && leap ? 1 : 0)) return std::nullopt;  // February 31st
   time_t t = timegm(&tm);
-  return std::chrono::system_clock::from_time_t(t - offset);
+  return FromUnixSeconds(static_cast<int64_t>(t) - offset);
 }
 
 std::optional<TimePoint> ParseExpiry(const nlohmann::json& value) {
   if (value.is_string()) return ParseRfc3339(value.get_ref<const std::string&>());
-  if (value.is_number_integer() || value.is_number_unsigned()) {
+  if (value.is_number_unsigned()) {
+    uint64_t v = value.get<uint64_t>();
+    if (v == 0) return std::nullopt;
+    return FromUnixSeconds(v > uint64_t{INT64_MAX} ? INT64_MAX : static_cast<int64_t>(v));
+  }
+  if (value.is_number_integer()) {
     auto v = value.get<int64_t>();
-    if (v <= 0 || v > 32503680000) return std::nullopt;  // before year 3000
-    return std::chrono::system_clock::from_time_t(static_cast<time_t>(v));
+    if (v <= 0) return std::nullopt;
+    return FromUnixSeconds(v);
   }
   return std::nullopt;
 }

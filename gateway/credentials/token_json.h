@@ -1,5 +1,6 @@
 // Reading what token issuers print or answer: expiry times as RFC 3339 text
-// ("2026-12-02T10:00:00Z", fractional seconds and offsets accepted) or Unix seconds, and helper
+// ("2026-12-02T10:00:00Z", fractional seconds and offsets accepted; past 2200, no expiry) or Unix
+// seconds, and helper
 // output in the exec and AWS credential_process shapes. Never throws; errors never quote a token.
 // Pure; no threads.
 #pragma once

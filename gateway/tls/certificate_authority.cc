@@ -138,7 +138,9 @@ Result<std::unique_ptr<CertificateAuthority>> CertificateAuthority::LoadOrCreate
   X509Ptr cert(PEM_read_bio_X509(cbio.get(), nullptr, nullptr, nullptr));
   if (!cert) return Status::Error(cert_path + " holds no PEM certificate");
   BioPtr kbio(BIO_new_mem_buf(key_pem->data(), static_cast<int>(key_pem->size())));
-  EvpPkeyPtr key(PEM_read_bio_PrivateKey(kbio.get(), nullptr, nullptr, nullptr));
+  // No pass phrase: an encrypted key is refused instead of prompting on a terminal.
+  EvpPkeyPtr key(PEM_read_bio_PrivateKey(
+      kbio.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr));
   OPENSSL_cleanse(key_pem.value().data(), key_pem->size());
   ERR_clear_error();
   if (!key) return Status::Error(key_path + " holds no PEM private key (or it is encrypted)");
