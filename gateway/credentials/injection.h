@@ -30,8 +30,9 @@ std::vector<std::string> InjectJsonFields(std::string* body, const std::vector<s
                                           std::string_view placeholder, std::string_view token);
 
 // Where a request head may carry a placeholder, and what stands there, for the leak check: the
-// request target ("url"), every header value ("header:NAME"), Basic credentials decoded
-// ("header:NAME (basic)"). Never holds Proxy-Authorization (the session's own token).
+// request target ("url") and the base64 runs in it decoded ("url (base64)"), every header value
+// ("header:NAME"), Basic credentials decoded ("header:NAME (basic)"). Never holds
+// Proxy-Authorization (the session's own token).
 struct ScannedText {
   std::string where;
   std::string text;

