@@ -362,6 +362,10 @@ void Http1Exchange::OnUpstreamEof() {
     }
     return;
   }
+  if (state_ == State::kBufferingBody) {
+    host_.Close("upstream_closed");  // it went away while the body was being read for it
+    return;
+  }
   host_.DropUpstream();  // an idle kept-alive upstream went away
 }
 
