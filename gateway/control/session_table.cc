@@ -220,12 +220,19 @@ const Placeholder* Session::PlaceholderFor(std::string_view credential) const {
 
 void SessionTable::Index(const Session& s) {
   for (const auto& p : s.placeholders) {
-    placeholders_[credentials::PlaceholderKey(p.value)] = {s.id, p.credential};
+    std::string key = credentials::PlaceholderKey(p.value);
+    placeholder_filter_.Add(key);
+    placeholders_[std::move(key)] = {s.id, p.credential};
   }
 }
 
 void SessionTable::Unindex(const Session& s) {
+  if (s.placeholders.empty()) return;
   for (const auto& p : s.placeholders) placeholders_.erase(credentials::PlaceholderKey(p.value));
+  std::vector<std::string_view> keys;
+  keys.reserve(placeholders_.size());
+  for (const auto& [key, owner] : placeholders_) keys.push_back(key);
+  placeholder_filter_.Rebuild(keys);
 }
 
 std::optional<PlaceholderOwner> SessionTable::FindPlaceholder(

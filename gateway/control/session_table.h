@@ -22,6 +22,7 @@
 
 #include "gateway/base/clock.h"
 #include "gateway/base/status.h"
+#include "gateway/credentials/placeholder.h"
 #include "gateway/net/ip_address.h"
 
 namespace airlock::control {
@@ -100,6 +101,9 @@ class SessionTable {
 
   // The owner of the first of `keys` that is a placeholder's key (credentials/placeholder.h).
   std::optional<PlaceholderOwner> FindPlaceholder(const std::set<std::string>& keys) const;
+  // The first five digits of every live placeholder's key: lets a scan of a large body skip
+  // the windows that cannot be one. Read without the table's lock.
+  const credentials::KeyFilter& placeholder_filter() const { return placeholder_filter_; }
 
   // Removes expired sessions and returns them.
   std::vector<Session> Expire();
@@ -114,6 +118,7 @@ class SessionTable {
   mutable std::shared_mutex mu_;
   std::map<std::string, Session> sessions_;
   std::unordered_map<std::string, PlaceholderOwner> placeholders_;  // by key
+  credentials::KeyFilter placeholder_filter_;                       // over placeholders_
 };
 
 }  // namespace airlock::control

@@ -1,57 +1,100 @@
 // Placeholder generation and scanning (see placeholder.h).
 #include "gateway/credentials/placeholder.h"
 
+#include <algorithm>
+#include <array>
 #include <cctype>
+#include <cstring>
 
 #include "gateway/crypto/random.h"
 
 namespace airlock::credentials {
 namespace {
 
-bool IsHex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
+// Hex digit values, -1 for other bytes.
+constexpr std::array<int8_t, 256> kHexValue = [] {
+  std::array<int8_t, 256> t{};
+  for (auto& v : t) v = -1;
+  for (int c = '0'; c <= '9'; ++c) t[c] = static_cast<int8_t>(c - '0');
+  for (int c = 'a'; c <= 'f'; ++c) t[c] = static_cast<int8_t>(c - 'a' + 10);
+  for (int c = 'A'; c <= 'F'; ++c) t[c] = static_cast<int8_t>(c - 'A' + 10);
+  return t;
+}();
 
-void CollectFrom(std::string_view text, std::set<std::string>* keys) {
+void CollectFrom(std::string_view text, std::set<std::string>* keys, const KeyFilter* filter) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  constexpr size_t kLen = kPlaceholderKeyLength;
+  auto hex = [&](size_t i) { return kHexValue[p[i]] >= 0; };
+  // Invariant: every run of kLen or more digits starting before i has been handled, and i is 0
+  // or follows a byte that is not a digit.
   size_t i = 0;
-  while (i < text.size()) {
-    if (!IsHex(text[i])) {
-      ++i;
+  while (i + kLen <= n) {
+    // A run of kLen digits starting in [i, i + kLen) covers i + kLen - 1.
+    const size_t probe = i + kLen - 1;
+    if (!hex(probe)) {
+      i = probe + 1;
       continue;
     }
-    size_t end = i;
-    while (end < text.size() && IsHex(text[end])) ++end;
-    for (size_t at = i; at + kPlaceholderKeyLength <= end; ++at) {
-      std::string key(text.substr(at, kPlaceholderKeyLength));
-      for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      keys->insert(std::move(key));
+    size_t start = probe;
+    while (start > i && hex(start - 1)) --start;
+    size_t end = probe + 1;
+    while (end < n && hex(end)) ++end;
+    if (end - start >= kLen) {
+      uint32_t prefix = 0;
+      for (size_t k = start; k < start + 4; ++k) prefix = (prefix << 4) | kHexValue[p[k]];
+      for (size_t at = start; at + kLen <= end; ++at) {
+        prefix = ((prefix << 4) | kHexValue[p[at + 4]]) & 0xFFFFF;
+        if (filter && !filter->MayStart(prefix)) continue;
+        std::string key(text.substr(at, kLen));
+        for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        keys->insert(std::move(key));
+      }
     }
     i = end;
   }
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+// Whether decoding could reveal a digit: an escape of one (%30-%39, %41-%46, %61-%66) or of '%'
+// itself (%25, double encoding).
+bool MayHideDigits(std::string_view text) {
+  const char* p = text.data();
+  const char* end = p + text.size();
+  while (end - p > 2) {
+    p = static_cast<const char*>(std::memchr(p, '%', end - p - 2));
+    if (!p) return false;
+    const char hi = p[1], lo = p[2];
+    if ((hi == '3' && lo >= '0' && lo <= '9') || (hi == '2' && lo == '5') ||
+        ((hi == '4' || hi == '6') && lo >= '1' && lo <= '6')) {
+      return true;
+    }
+    ++p;
+  }
+  return false;
 }
 
-// Decodes %XX escapes (repeatedly: %2561 is %61 is 'a'); other bytes stay as they are.
+// Decodes %XX escapes (again while decoding could reveal a digit: %2561 is %61 is 'a'); other
+// bytes stay as they are.
 std::string PercentDecode(std::string_view text) {
-  std::string out(text);
-  for (int round = 0; round < 3 && out.find('%') != std::string::npos; ++round) {
+  std::string out;
+  for (int round = 0; round < 3; ++round) {
     std::string next;
-    next.reserve(out.size());
-    for (size_t i = 0; i < out.size(); ++i) {
-      int hi = i + 2 < out.size() && out[i] == '%' ? HexValue(out[i + 1]) : -1;
-      int lo = hi >= 0 ? HexValue(out[i + 2]) : -1;
+    next.reserve(text.size());
+    for (size_t i = 0; i < text.size(); ++i) {
+      int hi = text[i] == '%' && i + 2 < text.size()
+                   ? kHexValue[static_cast<unsigned char>(text[i + 1])]
+                   : -1;
+      int lo = hi >= 0 ? kHexValue[static_cast<unsigned char>(text[i + 2])] : -1;
       if (lo >= 0) {
         next.push_back(static_cast<char>(hi * 16 + lo));
         i += 2;
       } else {
-        next.push_back(out[i]);
+        next.push_back(text[i]);
       }
     }
-    if (next == out) break;
     out = std::move(next);
+    if (!MayHideDigits(out)) break;
+    text = out;
   }
   return out;
 }
@@ -69,9 +112,24 @@ std::string PlaceholderKey(std::string_view placeholder) {
   return key;
 }
 
-void CollectPlaceholderKeys(std::string_view text, std::set<std::string>* keys) {
-  CollectFrom(text, keys);
-  if (text.find('%') != std::string_view::npos) CollectFrom(PercentDecode(text), keys);
+uint32_t KeyFilter::Prefix(std::string_view key) {
+  uint32_t prefix = 0;
+  for (size_t i = 0; i < 5 && i < key.size(); ++i) {
+    prefix = (prefix << 4) | static_cast<uint32_t>(std::max<int8_t>(
+                                 0, kHexValue[static_cast<unsigned char>(key[i])]));
+  }
+  return prefix;
+}
+
+void KeyFilter::Add(std::string_view key) {
+  uint32_t prefix = Prefix(key);
+  words_[prefix >> 6].fetch_or(uint64_t{1} << (prefix & 63), std::memory_order_relaxed);
+}
+
+void CollectPlaceholderKeys(std::string_view text, std::set<std::string>* keys,
+                            const KeyFilter* filter) {
+  CollectFrom(text, keys, filter);
+  if (MayHideDigits(text)) CollectFrom(PercentDecode(text), keys, filter);
 }
 
 }  // namespace airlock::credentials

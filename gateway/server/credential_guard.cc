@@ -58,7 +58,7 @@ std::optional<CredentialGuard::Leak> CredentialGuard::FindInBody(const Scope& sc
   std::string text = body_tail_;
   text.append(piece);
   std::set<std::string> keys;
-  credentials::CollectPlaceholderKeys(text, &keys);
+  credentials::CollectPlaceholderKeys(text, &keys, &sessions_.placeholder_filter());
   // Keep enough to find a placeholder split across pieces, percent-encoded at worst.
   constexpr size_t kTail = 3 * credentials::kPlaceholderKeyLength;
   body_tail_ = text.substr(text.size() - std::min(text.size(), kTail));

@@ -12,6 +12,9 @@ using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
 constexpr size_t kBodySlice = 65536;  // body bytes handed to the parser at a time
+// A response to filter for reflected credentials that has arrived whole up to this size is
+// filtered whole and keeps its Content-Length (else it goes chunked).
+constexpr size_t kWholeResponse = 256 << 10;
 
 }  // namespace
 
@@ -206,12 +209,16 @@ size_t Http1Exchange::MoveBody(evbuffer* in, evbuffer* out, http::MessageParser&
 
 void Http1Exchange::WriteBody(evbuffer* out, std::string_view piece, bool chunked) {
   if (piece.empty()) return;  // an empty chunk would end the body
-  if (chunked) {
-    std::string size = http::ChunkHeader(piece.size());
-    evbuffer_add(out, size.data(), size.size());
+  if (!chunked) {
+    evbuffer_add(out, piece.data(), piece.size());
+    return;
   }
-  evbuffer_add(out, piece.data(), piece.size());
-  if (chunked) evbuffer_add(out, "\r\n", 2);
+  // One buffer per chunk: inside TLS every separate add may become a record of its own.
+  std::string chunk = http::ChunkHeader(piece.size());
+  chunk.reserve(chunk.size() + piece.size() + 2);
+  chunk.append(piece);
+  chunk.append("\r\n");
+  evbuffer_add(out, chunk.data(), chunk.size());
 }
 
 void Http1Exchange::HandleResponse() {
@@ -244,6 +251,11 @@ void Http1Exchange::HandleResponse() {
       if (reflection_) {
         for (auto& header : rh.headers) {
           if (reflection_->Replace(&header.value)) host_.AuditReflection("header:" + header.name);
+        }
+        if (rh.framing == http::BodyFraming::kLength && !response_.complete() &&
+            rh.content_length <= kWholeResponse && evbuffer_get_length(in) >= rh.content_length) {
+          SendWholeFiltered(client_keep);  // the common small API answer: its length kept
+          return;
         }
         // A replaced value may change the body's length: an HTTP/1.1 client gets it chunked.
         if (rh.framing == http::BodyFraming::kLength && request_.head().version_minor == 1) {
@@ -290,17 +302,41 @@ void Http1Exchange::HandleResponse() {
   }
 }
 
+void Http1Exchange::SendWholeFiltered(bool client_keep) {
+  evbuffer* in = bufferevent_get_input(host_.upstream());
+  http::HttpHead& rh = response_.mutable_head();
+  const size_t n = rh.content_length;
+  std::string body(reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(n))), n);
+  response_.FeedBody(body, [](std::string_view) {});  // the parser sees the message end
+  evbuffer_drain(in, n);
+  summary_.bytes_down += n;
+  host_.CountBytes(n, false);
+  if (reflection_->Replace(&body)) host_.AuditReflection("body");
+  reflection_.reset();
+  rh.content_length = body.size();
+  std::string out = http::SerializeResponseHead(rh, client_keep);
+  host_.CountHead(out.size(), false);
+  summary_.bytes_down += out.size();
+  out.append(body);
+  evbuffer_add(bufferevent_get_output(host_.client()), out.data(), out.size());
+  FinishExchange();
+}
+
 void Http1Exchange::FinishExchange() {
   const http::HttpHead& rh = response_.head();
   evbuffer* out = bufferevent_get_output(host_.client());
   const bool chunked =
       rh.framing == http::BodyFraming::kChunked || rh.framing == http::BodyFraming::kUntilClose;
+  std::string last;  // what the filter held back, and the last chunk, in one write
   if (reflection_) {
-    WriteBody(out, reflection_->Finish(), chunked);
+    std::string rest = reflection_->Finish();
+    if (!rest.empty() && chunked) last = http::ChunkHeader(rest.size()) + rest + "\r\n";
+    if (!rest.empty() && !chunked) last = std::move(rest);
     if (reflection_->hit()) host_.AuditReflection("body");
     reflection_.reset();
   }
-  if (chunked) evbuffer_add(out, http::kLastChunk.data(), http::kLastChunk.size());
+  if (chunked) last.append(http::kLastChunk);
+  if (!last.empty()) evbuffer_add(out, last.data(), last.size());
   summary_.status = rh.status;
   summary_.duration = duration_cast<milliseconds>(steady_clock::now() - started_);
   host_.AuditRequest(summary_);

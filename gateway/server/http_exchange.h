@@ -102,6 +102,9 @@ class Http1Exchange : public Relay {
                   bool upward);
   static void WriteBody(evbuffer* out, std::string_view piece, bool chunked);
   void HandleResponse();
+  // A Content-Length response already read whole, with a reflection filter: filtered whole and
+  // sent with its (new) length in one write.
+  void SendWholeFiltered(bool client_keep);
   void FinishExchange();
 
   ExchangeHost& host_;

@@ -2,6 +2,10 @@
 // (re-cased, percent-encoded, inside Basic credentials), and injection into a request head.
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <random>
+#include <set>
+
 #include "gateway/base/base64.h"
 #include "gateway/credentials/injection.h"
 #include "gateway/credentials/placeholder.h"
@@ -65,6 +69,59 @@ config::CredentialConfig Credential(const char* header, const char* value) {
 std::string Header(const http::HttpHead& h, const char* name) {
   const std::string* v = h.Find(name);
   return v ? *v : "";
+}
+
+// The scan skips text 36 bytes at a time; it must find exactly what looking at every window of
+// every hex run finds.
+std::set<std::string> EveryWindow(std::string_view text) {
+  std::set<std::string> keys;
+  auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+  for (size_t i = 0; i < text.size();) {
+    size_t end = i;
+    while (end < text.size() && hex(text[end])) ++end;
+    for (size_t at = i; at + kPlaceholderKeyLength <= end; ++at) {
+      keys.insert(PlaceholderKey(text.substr(at, kPlaceholderKeyLength)));
+    }
+    i = end + 1;
+  }
+  return keys;
+}
+
+TEST(PlaceholderTest, TheSkippingScanFindsEveryWindow) {
+  std::mt19937 rng(11);
+  const std::string hexish = "0123456789abcdefABCDEF";
+  for (int n = 0; n < 3000; ++n) {
+    std::string text;
+    const size_t len = rng() % 300;
+    const unsigned separators = 1 + rng() % 40;  // how rarely a run is broken
+    for (size_t i = 0; i < len; ++i) {
+      text.push_back(rng() % separators == 0 ? "-x /"[rng() % 4] : hexish[rng() % hexish.size()]);
+    }
+    std::set<std::string> got;
+    CollectPlaceholderKeys(text, &got);
+    ASSERT_EQ(got, EveryWindow(text)) << text;
+  }
+}
+
+TEST(PlaceholderTest, TheKeyFilterPassesLiveKeysOnly) {
+  const std::string key = "0123456789abcdef0123456789abcdef0123";
+  const std::string other = "fedcba9876543210fedcba9876543210fedc";
+  const std::string text = "{\"a\": \"" + key + "\", \"b\": \"" + other + "\"}";
+  KeyFilter filter;
+  std::set<std::string> keys;
+  CollectPlaceholderKeys(text, &keys, &filter);
+  EXPECT_TRUE(keys.empty());
+  filter.Add(PlaceholderKey("ghp_" + key));
+  CollectPlaceholderKeys(text, &keys, &filter);
+  EXPECT_EQ(keys, std::set<std::string>{key});
+  keys.clear();
+  // key[10] is 'a': escaped as %61, the scan decodes it and still finds the key.
+  CollectPlaceholderKeys("x" + key.substr(0, 10) + "%61" + key.substr(11) + "y", &keys, &filter);
+  EXPECT_EQ(keys, std::set<std::string>{key});
+  keys.clear();
+  filter.Rebuild(std::vector<std::string>{other});
+  CollectPlaceholderKeys(text, &keys, &filter);
+  EXPECT_EQ(keys, std::set<std::string>{other});
 }
 
 TEST(InjectionTest, ReplacesWhereItStandsOrSetsTheHeader) {
