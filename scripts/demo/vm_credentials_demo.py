@@ -110,8 +110,12 @@ credentials:
             print(f"    (exit status {r.returncode})")
             return r.returncode, out
 
-        _, seen = inside("echo $GITHUB_TOKEN   (what the sandbox holds)", "echo $GITHUB_TOKEN")
-        placeholder = seen.strip()
+        inside("echo $GITHUB_TOKEN | cut -c1-8; echo ${#GITHUB_TOKEN} characters   (what the "
+               "sandbox holds; shown cut short)",
+               "echo \"$GITHUB_TOKEN\" | cut -c1-8; echo ${#GITHUB_TOKEN} characters")
+        placeholder = subprocess.run([VMLAUNCH_BIN, "exec", "--state-dir", state, vm, "--",
+                                      "printenv", "GITHUB_TOKEN"], capture_output=True,
+                                     text=True).stdout.strip()
         code, out = inside(
             "git clone https://x-access-token:$GIT_PASSWORD@github.test/acme/private.git",
             "cd /root && git clone -q https://x-access-token:$GIT_PASSWORD@github.test/acme/"

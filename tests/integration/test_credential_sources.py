@@ -2,7 +2,9 @@
 GitHub App, an exec helper and minted JWTs, each played by a local HTTPS upstream that checks
 what it receives (credential_upstreams.py). Tokens are fetched ahead of use, refreshed before
 they expire, kept while the source fails and dropped at expiry (503, nothing sent upstream).
-No token, secret or helper output may appear in the gateway's log or audit records."""
+No token, secret or helper output may appear in the gateway's log or audit records.
+(PYTEST_DONT_REWRITE: a failed assertion shows its message, never the compared values,
+which may be tokens or placeholders.)"""
 import base64
 import json
 import os
@@ -490,7 +492,7 @@ def test_json_body_fields_get_the_token_and_the_echo_shows_the_placeholder(make_
                                         "Content-Type: application/json", "--data-binary", body)
     assert status == 200, err
     sent = json.loads(echo.requests[-1].body)
-    assert sent == {"model": "m", "api_key": token, "note": "keep " + ph["BODY_KEY"]}, sent
+    assert sent == {"model": "m", "api_key": token, "note": "keep " + ph["BODY_KEY"]}
     assert token not in answer.decode() and ph["BODY_KEY"] in answer.decode()
     rec = wait_events(g, "http.request", 1, host="body.test")[0]
     assert rec["credentials"] == ["bodykey:X-Api-Key", "bodykey:body:api_key"], rec

@@ -2,7 +2,9 @@
 aws CLI, git) talk straight to the test upstreams over loopback with the test CA trusted, and
 the upstreams must accept what a real service accepts and refuse what it refuses. In-process
 clients reach the test host names through a patched resolver; git is told where they are with
-http.curloptResolve, and the aws CLI uses localhost."""
+http.curloptResolve, and the aws CLI uses localhost.
+(PYTEST_DONT_REWRITE: a failed assertion shows its message, never the compared values,
+which may be tokens or placeholders.)"""
 import base64
 import json
 import os

@@ -1,8 +1,10 @@
-"""The credential broker's first slice (docs/CREDENTIALS.md): a static credential, placeholders
-handed to each session, the real token written into allowed inspected requests to the hosts whose
+"""The credential broker with static credentials (docs/CREDENTIALS.md): placeholders handed to
+each session, the real token written into allowed inspected requests to the hosts whose
 rule binds it, and a placeholder found anywhere else blocked and audited. Real curl through the
 real gateway to local HTTPS upstreams that record what they received; no real token may appear
-in any log or record."""
+in any log or record.
+(PYTEST_DONT_REWRITE: a failed assertion shows its message, never the compared values,
+which may be tokens or placeholders.)"""
 import base64
 import hashlib
 import json
