@@ -69,37 +69,6 @@ void InjectQuery(std::string* target, std::string_view name, std::string_view pl
   *target = path + "?" + out;
 }
 
-// The base64 (standard or URL-safe, padded or not) runs in a URL long enough to hold a
-// placeholder's 36 digits, decoded: "?state=Z2hwX2Fh..." hides nothing.
-void AddBase64Sites(std::string_view target, std::vector<ScannedText>* sites) {
-  constexpr size_t kMinRun = kPlaceholderKeyLength * 4 / 3;
-  auto is_b64 = [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' || c == '-' ||
-           c == '_';
-  };
-  const size_t query = target.find('?');
-  // '/' separates path segments, and is a base64 digit in the query.
-  auto in_run = [&](size_t i) { return is_b64(target[i]) && (target[i] != '/' || i > query); };
-  for (size_t i = 0; i < target.size();) {
-    size_t start = i;
-    while (i < target.size() && in_run(i)) ++i;
-    if (i - start >= kMinRun) {
-      std::string run(target.substr(start, i - start));
-      for (char& c : run) c = c == '-' ? '+' : c == '_' ? '/' : c;
-      for (size_t cut = 0; cut < 4 && run.size() - cut >= kMinRun; ++cut) {
-        std::string aligned = run.substr(0, run.size() - cut);
-        if (aligned.size() % 4 == 1) continue;
-        aligned.append((4 - aligned.size() % 4) % 4, '=');
-        if (auto decoded = Base64Decode(aligned)) {
-          sites->push_back({"url (base64)", std::move(*decoded)});
-          break;
-        }
-      }
-    }
-    while (i < target.size() && !in_run(i)) ++i;
-  }
-}
-
 }  // namespace
 
 std::vector<std::string> InjectCredential(http::HttpHead* head, std::string* origin_target,
@@ -148,9 +117,42 @@ std::vector<std::string> InjectJsonFields(std::string* body, const std::vector<s
   return written;
 }
 
+std::vector<std::string> DecodedBase64Runs(std::string_view target) {
+  std::vector<std::string> out;
+  constexpr size_t kMinRun = kPlaceholderKeyLength * 4 / 3;
+  auto is_b64 = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/' || c == '-' ||
+           c == '_';
+  };
+  const size_t query = target.find('?');
+  // '/' separates path segments, and is a base64 digit in the query.
+  auto in_run = [&](size_t i) { return is_b64(target[i]) && (target[i] != '/' || i > query); };
+  for (size_t i = 0; i < target.size();) {
+    size_t start = i;
+    while (i < target.size() && in_run(i)) ++i;
+    if (i - start >= kMinRun) {
+      std::string run(target.substr(start, i - start));
+      for (char& c : run) c = c == '-' ? '+' : c == '_' ? '/' : c;
+      for (size_t cut = 0; cut < 4 && run.size() - cut >= kMinRun; ++cut) {
+        std::string aligned = run.substr(0, run.size() - cut);
+        if (aligned.size() % 4 == 1) continue;
+        aligned.append((4 - aligned.size() % 4) % 4, '=');
+        if (auto decoded = Base64Decode(aligned)) {
+          out.push_back(std::move(*decoded));
+          break;
+        }
+      }
+    }
+    while (i < target.size() && !in_run(i)) ++i;
+  }
+  return out;
+}
+
 std::vector<ScannedText> PlaceholderSites(const http::HttpHead& head) {
   std::vector<ScannedText> sites{{"url", head.target}};
-  AddBase64Sites(head.target, &sites);
+  for (auto& decoded : DecodedBase64Runs(head.target)) {
+    sites.push_back({"url (base64)", std::move(decoded)});
+  }
   for (const auto& h : head.headers) {
     if (http::EqualsIgnoreCase(h.name, "Proxy-Authorization")) continue;
     sites.push_back({"header:" + h.name, h.value});

@@ -29,6 +29,10 @@ std::vector<std::string> InjectCredential(http::HttpHead* head, std::string* ori
 std::vector<std::string> InjectJsonFields(std::string* body, const std::vector<std::string>& fields,
                                           std::string_view placeholder, std::string_view token);
 
+// The base64 runs (standard or URL-safe, padded or not) in a URL long enough to hold a
+// placeholder's 36 digits, decoded: "?state=Z2hwX2Fh..." hides nothing.
+std::vector<std::string> DecodedBase64Runs(std::string_view target);
+
 // Where a request head may carry a placeholder, and what stands there, for the leak check: the
 // request target ("url") and the base64 runs in it decoded ("url (base64)"), every header value
 // ("header:NAME"), Basic credentials decoded ("header:NAME (basic)"). Never holds

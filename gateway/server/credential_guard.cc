@@ -171,6 +171,13 @@ std::unique_ptr<credentials::ReflectionFilter> CredentialGuard::ResponseFilter()
 std::string CredentialGuard::Scrub(std::string text) const {
   std::set<std::string> keys;
   credentials::CollectPlaceholderKeys(text, &keys);
+  std::set<std::string> encoded;
+  for (const auto& decoded : credentials::DecodedBase64Runs(text)) {
+    credentials::CollectPlaceholderKeys(decoded, &encoded);
+  }
+  if (!encoded.empty() && sessions_.FindPlaceholder(encoded)) {
+    return "/[redacted: carries a placeholder]";
+  }
   for (const auto& key : keys) {
     if (!sessions_.FindPlaceholder({key})) continue;
     // Case-insensitively, where it stands; an encoded form hides the whole text.

@@ -149,14 +149,16 @@ def test_basic_credentials_git_style_are_replaced_where_they_stand(gw, upstream)
     ("url", lambda ph: [], "/x?key=" + "".join("%{:02X}".format(ord(c)) for c in "{ph}")),
     ("url", lambda ph: [], "/{PH}/upper-cased"),
     ("url (base64)", lambda ph: [], "/callback?state={b64}"),
+    ("url (base64)", lambda ph: [], "/v1/{b64}/view"),
 ])
 def test_a_placeholder_sent_to_an_unbound_host_is_blocked(gw, upstream, where, args, url):
     s = new_session(gw)
     ph = s["placeholders"]["GITHUB_TOKEN"]
+    url_template = url
+    b64 = base64.urlsafe_b64encode(f'{{"token": "{ph}"}}'.encode()).decode().rstrip("=")
     if "%" in url:
         url = "/x?key=" + "".join("%{:02X}".format(ord(c)) for c in ph)
     else:
-        b64 = base64.urlsafe_b64encode(f'{{"token": "{ph}"}}'.encode()).decode().rstrip("=")
         url = url.replace("{ph}", ph).replace("{PH}", ph.upper()).replace("{b64}", b64)
     status, headers, body, err = curl_https(gw, "https://other.example.test" + url, *args(ph))
     assert status == 403 and headers.get("x-airlock-reason") == "credential_leak_blocked", err
@@ -164,6 +166,8 @@ def test_a_placeholder_sent_to_an_unbound_host_is_blocked(gw, upstream, where, a
     leak = wait_events(gw, "credential.leak_blocked", 1)[0]
     assert leak["credential"] == "github" and leak["where"] == where, leak
     assert ph not in open(gw.audit).read() and ph.lower() not in open(gw.audit).read().lower()
+    if "{b64}" in url_template:
+        assert b64 not in open(gw.audit).read(), "the encoded placeholder reached the audit log"
 
 
 def test_another_sessions_placeholder_is_blocked_even_to_a_bound_host(gw, upstream):
