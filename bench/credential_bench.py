@@ -26,13 +26,9 @@ import json
 import os
 import re
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 
 SRC = os.environ["AIRLOCK_SOURCE"]
 BUILD = os.environ["AIRLOCK_BUILD"]
@@ -45,9 +41,6 @@ UPSTREAM_IP = "127.0.0.2"
 PATH = "/bench/1k"
 BODY_BYTES = 1024
 URL = f"https://{HOST}{PATH}"
-HZ = os.sysconf("SC_CLK_TCK")
-TWO_CPUS = len(os.sched_getaffinity(0)) >= 2 and os.cpu_count() >= 2
-PROXY_CPU, CLIENT_CPU = "0", "1"
 VERBOSE = bool(os.environ.get("AIRLOCK_BENCH_VERBOSE"))
 PERF_DIR = os.environ.get("AIRLOCK_BENCH_PERF", "")
 TOKEN = "ghs_" + secrets.token_hex(20)  # the real token: only the upstream may see it
@@ -55,53 +48,10 @@ PLAIN_HEADER = "Bearer ghp_" + secrets.token_hex(18)  # same length as a placeho
 
 sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
 from dnsstub import DnsStub  # noqa: E402  (the integration tests' stub: A records from a table)
-
-TMP = os.environ.get("AIRLOCK_BENCH_TMP") or tempfile.mkdtemp(prefix="airlock-cred-bench-")
-os.chmod(TMP, 0o755)
-procs = []
-
-
-def fail(msg):
-    raise RuntimeError(msg)
-
-
-def in_own_namespaces():
-    """True only inside a network and mount namespace other than the ones
-    run_credential_bench.sh started in (AIRLOCK_OUTER_NS): this script bind-mounts a hosts file
-    over /etc/hosts and must never do so on the host itself."""
-    outer = os.environ.get("AIRLOCK_OUTER_NS", "").split()
-    try:
-        mine = [os.readlink(f"/proc/self/ns/{ns}") for ns in ("net", "mnt")]
-    except OSError:
-        return False
-    return len(outer) == 2 and all(m != o for m, o in zip(mine, outer))
-
-
-def pinned(args, cpu):
-    return (["taskset", "-c", cpu] + args) if TWO_CPUS else args
-
-
-def start(args, cpu=CLIENT_CPU, log=None):
-    out = open(os.path.join(TMP, log), "ab") if log else subprocess.DEVNULL
-    p = subprocess.Popen(pinned(args, cpu), stdout=out, stderr=out)
-    p.log = os.path.join(TMP, log) if log else None
-    procs.append(p)
-    return p
-
-
-def wait_port(port, host="127.0.0.1", timeout=30, proc=None):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc is not None and proc.poll() is not None:
-            tail = open(proc.log, errors="replace").read()[-2000:] if proc.log else ""
-            fail(f"{proc.args} exited with {proc.returncode} before listening on {host}:{port}"
-                 f"\n{tail}")
-        try:
-            socket.create_connection((host, port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    fail(f"nothing listens on {host}:{port}")
+from bench_harness import (  # noqa: E402  (the process harness all namespaced benches share)
+    CLIENT_CPU, HZ, PROXY_CPU, TMP, TWO_CPUS, fail, in_own_namespaces, make_upstream_pki, median,
+    parse_hey, per_request, pinned, procs, run_bench, start, start_perf, stop_perf, wait_port,
+    write)
 
 
 def cpu_seconds(pid):
@@ -114,46 +64,6 @@ def cpu_seconds(pid):
             pass  # a thread that ended meanwhile
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return ns / 1e9, (int(fields[11]) + int(fields[12])) / HZ
-
-
-def write(name, text, mode=0o644):
-    path = os.path.join(TMP, name)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write(text)
-    os.chmod(path, mode)
-    return path
-
-
-def openssl(*args):
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-
-def make_pki():
-    """A throw-away CA and the upstream's P-256 leaf for HOST (as tls_bench.py makes them)."""
-    d = os.path.join(TMP, "pki")
-    os.makedirs(d, exist_ok=True)
-    ca_cert, ca_key = os.path.join(d, "ca.crt"), os.path.join(d, "ca.key")
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", ca_key, "-out", ca_cert, "-days", "2",
-            "-subj", "/CN=Airlock bench upstream CA",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-            "-addext", "subjectKeyIdentifier=hash")
-    key, csr, cert = (os.path.join(d, "upstream" + e) for e in (".key", ".csr", ".crt"))
-    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", key, "-out", csr, "-subj", f"/CN={HOST}")
-    ext = write("pki/upstream.ext", f"subjectAltName=DNS:{HOST}\n"
-                "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-                "extendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\n"
-                "authorityKeyIdentifier=keyid\n")
-    openssl("x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key, "-set_serial", "4242",
-            "-days", "2", "-sha256", "-extfile", ext, "-out", cert)
-    pem = os.path.join(d, "upstream.pem")
-    with open(pem, "w") as f:
-        f.write(open(cert).read() + open(key).read())
-    os.chmod(pem, 0o600)
-    return {"ca": ca_cert, "upstream_pem": pem}
 
 
 def start_upstream(pki):
@@ -275,62 +185,32 @@ def hey(port, header, seconds):
         except subprocess.TimeoutExpired:
             p.kill()
             fail("hey did not finish")
-    out = open(out_path).read()
-    total = re.search(r"Total:\s+([\d.]+) secs", out)
-    if not total:
-        fail(f"hey: {out[-2000:]}")
-    codes = {int(c): int(n) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", out)}
-    err_section = out.split("Error distribution:", 1)[1] if "Error distribution:" in out else ""
-    errors = [(int(n), what.strip()) for n, what in re.findall(r"\[(\d+)\]\s+(.+)", err_section)]
-    size = re.search(r"Size/request:\s+(\d+) bytes", out)
-    ok = codes.get(200, 0)
+    h = parse_hey(open(out_path).read())
     return {
-        "ok": ok,
-        "seconds": float(total.group(1)),
-        "rps": ok / float(total.group(1)),
-        "lat": {q: float(v) for q, v in re.findall(r"(\d+)% in ([\d.]+) secs", out)},
-        "bad": sum(n for c, n in codes.items() if c != 200) + sum(n for n, _ in errors),
-        "error_kinds": [f"{c}: {n}" for c, n in codes.items() if c != 200] + errors[:3],
-        # hey prints no size for chunked responses (Content-Length -1): inject's are chunked
-        "size_ok": not size or int(size.group(1)) == BODY_BYTES,
+        "ok": h["ok"],
+        "seconds": h["seconds"],
+        "rps": h["rps"],
+        "lat": h["lat"],
+        "bad": sum(h["other"].values()) + sum(n for n, _ in h["errors"]),
+        "error_kinds": [f"{c}: {n}" for c, n in h["other"].items()] + h["errors"][:3],
+        # hey prints no size for chunked responses (Content-Length -1)
+        "size_ok": h["size"] is None or h["size"] == BODY_BYTES,
     }
 
 
 def run(target, seconds, tag):
     name, proc, port, ca, header = target
-    perf = None
-    if PERF_DIR:  # profiling, not measuring: perf slows the gateway down
-        perf = subprocess.Popen(pinned(["perf", "record", "-q", "-e", "cpu-clock", "-F", "999",
-                                        "--call-graph", "dwarf,16384", "-p", str(proc.pid),
-                                        "-o", os.path.join(PERF_DIR, f"{name}-{tag}.data")],
-                                       CLIENT_CPU),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(perf)
-        time.sleep(1)
+    perf = start_perf(proc.pid, os.path.join(PERF_DIR, f"{name}-{tag}.data")) if PERF_DIR else None
     before = cpu_seconds(proc.pid)
     r = hey(port, header, seconds)
     after = cpu_seconds(proc.pid)
-    if perf:
-        perf.send_signal(signal.SIGINT)
-        perf.wait(timeout=60)
+    stop_perf(perf)
     r["cpu"], r["cpu_ticks"] = after[0] - before[0], after[1] - before[1]
     if VERBOSE:
         print(f"  {name} round {tag}: {r['rps']:.0f}/s, {r['ok']} ok, {r['bad']} bad, "
               f"CPU {r['cpu']:.3f} s ({per_request(r, 'cpu'):.1f} µs/req; stat "
               f"{per_request(r, 'cpu_ticks'):.1f})", flush=True)
     return r
-
-
-def median(values):
-    values = sorted(values)
-    n = len(values)
-    if not n:
-        return 0.0
-    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
-
-
-def per_request(r, key):
-    return r[key] / r["ok"] * 1e6 if r["ok"] else 0.0
 
 
 def audit_counts(name):
@@ -356,7 +236,7 @@ def main():
     subprocess.run(["mount", "--bind", hosts, "/etc/hosts"], check=True)
     dns = DnsStub("127.0.0.53", 53)
     dns.set(HOST, [("A", UPSTREAM_IP, 3600)])
-    pki = make_pki()
+    pki = make_upstream_pki(HOST)
     start_upstream(pki)
     targets, framing = [], {}
     for name, port, bind in (("inject", 3128, True), ("plain", 3129, False)):
@@ -439,22 +319,4 @@ def report(runs, exits, framing):
                   "".join(f"\n    {line[:200]}" for line in bad[:5]))
 
 
-def on_term(signum, frame):
-    raise SystemExit(128 + signum)
-
-
-signal.signal(signal.SIGTERM, on_term)
-try:
-    main()
-finally:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-    if not os.environ.get("AIRLOCK_BENCH_TMP"):
-        shutil.rmtree(TMP, ignore_errors=True)
+run_bench(main)

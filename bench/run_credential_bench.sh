@@ -25,24 +25,5 @@ if awk '{exit !($1 > 1.5)}' /proc/loadavg; then
   echo "warning: load average $(cut -d' ' -f1 /proc/loadavg): figures will be noisy" >&2
 fi
 
-ns="al-credbench-$$-$RANDOM"
-tmp="$(mktemp -d /tmp/airlock-cred-bench-XXXXXX)"
-cleanup() {
-  # Whatever is still in the namespace (a helper orphaned by a crash) was started by this run.
-  for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
-  ip netns delete "$ns" 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 143' INT TERM
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-# 2 gateways, SECONDS each, warm-ups and start-up: bounded well within this. In the background so
-# that INT and TERM reach it (the Python side stops what it started).
-AIRLOCK_BUILD="$build" AIRLOCK_SOURCE="$PWD" AIRLOCK_BENCH_TMP="$tmp" \
-  AIRLOCK_OUTER_NS="$(readlink /proc/self/ns/net) $(readlink /proc/self/ns/mnt)" \
-  PYTHONDONTWRITEBYTECODE=1 \
-  ip netns exec "$ns" timeout -k 10 $((secs * 3 + 300)) /usr/bin/python3 bench/credential_bench.py "$secs" &
-child=$!
-trap 'kill -TERM "$child" 2>/dev/null || true; wait "$child" || true; exit 143' INT TERM
-wait "$child"
+# A time limit well above what the runs, their warm-ups and start-up take.
+bench/run_in_bench_ns.sh credbench $((secs * 3 + 300)) "$build" credential_bench.py "$secs"

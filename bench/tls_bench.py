@@ -16,12 +16,10 @@ Environment: AIRLOCK_BENCH_ONLY=airlock,squid (those targets only), AIRLOCK_BENC
 the proxy, one per run, into DIR; the figures are then not comparable)."""
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 SRC = os.environ["AIRLOCK_SOURCE"]
@@ -35,62 +33,16 @@ UPSTREAM_IP = "127.0.0.2"
 PATH = "/bench/1k"
 BODY_BYTES = 1024
 URL = f"https://{HOST}{PATH}"
-HZ = os.sysconf("SC_CLK_TCK")
-TWO_CPUS = len(os.sched_getaffinity(0)) >= 2 and os.cpu_count() >= 2
-PROXY_CPU, CLIENT_CPU = "0", "1"
 ONLY = [t for t in os.environ.get("AIRLOCK_BENCH_ONLY", "").split(",") if t]
 PERF_DIR = os.environ.get("AIRLOCK_BENCH_PERF", "")
 VERBOSE = bool(os.environ.get("AIRLOCK_BENCH_VERBOSE"))
 
 sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
 from dnsstub import DnsStub  # noqa: E402  (the integration tests' stub: A records from a table)
-
-TMP = os.environ.get("AIRLOCK_BENCH_TMP") or tempfile.mkdtemp(prefix="airlock-tls-bench-")
-os.chmod(TMP, 0o755)
-procs = []
-
-
-def fail(msg):
-    raise RuntimeError(msg)
-
-
-def in_own_namespaces():
-    """True only inside a network and mount namespace other than the ones run_tls_bench.sh
-    started in (AIRLOCK_OUTER_NS): this script bind-mounts a hosts file over /etc/hosts and must
-    never do so on the host itself."""
-    outer = os.environ.get("AIRLOCK_OUTER_NS", "").split()
-    try:
-        mine = [os.readlink(f"/proc/self/ns/{ns}") for ns in ("net", "mnt")]
-    except OSError:
-        return False
-    return len(outer) == 2 and all(m != o for m, o in zip(mine, outer))
-
-
-def pinned(args, cpu):
-    return (["taskset", "-c", cpu] + args) if TWO_CPUS else args
-
-
-def start(args, cpu=CLIENT_CPU, log=None, **kw):
-    out = open(os.path.join(TMP, log), "ab") if log else subprocess.DEVNULL
-    p = subprocess.Popen(pinned(args, cpu), stdout=out, stderr=out, **kw)
-    p.log = os.path.join(TMP, log) if log else None
-    procs.append(p)
-    return p
-
-
-def wait_port(port, host="127.0.0.1", timeout=30, proc=None):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc is not None and proc.poll() is not None:
-            tail = open(proc.log, errors="replace").read()[-2000:] if proc.log else ""
-            fail(f"{proc.args} exited with {proc.returncode} before listening on {host}:{port}"
-                 f"\n{tail}")
-        try:
-            socket.create_connection((host, port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    fail(f"nothing listens on {host}:{port}")
+from bench_harness import (  # noqa: E402  (the process harness all namespaced benches share)
+    CLIENT_CPU, HZ, PROXY_CPU, TMP, TWO_CPUS, fail, in_own_namespaces, make_ca,
+    make_upstream_pki, median, parse_hey, per_request, pinned, procs, run_bench, start,
+    start_perf, stop_perf, wait_port, write)
 
 
 def children(pid):
@@ -121,46 +73,10 @@ def rss_mib(pid):
     return total / 1024
 
 
-def write(name, text, mode=0o644):
-    path = os.path.join(TMP, name)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write(text)
-    os.chmod(path, mode)
-    return path
-
-
-def openssl(*args):
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-
 # --- the throw-away PKI ----------------------------------------------------------------------
 
-def make_ca(name, cn):
-    cert, key = os.path.join(TMP, "pki", name + ".crt"), os.path.join(TMP, "pki", name + ".key")
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", key, "-out", cert, "-days", "2", "-subj", f"/CN={cn}",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-            "-addext", "subjectKeyIdentifier=hash")
-    return cert, key
-
-
 def make_pki():
-    os.makedirs(os.path.join(TMP, "pki"), exist_ok=True)
-    ca_cert, ca_key = make_ca("upstream-ca", "Airlock bench upstream CA")
-    key, csr, cert = (os.path.join(TMP, "pki", "upstream" + e) for e in (".key", ".csr", ".crt"))
-    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", key, "-out", csr, "-subj", f"/CN={HOST}")
-    ext = write("pki/upstream.ext", f"subjectAltName=DNS:{HOST}\n"
-                "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-                "extendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\n"
-                "authorityKeyIdentifier=keyid\n")
-    openssl("x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key, "-set_serial", "4242",
-            "-days", "2", "-sha256", "-extfile", ext, "-out", cert)
-    pem = os.path.join(TMP, "pki", "upstream.pem")
-    with open(pem, "w") as f:
-        f.write(open(cert).read() + open(key).read())
+    pki = make_upstream_pki(HOST)
     # squid's signing CA (mitmproxy makes its own; airlock generates one in its state_dir)
     bump_cert, bump_key = make_ca("squid-ca", "Airlock bench squid ssl-bump CA")
     bump_pem = os.path.join(TMP, "pki", "squid-ca.pem")
@@ -168,7 +84,7 @@ def make_pki():
         f.write(open(bump_cert).read() + open(bump_key).read())
     for name in os.listdir(os.path.join(TMP, "pki")):
         os.chmod(os.path.join(TMP, "pki", name), 0o644)  # squid's helpers run as 'proxy'
-    return {"ca": ca_cert, "upstream_pem": pem, "squid_ca": bump_cert, "squid_pem": bump_pem}
+    return dict(pki, squid_ca=bump_cert, squid_pem=bump_pem)
 
 
 # --- the upstream and the proxies --------------------------------------------------------------
@@ -321,24 +237,16 @@ def hey(port, seconds, keepalive):
                 p.kill()
                 fail("hey did not finish")
             time.sleep(0.05)
-    out = open(out_path).read()
-    total = re.search(r"Total:\s+([\d.]+) secs", out)
-    if not total:
-        fail(f"hey: {out[-2000:]}")
-    codes = {int(c): int(n) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", out)}
-    err_section = out.split("Error distribution:", 1)[1] if "Error distribution:" in out else ""
-    errors = [(int(n), what.strip()) for n, what in re.findall(r"\[(\d+)\]\s+(.+)", err_section)]
-    size = re.search(r"Size/request:\s+(\d+) bytes", out)
-    ok = codes.get(200, 0)
+    h = parse_hey(open(out_path).read())
     return {
-        "ok": ok,
-        "seconds": float(total.group(1)),
-        "rps": ok / float(total.group(1)),
-        "lat": {q: float(v) for q, v in re.findall(r"(\d+)% in ([\d.]+) secs", out)},
-        "non200": sum(n for c, n in codes.items() if c != 200),
-        "errors": sum(n for n, _ in errors),
-        "error_kinds": errors[:3],
-        "size_ok": bool(size) and int(size.group(1)) == BODY_BYTES,
+        "ok": h["ok"],
+        "seconds": h["seconds"],
+        "rps": h["rps"],
+        "lat": h["lat"],
+        "non200": sum(h["other"].values()),
+        "errors": sum(n for n, _ in h["errors"]),
+        "error_kinds": h["errors"][:3],
+        "size_ok": h["size"] == BODY_BYTES,
         "client_cpu": ru.ru_utime + ru.ru_stime,
     }
 
@@ -361,15 +269,9 @@ def run(kind, proc, port, upstream, keepalive, seconds, tag):
     """One hey run against `port` (None: the upstream directly), with the CPU time the proxy, hey
     and the upstream spent on it and the upstream connections it caused."""
     perf = None
-    if PERF_DIR and proc:  # profiling, not measuring: perf slows the proxy down
-        out = os.path.join(PERF_DIR, f"{kind}-{'keepalive' if keepalive else 'handshakes'}"
-                                     f"-{tag}.data")
-        perf = subprocess.Popen(pinned(["perf", "record", "-q", "-e", "cpu-clock", "-F", "999",
-                                        "--call-graph", "dwarf,16384", "-p", str(proc.pid),
-                                        "-o", out], CLIENT_CPU),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(perf)
-        time.sleep(1)
+    if PERF_DIR and proc:
+        perf = start_perf(proc.pid, os.path.join(
+            PERF_DIR, f"{kind}-{'keepalive' if keepalive else 'handshakes'}-{tag}.data"))
     before = cpu_seconds(proc.pid) if proc else 0.0
     up_before = cpu_seconds(upstream.pid)
     counters = upstream_counters()
@@ -377,9 +279,7 @@ def run(kind, proc, port, upstream, keepalive, seconds, tag):
     r["proxy_cpu"] = (cpu_seconds(proc.pid) - before) if proc else 0.0
     r["upstream_cpu"] = cpu_seconds(upstream.pid) - up_before
     r["upstream_conns"] = upstream_counters()["CumConns"] - counters["CumConns"]
-    if perf:
-        perf.send_signal(signal.SIGINT)
-        perf.wait(timeout=60)
+    stop_perf(perf)
     if VERBOSE:
         print(f"  {kind} {'keep-alive' if keepalive else 'handshakes'} round {tag}: "
               f"{r['rps']:.0f}/s, {r['ok']} ok, {r['errors'] + r['non200']} errors, proxy CPU "
@@ -387,18 +287,6 @@ def run(kind, proc, port, upstream, keepalive, seconds, tag):
               f"{r['upstream_cpu']:.2f} s, {r['upstream_conns']} upstream connections" +
               (f", RSS {rss_mib(proc.pid):.0f} MiB" if proc else ""), flush=True)
     return r
-
-
-def median(values):
-    values = sorted(values)
-    n = len(values)
-    if not n:
-        return 0.0
-    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
-
-
-def per_request(r, key):
-    return r[key] / r["ok"] * 1e6 if r["ok"] else 0.0
 
 
 def combine(runs, proxied):
@@ -578,22 +466,4 @@ def main():
     report(rows)
 
 
-def on_term(signum, frame):
-    raise SystemExit(128 + signum)
-
-
-signal.signal(signal.SIGTERM, on_term)
-try:
-    main()
-finally:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-    if not os.environ.get("AIRLOCK_BENCH_TMP"):
-        shutil.rmtree(TMP, ignore_errors=True)
+run_bench(main)
