@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from conftest import listen, serve
-from tls_upstreams import _body_chunks, _chunk
+from tls_upstreams import _body_chunks, _chunk, read_request_head
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -218,17 +218,10 @@ class HttpsServer:
                 pass
 
     def _one_request(self, tls, rfile, conn, sni):
-        line = rfile.readline(65537)
-        if not line:
+        head = read_request_head(rfile)
+        if head is None:
             return False
-        method, target, version = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-        headers = {}
-        while True:
-            h = rfile.readline(65537)
-            if h in (b"\r\n", b"\n", b""):
-                break
-            k, v = h.decode("latin-1").split(":", 1)
-            headers.setdefault(k.strip().lower(), []).append(v.strip())
+        method, target, version, headers = head
         if ",".join(headers.get("expect", [])).lower() == "100-continue":
             tls.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         body = b"".join(_body_chunks(rfile, headers))

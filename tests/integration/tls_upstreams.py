@@ -233,17 +233,10 @@ class HttpsUpstream:
                 pass
 
     def _one_request(self, tls, rfile, conn, sni):
-        line = rfile.readline(65537)
-        if not line:
+        head = read_request_head(rfile)
+        if head is None:
             return False
-        method, target, version = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-        headers = {}
-        while True:
-            h = rfile.readline(65537)
-            if h in (b"\r\n", b"\n", b""):
-                break
-            k, v = h.decode("latin-1").split(":", 1)
-            headers.setdefault(k.strip().lower(), []).append(v.strip())
+        method, target, version, headers = head
         req = Request(method, target, version, headers, conn, sni)
         with self.lock:
             self.requests.append(req)
@@ -350,6 +343,23 @@ class HttpsUpstream:
 
 def _chunk(data):
     return b"%x\r\n" % len(data) + data + b"\r\n"
+
+
+def read_request_head(rfile):
+    """(method, target, version, headers: lower-case name -> values) of the next request on
+    `rfile`, or None at the end of the connection."""
+    line = rfile.readline(65537)
+    if not line:
+        return None
+    method, target, version = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+    headers = {}
+    while True:
+        h = rfile.readline(65537)
+        if h in (b"\r\n", b"\n", b""):
+            break
+        k, v = h.decode("latin-1").split(":", 1)
+        headers.setdefault(k.strip().lower(), []).append(v.strip())
+    return method, target, version, headers
 
 
 def _body_chunks(rfile, headers):
