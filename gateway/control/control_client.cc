@@ -7,7 +7,7 @@
 
 #include <cstring>
 
-#include "gateway/http/percent_encoding.h"
+#include "gateway/base/percent_encoding.h"
 
 namespace airlock::control {
 namespace {
@@ -92,7 +92,7 @@ Result<nlohmann::json> ControlClient::ListSessions() {
 
 Result<bool> ControlClient::DeleteSession(const std::string& id) {
   // Percent-encoded: no id can reach another endpoint or break the request line.
-  const std::string path = "/v1/sessions/" + http::PercentEncode(id);
+  const std::string path = "/v1/sessions/" + PercentEncode(id);
   auto r = Request("DELETE", path, "");
   if (!r.ok()) return r.status();
   if (r->first == 404) return false;

@@ -6,8 +6,8 @@
 #include <cctype>
 
 #include "gateway/base/base64.h"
+#include "gateway/base/percent_encoding.h"
 #include "gateway/credentials/placeholder.h"
-#include "gateway/http/percent_encoding.h"
 
 namespace airlock::credentials {
 namespace {
@@ -54,7 +54,7 @@ void InjectQuery(std::string* target, std::string_view name, std::string_view pl
     std::string param = query.substr(start, amp == std::string::npos ? amp : amp - start);
     std::string_view key = std::string_view(param).substr(0, param.find('='));
     if (key == name) {
-      if (ReplaceAll(&param, placeholder, http::PercentEncode(token))) {
+      if (ReplaceAll(&param, placeholder, PercentEncode(token))) {
         replaced = true;
         kept.push_back(param);
       }
@@ -64,7 +64,7 @@ void InjectQuery(std::string* target, std::string_view name, std::string_view pl
     if (amp == std::string::npos) break;
     start = amp + 1;
   }
-  if (!replaced) kept.push_back(std::string(name) + "=" + http::PercentEncode(value));
+  if (!replaced) kept.push_back(std::string(name) + "=" + PercentEncode(value));
   for (const auto& p : kept) out += (out.empty() ? "" : "&") + p;
   *target = path + "?" + out;
 }

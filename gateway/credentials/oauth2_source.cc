@@ -9,9 +9,9 @@
 #include <nlohmann/json.hpp>
 
 #include "gateway/base/base64.h"
+#include "gateway/base/percent_encoding.h"
 #include "gateway/credentials/credential_source.h"
 #include "gateway/credentials/https_client.h"
-#include "gateway/http/percent_encoding.h"
 
 namespace airlock::credentials {
 namespace {
@@ -43,14 +43,14 @@ class OAuth2Source : public CredentialSource {
     r.url = c_.token_url;
     r.ca_file = options_.ca_file;
     r.timeout = c_.timeout;
-    r.headers = {{"Authorization", "Basic " + Base64Encode(http::PercentEncode(c_.client_id) + ":" +
-                                                           http::PercentEncode(secret))},
+    r.headers = {{"Authorization", "Basic " + Base64Encode(PercentEncode(c_.client_id) + ":" +
+                                                           PercentEncode(secret))},
                  {"Content-Type", "application/x-www-form-urlencoded"},
                  {"Accept", "application/json"},
                  {"User-Agent", "airlock-gateway"}};
     r.body = "grant_type=client_credentials";
-    if (!c_.scope.empty()) r.body += "&scope=" + http::PercentEncode(c_.scope);
-    if (!c_.audience.empty()) r.body += "&audience=" + http::PercentEncode(c_.audience);
+    if (!c_.scope.empty()) r.body += "&scope=" + PercentEncode(c_.scope);
+    if (!c_.audience.empty()) r.body += "&audience=" + PercentEncode(c_.audience);
     auto response = HttpsCall(r);
     if (!response.ok()) return response.status();
     if (response->status != 200) {

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstring>
 
+#include "gateway/base/percent_encoding.h"
 #include "gateway/crypto/random.h"
 
 namespace airlock::credentials {
@@ -73,29 +74,10 @@ bool MayHideDigits(std::string_view text) {
   return false;
 }
 
-// Decodes %XX escapes (again while decoding could reveal a digit: %2561 is %61 is 'a'); other
-// bytes stay as they are.
-std::string PercentDecode(std::string_view text) {
-  std::string out;
-  for (int round = 0; round < 3; ++round) {
-    std::string next;
-    next.reserve(text.size());
-    for (size_t i = 0; i < text.size(); ++i) {
-      int hi = text[i] == '%' && i + 2 < text.size()
-                   ? kHexValue[static_cast<unsigned char>(text[i + 1])]
-                   : -1;
-      int lo = hi >= 0 ? kHexValue[static_cast<unsigned char>(text[i + 2])] : -1;
-      if (lo >= 0) {
-        next.push_back(static_cast<char>(hi * 16 + lo));
-        i += 2;
-      } else {
-        next.push_back(text[i]);
-      }
-    }
-    out = std::move(next);
-    if (!MayHideDigits(out)) break;
-    text = out;
-  }
+// Decodes %XX escapes, again while decoding could reveal a digit (%2561 is %61 is 'a').
+std::string DecodeEscapes(std::string_view text) {
+  std::string out = PercentDecode(text);
+  for (int round = 1; round < 3 && MayHideDigits(out); ++round) out = PercentDecode(out);
   return out;
 }
 
@@ -129,7 +111,7 @@ void KeyFilter::Add(std::string_view key) {
 void CollectPlaceholderKeys(std::string_view text, std::set<std::string>* keys,
                             const KeyFilter* filter) {
   CollectFrom(text, keys, filter);
-  if (MayHideDigits(text)) CollectFrom(PercentDecode(text), keys, filter);
+  if (MayHideDigits(text)) CollectFrom(DecodeEscapes(text), keys, filter);
 }
 
 }  // namespace airlock::credentials

@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <ctime>
 
+#include "gateway/base/percent_encoding.h"
 #include "gateway/crypto/digest.h"
-#include "gateway/http/percent_encoding.h"
 
 namespace airlock::credentials {
 namespace {
@@ -36,25 +36,6 @@ std::vector<std::string_view> Split(std::string_view s, char sep) {
   }
 }
 
-std::string PercentDecode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    auto hex = [](char c) {
-      return c >= '0' && c <= '9'   ? c - '0'
-             : c >= 'a' && c <= 'f' ? c - 'a' + 10
-             : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                    : -1;
-    };
-    if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
 std::string CanonicalUri(std::string_view path, std::string_view service) {
   if (path.empty()) return "/";
   // S3: as sent. Others: dot segments removed, then the path as sent encoded once more (what the
@@ -73,7 +54,7 @@ std::string CanonicalUri(std::string_view path, std::string_view service) {
     segments.emplace_back(p);  // as sent: its escapes are encoded again below
   }
   std::string out;
-  for (const auto& s : segments) out += "/" + http::PercentEncode(s);
+  for (const auto& s : segments) out += "/" + PercentEncode(s);
   return out.empty() ? "/" : out;
 }
 
@@ -84,8 +65,8 @@ std::string CanonicalQuery(std::string_view query) {
     if (p.empty()) continue;
     size_t eq = p.find('=');
     params.emplace_back(
-        http::PercentEncode(PercentDecode(p.substr(0, eq))),
-        eq == std::string_view::npos ? "" : http::PercentEncode(PercentDecode(p.substr(eq + 1))));
+        PercentEncode(PercentDecode(p.substr(0, eq))),
+        eq == std::string_view::npos ? "" : PercentEncode(PercentDecode(p.substr(eq + 1))));
   }
   std::sort(params.begin(), params.end());
   std::string out;
@@ -179,7 +160,7 @@ std::string CanonicalRequest(const http::HttpHead& head, std::string_view origin
 
 std::optional<SigV4Refusal> ResignSigV4(http::HttpHead* head, std::string_view origin_target,
                                         const Token& keys, TimePoint now,
-                                        const std::optional<std::string>& body) {
+                                        std::optional<std::string_view> body) {
   const std::string* authorization = head->Find("Authorization");
   auto client = authorization ? ParseSigV4Authorization(*authorization) : std::nullopt;
   if (!client) {

@@ -39,7 +39,7 @@ struct SigV4Refusal {
 // Returns a refusal when the request cannot be re-signed.
 std::optional<SigV4Refusal> ResignSigV4(http::HttpHead* head, std::string_view origin_target,
                                         const Token& keys, TimePoint now,
-                                        const std::optional<std::string>& body = std::nullopt);
+                                        std::optional<std::string_view> body = std::nullopt);
 
 // The canonical request (exposed for tests).
 std::string CanonicalRequest(const http::HttpHead& head, std::string_view origin_target,

@@ -6,12 +6,27 @@
 #include <chrono>
 #include <set>
 
+#include "gateway/base/percent_encoding.h"
 #include "gateway/credentials/injection.h"
 #include "gateway/credentials/placeholder.h"
 #include "gateway/credentials/sigv4.h"
-#include "gateway/http/percent_encoding.h"
 
 namespace airlock::server {
+namespace {
+
+// SigV4 signed again with the real keys now (over `body` when it was read whole); a 400 when
+// the request cannot be.
+std::optional<Refusal> Resign(http::HttpHead* head, std::string_view origin_target,
+                              const credentials::Token& keys, const std::string* body) {
+  auto refusal =
+      credentials::ResignSigV4(head, origin_target, keys, std::chrono::system_clock::now(),
+                               body ? std::optional<std::string_view>(*body) : std::nullopt);
+  if (!refusal) return std::nullopt;
+  return Refusal{400, refusal->reason, refusal->message,
+                 "sign with the placeholder keys the sandbox was given"};
+}
+
+}  // namespace
 
 void CredentialGuard::StartRequest() {
   injected_.clear();
@@ -98,10 +113,8 @@ std::optional<Refusal> CredentialGuard::Inject(const Scope& scope, http::HttpHea
               "UNSIGNED-PAYLOAD)"};
         }
         body_credentials_.push_back({c, placeholder->value, token.value()});  // signed once read
-      } else if (auto refusal = credentials::ResignSigV4(head, *origin_target, token.value(),
-                                                         std::chrono::system_clock::now())) {
-        return Refusal{400, refusal->reason, refusal->message,
-                       "sign with the placeholder keys the sandbox was given"};
+      } else if (auto refusal = Resign(head, *origin_target, token.value(), nullptr)) {
+        return refusal;
       }
       injected_.push_back(name + ":Authorization");
       // An echo shows the placeholder key id; a session token is not the sandbox's to see.
@@ -122,7 +135,7 @@ std::optional<Refusal> CredentialGuard::Inject(const Scope& scope, http::HttpHea
     reflections_.emplace_back(token->value, placeholder->value);
     for (const auto& injection : c->inject) {
       if (!injection.query.empty()) {
-        std::string encoded = http::PercentEncode(token->value);
+        std::string encoded = PercentEncode(token->value);
         if (encoded != token->value) reflections_.emplace_back(encoded, placeholder->value);
       }
       if (injection.value.base64) {
@@ -147,10 +160,8 @@ std::optional<Refusal> CredentialGuard::RewriteBody(const Scope& scope, http::Ht
                                                     std::string* body) {
   for (const auto& b : body_credentials_) {
     if (b.config->signs_requests()) {
-      if (auto refusal = credentials::ResignSigV4(head, scope.target->origin_target, b.token,
-                                                  std::chrono::system_clock::now(), *body)) {
-        return Refusal{400, refusal->reason, refusal->message,
-                       "sign with the placeholder keys the sandbox was given"};
+      if (auto refusal = Resign(head, scope.target->origin_target, b.token, body)) {
+        return refusal;
       }
       continue;
     }
