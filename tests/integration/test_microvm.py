@@ -3,6 +3,7 @@ image build` made (Debian's cloud kernel, busybox, the static guest agent). The 
 this test namespace; each VM's only link is a tap here, under vmlaunch's nftables table. Every
 assertion is on what happened: what the command printed, what the upstream server received, what
 the audit log holds, and what is left on the host afterwards. Boots are few (one per test)."""
+import gzip
 import hashlib
 import http.server
 import json
@@ -419,6 +420,81 @@ def test_gc_after_kill_9_of_the_monitor(env):
     assert [x["state"] for x in listed] == ["orphaned"]
     r = vmlaunch("gc", "--state-dir", state, "--pool", POOL)
     assert r.returncode == 0, r.stderr
+    assert leftovers(g, state) == CLEAN
+
+
+# A hostile guest agent (busybox sh in place of airlock-agent): it greets and answers the set-up
+# (pings, the CA bundle's get and put, configure) as the real agent does, then answers the first exec with an
+# endless flood of output for a request the host never made.
+HOSTILE_AGENT = r"""#!/bin/busybox sh
+bb=/bin/busybox
+dev=
+while [ -z "$dev" ]; do
+  for p in /sys/class/virtio-ports/*; do
+    [ "$($bb cat "$p/name" 2>/dev/null)" = airlock.agent ] && dev=/dev/${p##*/}
+  done
+  [ -n "$dev" ] || $bb sleep 1
+done
+exec 3<>"$dev"
+echo '{"event":"ready","uptime_ms":1}' >&3
+while IFS= read -r line <&3; do
+  id=$(echo "$line" | $bb sed -n 's/.*"id":\([0-9]*\).*/\1/p')
+  case "$line" in
+    *'"op":"exec"'*) while echo '{"id":4242,"stream":"stdout","data":"aGk="}' >&3; do :; done;;
+    *'"op":"get"'*) echo "{\"id\":$id,\"error\":\"no such file\"}" >&3;;
+    *) echo "{\"id\":$id,\"ok\":true}" >&3;;
+  esac
+done
+"""
+
+
+def hostile_image(tmp_path, agent):
+    """The guest image with `agent` as /sbin/airlock-agent: a second cpio archive appended to the
+    initramfs, which the kernel unpacks over the first."""
+    src = os.path.realpath(os.path.join(IMAGE, "images", "default"))
+    overlay, image = tmp_path / "hostile-overlay", tmp_path / "hostile-image"
+    (overlay / "sbin").mkdir(parents=True)
+    (overlay / "sbin" / "airlock-agent").write_text(agent)
+    for path in (overlay / "sbin", overlay / "sbin" / "airlock-agent"):
+        os.chmod(path, 0o755)
+    archive = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet", "-R", "0:0"], cwd=overlay,
+                             input=b"sbin\nsbin/airlock-agent\n", capture_output=True,
+                             check=True).stdout
+    image.mkdir()
+    os.symlink(os.path.join(src, "vmlinux"), image / "vmlinux")
+    shutil.copy(os.path.join(src, "manifest.json"), image)
+    with open(os.path.join(src, "initrd.img"), "rb") as f:
+        (image / "initrd.img").write_bytes(f.read() + gzip.compress(archive))
+    return str(image)
+
+
+def process_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def test_hostile_guest_agent(env, tmp_path):
+    """The guest is hostile: its agent floods an exec with replies to no request. `vmlaunch
+    exec` ends at once with a clear error, the monitor tears the VM down by itself (it does not
+    ask that guest to shut down), and nothing is left: no VMM, tap, firewall element, session,
+    lease, cgroup or directory."""
+    g, vmlaunch, vm_args, state, up = env
+    r = vmlaunch("start", *vm_args(image=hostile_image(tmp_path, HOSTILE_AGENT)), "--json",
+                 timeout=180)
+    assert r.returncode == 0, r.stderr
+    started = json.loads(r.stdout)
+    r = vmlaunch("exec", "--state-dir", state, started["id"], "--", "true", timeout=60)
+    assert r.returncode == 125, r.stderr
+    assert (b"vmlaunch: the guest agent broke the protocol: a reply to no request (id 4242)\n"
+            in r.stderr), r.stderr
+    deadline = time.time() + 30
+    while time.time() < deadline and (process_alive(started["monitor_pid"]) or
+                                      leftovers(g, state) != CLEAN):
+        time.sleep(0.2)
+    assert not process_alive(started["monitor_pid"])
     assert leftovers(g, state) == CLEAN
 
 

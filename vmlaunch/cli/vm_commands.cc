@@ -234,7 +234,8 @@ int CmdStart(VmOptions vm, bool json_mode) {
                       {"guest_kernel", t.guest_kernel_ms},
                       {"create_to_ready", t.ready_ms}}}});
     }
-    std::string line = hello.dump() + "\n";
+    // The error may quote the guest's console: any bytes.
+    std::string line = hello.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
     (void)!::write(report[1], line.data(), line.size());
     ::close(report[1]);
     if (!session.ok()) {
@@ -271,11 +272,10 @@ int CmdExec(const std::string& state_dir, const std::string& id, const CommandOp
   InstallInterruptHandlers();
   ExecResult result;
   auto live = LiveOutput(c.json);
-  auto final_reply =
-      MonitorRequest(state_dir + "/vms/" + id, AgentClient::ExecRequestJson(*spec),
-                     [&](const json& reply) { AgentClient::ApplyExecReply(reply, &result, live); });
-  if (!final_reply.ok())
-    return Fail(final_reply.status().message() + " (is " + id + " running? `vmlaunch ls`)");
+  auto final_reply = MonitorRequest(
+      state_dir + "/vms/" + id, AgentClient::ExecRequestJson(*spec),
+      [&](const GuestMessage& reply) { return AgentClient::ApplyExecReply(reply, &result, live); });
+  if (!final_reply.ok()) return Fail(final_reply.status().message());
   if (c.json) Print(ContractJson(result));
   return ExitStatus(result);
 }
@@ -285,9 +285,9 @@ int CmdStop(const std::string& state_dir, const std::string& id) {
   auto record = VmRecord::Load(dir + "/state.json");
   if (!record.ok()) return Fail("no VM " + id + " (see `vmlaunch ls`)");
   auto reply = MonitorRequest(dir, {{"op", "stop"}}, {});
-  if (reply.ok() && reply->value("ok", false)) {
-    std::cerr << "vmlaunch: " << id << " stopped (teardown " << reply->value("teardown_ms", 0)
-              << " ms)\n";
+  if (reply.ok() && reply->Bool("ok").value_or(false)) {
+    std::cerr << "vmlaunch: " << id << " stopped (teardown "
+              << reply->Int("teardown_ms").value_or(0) << " ms)\n";
     return 0;
   }
   // No monitor to ask: give back what the record names.

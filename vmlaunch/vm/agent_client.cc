@@ -1,4 +1,5 @@
-// AgentClient: numbered requests, replies matched by id, exec output decoded as it arrives.
+// AgentClient: numbered requests, replies matched by id and checked, exec output decoded as it
+// arrives, a deadline on every wait.
 #include "vmlaunch/vm/agent_client.h"
 
 #include <unistd.h>
@@ -16,65 +17,107 @@ using std::chrono::milliseconds;
 AgentClient::AgentClient(int fd) : channel_(fd) {}
 AgentClient::~AgentClient() { ::close(channel_.fd()); }
 
+Status AgentClient::Break(Status error) {
+  broken_ = std::move(error);
+  return broken_;
+}
+
+Result<std::optional<GuestMessage>> AgentClient::Receive(int timeout_ms) {
+  auto m = channel_.Receive(timeout_ms);
+  if (!m.ok()) {
+    if (channel_.overflowed()) {
+      return Break(GuestMessage::Violation("a line longer than " +
+                                           std::to_string(LineChannel::kMaxLine >> 20) + " MiB"));
+    }
+    if (m.status().message() == "timed out") return std::optional<GuestMessage>();
+    return Break(Status::Error("the guest agent is gone: " + m.status().message()));
+  }
+  auto message = GuestMessage::From(std::move(m).value());
+  if (!message.ok()) return Break(message.status());
+  return std::optional<GuestMessage>(std::move(message).value());
+}
+
 Result<int64_t> AgentClient::WaitReady(milliseconds timeout) {
+  if (!broken_.ok()) return broken_;
   const auto start = std::chrono::steady_clock::now();
   const auto deadline = start + timeout;
   auto next_ping = start + milliseconds(1000);
   while (true) {
     const auto now = std::chrono::steady_clock::now();
     auto left = std::chrono::duration_cast<milliseconds>(deadline - now);
-    if (left.count() <= 0) return Status::Error("the guest agent did not start in time");
+    if (left.count() <= 0) return Break(Status::Error("the guest agent did not start in time"));
     if (Interrupted()) return Status::Error("interrupted while the guest was booting");
     // The greeting is sent once; a ping every second also finds an agent whose greeting went
     // out before the host side of the port was listening.
     if (now >= next_ping) {
-      (void)channel_.Send({{"op", "ping"}, {"id", 0}});
+      if (channel_.Send({{"op", "ping"}, {"id", 0}}).ok()) ++owed_;
       next_ping = now + milliseconds(1000);
     }
-    auto m = channel_.Receive(static_cast<int>(std::min<int64_t>(left.count(), 200)));
-    if (!m.ok() && m.status().message() == "timed out") continue;
-    if (!m.ok()) return Status::Error("the guest agent did not start: " + m.status().message());
-    if (m->value("event", "") == "ready" || (m->value("id", -1) == 0 && m->contains("uptime_ms"))) {
-      return m->value("uptime_ms", int64_t{0});
+    auto m = Receive(static_cast<int>(std::min<int64_t>(left.count(), 200)));
+    if (!m.ok()) return m.status();
+    if (!m->has_value()) continue;
+    const GuestMessage& message = **m;
+    const bool greeting = message.String("event") == "ready";
+    if (!greeting && !(message.Int("id") == 0 && message.Has("uptime_ms"))) {
+      return Break(GuestMessage::Violation("something other than its greeting while booting"));
     }
+    if (!greeting) --owed_;
+    return message.Int("uptime_ms").value_or(0);
   }
 }
 
-Result<json> AgentClient::Call(json request, milliseconds limit) {
-  json final_reply;
+Result<GuestMessage> AgentClient::Call(json request, milliseconds limit) {
+  std::optional<GuestMessage> final_reply;
   Status s = Relay(
-      std::move(request), [&](const json& r) { final_reply = r; }, {}, limit);
+      std::move(request),
+      [&](const GuestMessage& r) {
+        final_reply = r;
+        return Status::Ok();
+      },
+      {}, limit);
   if (!s.ok()) return s;
-  if (final_reply.contains("error")) {
-    const json& e = final_reply["error"];
-    return Status::Error(e.is_string() ? e.get<std::string>() : e.dump());
-  }
-  return final_reply;
+  if (auto error = final_reply->String("error")) return Status::Error(std::string(*error));
+  return std::move(*final_reply);
 }
 
-Status AgentClient::Relay(json request, const std::function<void(const json&)>& on_reply,
+Status AgentClient::Relay(json request, const std::function<Status(const GuestMessage&)>& on_reply,
                           const std::function<bool()>& cancel, milliseconds limit) {
+  if (!broken_.ok()) return broken_;
   const int64_t id = next_id_++;
   request["id"] = id;
-  if (Status s = channel_.Send(request); !s.ok()) return Status::Error("the guest agent is gone");
+  if (!channel_.Send(request).ok()) return Break(Status::Error("the guest agent is gone"));
   const auto deadline = std::chrono::steady_clock::now() + limit;
   bool cancelled = false;
   while (true) {
     if (!cancelled && ((cancel && cancel()) || Interrupted())) {
       cancelled = true;
-      (void)channel_.Send({{"op", "cancel"}, {"id", id}});
+      // If the command has ended already, the agent answers that nothing is running.
+      if (channel_.Send({{"op", "cancel"}, {"id", id}}).ok()) ++owed_;
     }
     if (std::chrono::steady_clock::now() > deadline) {
-      return Status::Error("the guest agent did not answer in time");
+      return Break(Status::Error("the guest agent did not answer in time"));
     }
-    auto m = channel_.Receive(200);
-    if (!m.ok()) {
-      if (m.status().message() == "timed out") continue;
-      return Status::Error("the guest agent is gone: " + m.status().message());
+    auto m = Receive(200);
+    if (!m.ok()) return m.status();
+    if (!m->has_value()) continue;
+    const GuestMessage& reply = **m;
+    const auto reply_id = reply.Int("id");
+    if (!reply_id) {
+      return Break(reply.String("event") == "ready"
+                       ? Status::Error("the guest agent restarted; the request was lost")
+                       : GuestMessage::Violation("a reply without an id"));
     }
-    if (!m->contains("id") || (*m)["id"] != id) continue;  // a late reply to an earlier request
-    on_reply(*m);
-    if (!m->contains("stream")) return Status::Ok();
+    if (*reply_id != id) {
+      // A late answer to a ping or a cancel; anything else answers no request.
+      if (owed_ == 0) {
+        return Break(GuestMessage::Violation("a reply to no request (id " +
+                                             std::to_string(*reply_id) + ")"));
+      }
+      --owed_;
+      continue;
+    }
+    if (Status s = on_reply(reply); !s.ok()) return Break(s);
+    if (!reply.Has("stream")) return Status::Ok();
   }
 }
 
@@ -86,25 +129,31 @@ json AgentClient::ExecRequestJson(const ExecSpec& spec) {
   return r;
 }
 
-void AgentClient::ApplyExecReply(const json& reply, ExecResult* result,
-                                 const std::function<void(bool, std::string_view)>& on_output) {
-  if (reply.contains("stream")) {
-    const bool is_stderr = reply.value("stream", "") == "stderr";
-    auto data = Base64Decode(reply.value("data", ""));
-    if (!data) return;
+Status AgentClient::ApplyExecReply(const GuestMessage& reply, ExecResult* result,
+                                   const std::function<void(bool, std::string_view)>& on_output) {
+  if (auto stream = reply.String("stream")) {
+    const bool is_stderr = *stream == "stderr";
+    auto data = reply.Bytes("data");
+    if (!data) return GuestMessage::Violation("output whose \"data\" is not base64");
     std::string& kept = is_stderr ? result->stderr_data : result->stdout_data;
     const size_t room = ExecResult::kMaxCollected - kept.size();
     if (data->size() > room)
       (is_stderr ? result->stderr_truncated : result->stdout_truncated) = true;
     kept.append(*data, 0, std::min(room, data->size()));
     if (on_output) on_output(is_stderr, *data);
-    return;
+    return Status::Ok();
   }
-  if (reply.contains("error")) result->error = reply["error"].get<std::string>();
-  result->exit_code = reply.value("exit_code", 127);
-  result->signal = reply.value("signal", 0);
-  result->duration_ms = reply.value("duration_ms", int64_t{0});
-  result->timed_out = reply.value("timed_out", false);
+  auto error = reply.String("error");
+  auto exit_code = reply.Int("exit_code");
+  if (!error && !exit_code) {
+    return GuestMessage::Violation("an exec reply with no output, exit code or error");
+  }
+  if (error) result->error = std::string(*error);
+  result->exit_code = static_cast<int>(exit_code.value_or(127));
+  result->signal = static_cast<int>(reply.Int("signal").value_or(0));
+  result->duration_ms = reply.Int("duration_ms").value_or(0);
+  result->timed_out = reply.Bool("timed_out").value_or(false);
+  return Status::Ok();
 }
 
 Result<ExecResult> AgentClient::Exec(const ExecSpec& spec,
@@ -115,7 +164,8 @@ Result<ExecResult> AgentClient::Exec(const ExecSpec& spec,
   const milliseconds limit = spec.timeout.count() > 0 ? spec.timeout + milliseconds(15000)
                                                       : milliseconds(24LL * 3600 * 1000);
   Status s = Relay(
-      ExecRequestJson(spec), [&](const json& reply) { ApplyExecReply(reply, &result, on_output); },
+      ExecRequestJson(spec),
+      [&](const GuestMessage& reply) { return ApplyExecReply(reply, &result, on_output); },
       interrupted, limit);
   if (!s.ok()) return s;
   return result;
@@ -134,9 +184,9 @@ Status AgentClient::Put(const std::string& path, std::string_view data, int mode
 Result<std::string> AgentClient::Get(const std::string& path) {
   auto r = Call({{"op", "get"}, {"path", path}}, milliseconds(120000));
   if (!r.ok()) return r.status();
-  auto data = Base64Decode(r->value("data", ""));
-  if (!data) return Status::Error("the guest agent sent malformed data for " + path);
-  return *data;
+  auto data = r->Bytes("data");
+  if (!data) return Break(GuestMessage::Violation("the content of " + path + " not in base64"));
+  return std::move(*data);
 }
 
 Status AgentClient::Shutdown() { return Call({{"op", "shutdown"}}, milliseconds(3000)).status(); }

@@ -1,18 +1,24 @@
 // AgentClient: the host's side of the guest-agent protocol (vmlaunch/guest/agent.h) over a
 // connected stream: wait for the agent's greeting, configure, exec with streamed output, put,
-// get, shutdown. Requests are numbered; replies are matched by id. Blocking; one owner thread.
+// get, shutdown. Requests are numbered; replies are matched by id. The guest is hostile: every
+// message is checked (GuestMessage) and every wait has a deadline; a guest that breaks the
+// protocol (a malformed, oversize or unasked-for message) or stays silent past a deadline gets
+// an error, and the client is then broken for good so that the VM is torn down without asking
+// the guest anything more. Blocking; one owner thread.
 #pragma once
 
 #include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "gateway/base/status.h"
 #include "vmlaunch/guest/line_channel.h"
+#include "vmlaunch/vm/guest_message.h"
 
 namespace airlock::vmlaunch {
 
@@ -46,6 +52,9 @@ class AgentClient {
   AgentClient& operator=(const AgentClient&) = delete;
 
   int fd() const { return channel_.fd(); }
+  // OK until the guest breaks the protocol, goes away or misses a deadline; then that error,
+  // which every later call returns at once.
+  const Status& health() const { return broken_; }
   // Waits for {"event":"ready"}; returns the guest's uptime then (its own boot time).
   Result<int64_t> WaitReady(std::chrono::milliseconds timeout);
   Status Configure(const std::map<std::string, std::string>& env);
@@ -59,21 +68,31 @@ class AgentClient {
   Status Shutdown();
 
   // One raw request: sends it with a fresh id, then hands every reply to `on_reply` until the
-  // final one (any reply that is not a stream chunk). For the monitor, which relays requests.
-  Status Relay(nlohmann::json request, const std::function<void(const nlohmann::json&)>& on_reply,
+  // final one (any reply that is not a stream chunk); an error from `on_reply` is a protocol
+  // violation. For the monitor, which relays requests.
+  Status Relay(nlohmann::json request, const std::function<Status(const GuestMessage&)>& on_reply,
                const std::function<bool()>& cancel, std::chrono::milliseconds limit);
 
   static nlohmann::json ExecRequestJson(const ExecSpec& spec);
-  // Folds one exec reply into `result`: a stream chunk (returned decoded, with its stream) or
-  // the final status.
-  static void ApplyExecReply(const nlohmann::json& reply, ExecResult* result,
-                             const std::function<void(bool, std::string_view)>& on_output);
+  // Folds one exec reply into `result`: a stream chunk (decoded, passed to `on_output`) or the
+  // final status; a violation if it is neither.
+  static Status ApplyExecReply(const GuestMessage& reply, ExecResult* result,
+                               const std::function<void(bool, std::string_view)>& on_output);
 
  private:
-  Result<nlohmann::json> Call(nlohmann::json request, std::chrono::milliseconds limit);
+  Result<GuestMessage> Call(nlohmann::json request, std::chrono::milliseconds limit);
+  // The next message within `timeout_ms`, checked; nullopt if none came. Any error breaks the
+  // client.
+  Result<std::optional<GuestMessage>> Receive(int timeout_ms);
+  // Records `error` as the client's last word and returns it.
+  Status Break(Status error);
 
   LineChannel channel_;
   int64_t next_id_ = 1;
+  // Pings and cancels sent that the agent may still answer: a reply to an earlier request is
+  // skipped only while one of these is owed; any other reply to no request is a flood.
+  int64_t owed_ = 0;
+  Status broken_;
 };
 
 }  // namespace airlock::vmlaunch

@@ -46,6 +46,9 @@ Result<int> ListenUnix(const std::string& path) {
   return fd;
 }
 
+// The exit code a client reports when the monitor, not the command, failed (as `vmlaunch run`).
+constexpr int kMonitorError = 125;
+
 // True if the client hung up (or sent more than its one request).
 bool ClientGone(int fd) {
   pollfd p{fd, POLLIN | POLLRDHUP, 0};
@@ -76,6 +79,8 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
       why_end = "TTL expired";
     } else if (vm_gone()) {
       why_end = "the VM exited";
+    } else if (!vm.agent().health().ok()) {
+      why_end = vm.agent().health().message();
     }
     return !why_end.empty();
   };
@@ -136,7 +141,11 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
     const json client_id = request.contains("id") ? request["id"] : json(nullptr);
     const std::string op = request.value("op", "");
     auto answer = [&](json reply) {
-      reply["id"] = client_id;
+      if (client_id.is_null()) {
+        reply.erase("id");  // the agent's numbering is the monitor's own
+      } else {
+        reply["id"] = client_id;
+      }
       (void)channel.Send(reply);
     };
     if (op == "stop") {
@@ -159,14 +168,17 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
                                                    : milliseconds(timeout_ms + 15000);
       Status s = vm.agent().Relay(
           forward,
-          [&](const json& reply) {
-            if (reply.contains("stream") || why_end.empty()) return answer(reply);
-            json ended = reply;  // say why the command was cut short
-            ended["error"] = "the command was ended because the VM is going away (" + why_end + ")";
-            answer(ended);
+          [&](const GuestMessage& reply) {
+            json relayed = reply.json();
+            if (!reply.Has("stream") && !why_end.empty()) {  // say why the command was cut short
+              relayed["error"] =
+                  "the command was ended because the VM is going away (" + why_end + ")";
+            }
+            answer(std::move(relayed));
+            return Status::Ok();
           },
           [&] { return ClientGone(client) || check_end() || stop_arrived(); }, limit);
-      if (!s.ok()) answer({{"error", s.message()}});
+      if (!s.ok()) answer({{"error", s.message()}, {"exit_code", kMonitorError}});
     } else {
       answer({{"error", "unknown request '" + op + "' (exec, put, get, status, stop)"}});
     }
@@ -189,8 +201,8 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
   return 0;
 }
 
-Result<json> MonitorRequest(const std::string& vm_dir, const json& request,
-                            const std::function<void(const json&)>& on_reply) {
+Result<GuestMessage> MonitorRequest(const std::string& vm_dir, const json& request,
+                                    const std::function<Status(const GuestMessage&)>& on_reply) {
   const std::string path = vm_dir + "/monitor.sock";
   sockaddr_un sun{};
   sun.sun_family = AF_UNIX;
@@ -198,10 +210,11 @@ Result<json> MonitorRequest(const std::string& vm_dir, const json& request,
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0) {
     if (fd >= 0) ::close(fd);
-    return Status::Error("cannot reach the VM's monitor at " + path);
+    return Status::Error("cannot reach the VM's monitor at " + path +
+                         " (is the VM running? `vmlaunch ls`)");
   }
   LineChannel channel(fd);
-  json final_reply;
+  std::optional<GuestMessage> final_reply;
   Status s = channel.Send(request);
   while (s.ok()) {
     auto m = channel.Receive(200);
@@ -214,15 +227,20 @@ Result<json> MonitorRequest(const std::string& vm_dir, const json& request,
       s = Status::Error("the monitor hung up: " + m.status().message());
       break;
     }
-    if (on_reply) on_reply(*m);
-    if (!m->contains("stream")) {
-      final_reply = *m;
+    auto reply = GuestMessage::From(std::move(m).value());
+    if (!reply.ok()) {
+      s = reply.status();
+      break;
+    }
+    if (on_reply) s = on_reply(*reply);
+    if (s.ok() && !reply->Has("stream")) {
+      final_reply = std::move(reply).value();
       break;
     }
   }
   ::close(fd);
   if (!s.ok()) return s;
-  return final_reply;
+  return std::move(*final_reply);
 }
 
 }  // namespace airlock::vmlaunch

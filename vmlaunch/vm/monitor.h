@@ -2,7 +2,9 @@
 // <dir>/monitor.sock (0600): each connection carries one request — exec, put, get (relayed to
 // the guest agent, replies streamed back), status, or stop — and execs in one VM run one at a
 // time. It tears the VM down when the TTL expires, when the VMM exits, on SIGTERM, or on stop;
-// a client that hangs up mid-exec cancels that exec. Single-threaded poll loop.
+// a client that hangs up mid-exec cancels that exec. A guest that breaks the agent protocol or
+// stops answering (AgentClient::health) ends the VM too: the client hears why, the monitor
+// tears down. Single-threaded poll loop.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -11,6 +13,7 @@
 #include <string>
 
 #include "gateway/base/status.h"
+#include "vmlaunch/vm/guest_message.h"
 #include "vmlaunch/vm/vm_session.h"
 
 namespace airlock::vmlaunch {
@@ -19,8 +22,10 @@ namespace airlock::vmlaunch {
 int RunMonitor(VmSession& vm, std::ostream& log);
 
 // The client side: sends `request` to the monitor of the VM in `vm_dir` and hands every reply
-// to `on_reply` until the final one, which it returns.
-Result<nlohmann::json> MonitorRequest(const std::string& vm_dir, const nlohmann::json& request,
-                                      const std::function<void(const nlohmann::json&)>& on_reply);
+// to `on_reply` until the final one, which it returns. Replies carry what the guest sent, so
+// each is checked (GuestMessage); an error from `on_reply` ends the request (hanging up cancels
+// it).
+Result<GuestMessage> MonitorRequest(const std::string& vm_dir, const nlohmann::json& request,
+                                    const std::function<Status(const GuestMessage&)>& on_reply);
 
 }  // namespace airlock::vmlaunch
