@@ -30,74 +30,81 @@ std::vector<std::string> LogFiles(const std::string& path) {
   return files;
 }
 
-VerifyReport VerifyFiles(const std::vector<std::string>& files, std::string_view hmac_key) {
-  VerifyReport report;
-  std::string prev_hash;  // of the previous line; empty before the first
-  uint64_t prev_seq = 0;
-  for (size_t f = 0; f < files.size(); ++f) {
-    const std::string& file = files[f];
-    std::string data;
-    if (!ReadAll(file, &data)) {
-      report.tampering.push_back({file, 0, "cannot read the file"});
+ChainVerifier::ChainVerifier(std::string_view hmac_key) : hmac_key_(hmac_key) {}
+
+void ChainVerifier::Add(const std::string& file, std::optional<std::string_view> contents,
+                        bool last) {
+  if (!contents) {
+    report_.tampering.push_back({file, 0, "cannot read the file"});
+    return;
+  }
+  std::string_view data = *contents;
+  size_t line_no = 0;
+  size_t pos = 0;
+  while (pos < data.size()) {
+    ++line_no;
+    size_t nl = data.find('\n', pos);
+    if (nl == std::string::npos) {
+      VerifyIssue torn{file, line_no,
+                       "torn last line (" + std::to_string(data.size() - pos) +
+                           " bytes without a newline): a write cut short, e.g. by a crash"};
+      if (last) {
+        report_.notes.push_back(torn);
+      } else {
+        report_.tampering.push_back({file, line_no, "incomplete line inside the chain"});
+      }
+      break;
+    }
+    std::string_view line = data.substr(pos, nl - pos);
+    pos = nl + 1;
+    auto rec = Record::parse(line, nullptr, false);
+    if (rec.is_discarded() || !rec.is_object() || !rec.contains("seq") ||
+        !rec["seq"].is_number_unsigned() || !rec.contains("prev") || !rec["prev"].is_string()) {
+      report_.tampering.push_back({file, line_no, "not an audit record"});
+      prev_hash_ = LinkHash(line, hmac_key_);
       continue;
     }
-    size_t line_no = 0;
-    size_t pos = 0;
-    while (pos < data.size()) {
-      ++line_no;
-      size_t nl = data.find('\n', pos);
-      if (nl == std::string::npos) {
-        VerifyIssue torn{file, line_no,
-                         "torn last line (" + std::to_string(data.size() - pos) +
-                             " bytes without a newline): a write cut short, e.g. by a crash"};
-        if (f + 1 == files.size()) {
-          report.notes.push_back(torn);
-        } else {
-          report.tampering.push_back({file, line_no, "incomplete line inside the chain"});
-        }
-        break;
+    uint64_t seq = rec["seq"].get<uint64_t>();
+    const std::string& prev = rec["prev"].get_ref<const std::string&>();
+    if (report_.records == 0) {
+      report_.first_seq = seq;
+      if (seq == 1 && prev != kGenesisPrev) {
+        report_.tampering.push_back({file, line_no, "the first record does not start the chain"});
+      } else if (seq != 1) {
+        report_.notes.push_back({file, line_no,
+                                 "the chain starts at seq " + std::to_string(seq) +
+                                     " (earlier files not given); its first link is unchecked"});
       }
-      std::string_view line(data.data() + pos, nl - pos);
-      pos = nl + 1;
-      auto rec = Record::parse(line, nullptr, false);
-      if (rec.is_discarded() || !rec.is_object() || !rec.contains("seq") ||
-          !rec["seq"].is_number_unsigned() || !rec.contains("prev") || !rec["prev"].is_string()) {
-        report.tampering.push_back({file, line_no, "not an audit record"});
-        prev_hash = LinkHash(line, hmac_key);
-        continue;
+    } else {
+      if (seq != prev_seq_ + 1) {
+        report_.tampering.push_back({file, line_no,
+                                     "seq " + std::to_string(seq) + " follows seq " +
+                                         std::to_string(prev_seq_) +
+                                         ": records were deleted, inserted or reordered"});
       }
-      uint64_t seq = rec["seq"].get<uint64_t>();
-      const std::string prev = rec["prev"].get<std::string>();
-      if (report.records == 0) {
-        report.first_seq = seq;
-        if (seq == 1 && prev != kGenesisPrev) {
-          report.tampering.push_back({file, line_no, "the first record does not start the chain"});
-        } else if (seq != 1) {
-          report.notes.push_back({file, line_no,
-                                  "the chain starts at seq " + std::to_string(seq) +
-                                      " (earlier files not given); its first link is unchecked"});
-        }
-      } else {
-        if (seq != prev_seq + 1) {
-          report.tampering.push_back({file, line_no,
-                                      "seq " + std::to_string(seq) + " follows seq " +
-                                          std::to_string(prev_seq) +
-                                          ": records were deleted, inserted or reordered"});
-        }
-        if (prev != prev_hash) {
-          report.tampering.push_back(
-              {file, line_no,
-               "prev does not match the previous line: a record before it was edited, deleted "
-               "or reordered"});
-        }
+      if (prev != prev_hash_) {
+        report_.tampering.push_back(
+            {file, line_no,
+             "prev does not match the previous line: a record before it was edited, deleted "
+             "or reordered"});
       }
-      prev_hash = LinkHash(line, hmac_key);
-      prev_seq = seq;
-      report.last_seq = seq;
-      ++report.records;
     }
+    prev_hash_ = LinkHash(line, hmac_key_);
+    prev_seq_ = seq;
+    report_.last_seq = seq;
+    ++report_.records;
   }
-  return report;
+}
+
+VerifyReport VerifyFiles(const std::vector<std::string>& files, std::string_view hmac_key) {
+  ChainVerifier verifier(hmac_key);
+  for (size_t f = 0; f < files.size(); ++f) {
+    std::string data;
+    const bool read = ReadAll(files[f], &data);
+    verifier.Add(files[f], read ? std::optional<std::string_view>(data) : std::nullopt,
+                 f + 1 == files.size());
+  }
+  return verifier.report();
 }
 
 bool ForEachRecord(const std::vector<std::string>& files,

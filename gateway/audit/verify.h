@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +27,22 @@ struct VerifyReport {
   std::vector<VerifyIssue> tampering;  // any entry: the log was altered
   std::vector<VerifyIssue> notes;      // not tampering: a torn last line, a chain start not seen
   bool ok() const { return tampering.empty(); }
+};
+
+// Verifies one chain file by file, oldest first. An empty key verifies plain SHA-256 links.
+class ChainVerifier {
+ public:
+  explicit ChainVerifier(std::string_view hmac_key);
+  // A file's contents (nullopt: it could not be read). `last`: no file follows, so a torn last
+  // line is a crash rather than tampering.
+  void Add(const std::string& file, std::optional<std::string_view> contents, bool last);
+  const VerifyReport& report() const { return report_; }
+
+ private:
+  std::string hmac_key_;
+  std::string prev_hash_;  // of the previous line; empty before the first
+  uint64_t prev_seq_ = 0;
+  VerifyReport report_;
 };
 
 // `files` in chain order (oldest first). An empty key verifies plain SHA-256 links.

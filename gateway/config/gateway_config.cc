@@ -29,14 +29,14 @@ std::optional<HostPort> ParseHostPort(std::string_view text) {
   return HostPort{std::string(host), static_cast<uint16_t>(p)};
 }
 
-std::optional<GatewayConfig> LoadGatewayConfig(const std::string& path, Diagnostics* diags) {
+namespace {
+
+std::optional<GatewayConfig> ReadGatewayConfig(const YAML::Node& root, const std::string& source,
+                                               YamlContext& ctx, Diagnostics* diags) {
   size_t before = diags->size();
-  YamlContext ctx(path, diags);
-  auto root = ParseYamlFile(ctx);
-  if (!root) return std::nullopt;
   GatewayConfig c;
-  c.source = path;
-  MapReader m(*root, "gateway config", ctx);
+  c.source = source;
+  MapReader m(root, "gateway config", ctx);
   if (!m.valid()) return std::nullopt;
   auto host_port = [&](const YAML::Node& n) -> std::optional<HostPort> {
     auto s = ReadString(n, ctx);
@@ -132,6 +132,23 @@ std::optional<GatewayConfig> LoadGatewayConfig(const std::string& path, Diagnost
   m.Finish();
   if (diags->size() != before) return std::nullopt;
   return c;
+}
+
+}  // namespace
+
+std::optional<GatewayConfig> LoadGatewayConfig(const std::string& path, Diagnostics* diags) {
+  YamlContext ctx(path, diags);
+  auto root = ParseYamlFile(ctx);
+  if (!root) return std::nullopt;
+  return ReadGatewayConfig(*root, path, ctx, diags);
+}
+
+std::optional<GatewayConfig> LoadGatewayConfigText(const std::string& text,
+                                                   const std::string& source, Diagnostics* diags) {
+  YamlContext ctx(source, diags);
+  auto root = ParseYamlString(text, ctx);
+  if (!root) return std::nullopt;
+  return ReadGatewayConfig(*root, source, ctx, diags);
 }
 
 std::set<std::string> CredentialNames(const GatewayConfig& config) {

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "gateway/config/diagnostic.h"
 #include "gateway/config/credential_config.h"
+#include "gateway/config/diagnostic.h"
 
 namespace airlock::config {
 
@@ -63,6 +63,9 @@ struct GatewayConfig {
 };
 
 std::optional<GatewayConfig> LoadGatewayConfig(const std::string& path, Diagnostics* diags);
+// The same from text; `source` names it in diagnostics.
+std::optional<GatewayConfig> LoadGatewayConfigText(const std::string& text,
+                                                   const std::string& source, Diagnostics* diags);
 
 // The names under `credentials:`, which policy rules may bind.
 std::set<std::string> CredentialNames(const GatewayConfig& config);

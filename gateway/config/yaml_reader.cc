@@ -2,12 +2,35 @@
 // the boundary, and turned into diagnostics.
 #include "gateway/config/yaml_reader.h"
 
+#include <yaml-cpp/eventhandler.h>
+
 #include <charconv>
 #include <fstream>
 #include <sstream>
 
 namespace airlock::config {
 namespace {
+
+// Counts a text's documents with yaml-cpp's event parser, watching where each starts. yaml-cpp
+// 0.7's LoadAll() never returns on some texts (one that starts with ","): its parser reports the
+// same empty document forever without consuming anything. Counting ourselves stops there.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { start = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  YAML::Mark start;
+};
 
 const char* KindName(const YAML::Node& node) {
   switch (node.Type()) {
@@ -42,17 +65,28 @@ void YamlContext::ErrorNoPosition(std::string message) {
 
 std::optional<YAML::Node> ParseYamlString(const std::string& text, YamlContext& ctx) {
   try {
-    std::vector<YAML::Node> docs = YAML::LoadAll(text);
-    if (docs.empty()) {
+    std::stringstream in(text);
+    YAML::Parser parser(in);
+    DocumentCounter counter;
+    size_t docs = 0;
+    YAML::Mark previous;
+    while (docs < 2 && parser.HandleNextDocument(counter)) {
+      if (docs > 0 && counter.start.pos == previous.pos) {
+        ctx.Error(counter.start, "YAML syntax: unexpected character at the start of a document");
+        return std::nullopt;
+      }
+      previous = counter.start;
+      ++docs;
+    }
+    if (docs == 0) {
       ctx.ErrorNoPosition("file is empty");
       return std::nullopt;
     }
-    if (docs.size() > 1) {
-      ctx.ErrorNoPosition("file holds " + std::to_string(docs.size()) +
-                          " YAML documents; exactly one is expected");
+    if (docs > 1) {
+      ctx.Error(counter.start, "a second YAML document starts here; exactly one is expected");
       return std::nullopt;
     }
-    return docs.front();
+    return YAML::Load(text);
   } catch (const YAML::Exception& e) {
     ctx.Error(e.mark, "YAML syntax: " + e.msg);
     return std::nullopt;

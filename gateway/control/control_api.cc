@@ -16,6 +16,11 @@ ControlResponse Error(int status, const std::string& message) {
 
 }  // namespace
 
+std::string ControlResponse::Text() const {
+  if (body.is_null()) return std::string();
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
 ControlApi::ControlApi(SessionTable& sessions, ControlHooks hooks)
     : sessions_(sessions), hooks_(std::move(hooks)) {}
 

@@ -32,6 +32,10 @@ struct ControlRequest {
 struct ControlResponse {
   int status = 200;
   nlohmann::json body;  // null: no body
+
+  // The body as sent: JSON and a newline, or nothing. Bytes that are not UTF-8 (from a request
+  // path, say) are replaced rather than thrown over.
+  std::string Text() const;
 };
 
 // What the API needs from the rest of the gateway.

@@ -74,13 +74,6 @@ bool MayHideDigits(std::string_view text) {
   return false;
 }
 
-// Decodes %XX escapes, again while decoding could reveal a digit (%2561 is %61 is 'a').
-std::string DecodeEscapes(std::string_view text) {
-  std::string out = PercentDecode(text);
-  for (int round = 1; round < 3 && MayHideDigits(out); ++round) out = PercentDecode(out);
-  return out;
-}
-
 }  // namespace
 
 std::string NewPlaceholder(std::string_view prefix) {
@@ -111,7 +104,15 @@ void KeyFilter::Add(std::string_view key) {
 void CollectPlaceholderKeys(std::string_view text, std::set<std::string>* keys,
                             const KeyFilter* filter) {
   CollectFrom(text, keys, filter);
-  if (MayHideDigits(text)) CollectFrom(DecodeEscapes(text), keys, filter);
+  // Every round of decoding, not only the last: "%2531..." reads "%31..." once decoded, as an
+  // upstream reads it, and its digits would be gone after a second round.
+  std::string decoded;
+  std::string_view current = text;
+  for (int round = 0; round < 3 && MayHideDigits(current); ++round) {
+    decoded = PercentDecode(current);
+    CollectFrom(decoded, keys, filter);
+    current = decoded;
+  }
 }
 
 }  // namespace airlock::credentials

@@ -25,6 +25,7 @@ bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
 TimePoint FromUnixSeconds(int64_t seconds) {
   constexpr int64_t kYear2200 = 7258118400;
   if (seconds >= kYear2200) return TimePoint::max();
+  if (seconds < 0) return TimePoint{};  // before 1970: long expired (and out of the clock's range)
   return TimePoint(std::chrono::seconds(seconds));
 }
 

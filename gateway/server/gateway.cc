@@ -34,10 +34,6 @@ audit::Record CredentialRecord(const credentials::RefreshEvent& e) {
   return r;
 }
 
-std::string ToJson(const control::ControlResponse& r) {
-  return r.body.is_null() ? std::string() : r.body.dump() + "\n";
-}
-
 }  // namespace
 
 Gateway::Gateway(config::GatewayConfig config) { state_.config = std::move(config); }
@@ -166,7 +162,7 @@ Status Gateway::Init() {
   control_server_ = std::make_unique<SimpleHttpServer>(
       main_base_.get(), [this](const std::string& m, const std::string& p, const std::string& b) {
         auto r = control_api_->Handle({m, p, b});
-        return SimpleResponse{r.status, "application/json", ToJson(r)};
+        return SimpleResponse{r.status, "application/json", r.Text()};
       });
   std::filesystem::create_directories(std::filesystem::path(c.control_socket).parent_path());
   if (Status s = control_server_->ListenUnix(c.control_socket); !s.ok()) return s;

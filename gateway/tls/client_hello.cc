@@ -63,7 +63,9 @@ bool ParseServerName(Reader ext, ClientHello* out) {
     std::string_view name = list.Bytes(list.Int(2));
     if (!list.ok()) return false;
     if (name_type == 0) {
-      if (out->sni || name.empty()) return false;  // one host_name at most, never empty
+      // One host_name at most, never empty, never holding a NUL (RFC 6066 section 3: a name
+      // as DNS writes it; a NUL could cut it short wherever it is read as a C string).
+      if (out->sni || name.empty() || name.find('\0') != std::string_view::npos) return false;
       out->sni = std::string(name);
     }
   }

@@ -56,6 +56,11 @@ TEST(PlaceholderTest, FoundHoweverItIsWritten) {
   std::set<std::string> keys;
   CollectPlaceholderKeys("ghp_" + ph.substr(4, 35) + " " + ph.substr(39), &keys);  // split
   EXPECT_FALSE(keys.count(key));
+  // Decoded once (as an upstream reads it) "%2531A%31B" is "%31A1B", whose digits "31A1B" are a
+  // key; decoded twice they are not. Each round counts (found by fuzzing).
+  const std::string hidden = "31" + key.substr(2, 26) + "1" + key.substr(29, 7);
+  CollectPlaceholderKeys("?t=%2531" + key.substr(2, 26) + "%31" + key.substr(29, 7), &keys);
+  EXPECT_TRUE(keys.count(hidden));
 }
 
 config::CredentialConfig Credential(const char* header, const char* value) {

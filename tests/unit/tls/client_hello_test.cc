@@ -87,6 +87,9 @@ TEST(ClientHello, Malformed) {
   EXPECT_EQ(ParseClientHello(Records(Handshake(Body(SniExt({"a.com", "b.com"})))), &h),
             HelloStatus::kMalformed);
   EXPECT_EQ(ParseClientHello(Records(Handshake(Body(SniExt({""})))), &h), HelloStatus::kMalformed);
+  // A NUL inside the name (found by fuzzing: tests/fuzz/corpus/client_hello/regress-*).
+  EXPECT_EQ(ParseClientHello(Records(Handshake(Body(SniExt({std::string("a.com\0.b", 8)})))), &h),
+            HelloStatus::kMalformed);
   EXPECT_EQ(ParseClientHello(Records(Handshake(Body(SniExt({"a.com"}) + SniExt({"b.com"})))), &h),
             HelloStatus::kMalformed);
   std::string bad_len = body;

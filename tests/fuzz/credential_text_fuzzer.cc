@@ -1,0 +1,99 @@
+// Fuzz target: what the credential broker reads from helpers, token endpoints and clients: exec
+// and AWS credential_process output (credentials::ParseExecOutput, ParseAwsKeys, RFC 3339 times)
+// and a client's SigV4-signed request head, re-signed (ParseSigV4Authorization, ResignSigV4). The
+// first byte picks the parser. Checks that errors never quote a string of the input (it may be a
+// token) and that a re-signed head never carries the secret key.
+#include <chrono>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "gateway/credentials/credential_source.h"
+#include "gateway/credentials/sigv4.h"
+#include "gateway/credentials/token_json.h"
+#include "tests/fuzz/fuzz_check.h"
+
+namespace {
+
+namespace creds = airlock::credentials;
+
+// No string value of at least 8 characters in the JSON `text` appears in `message`.
+void CheckQuotesNothing(std::string_view text, const std::string& message) {
+  auto doc = nlohmann::json::parse(text, nullptr, false);
+  if (doc.is_discarded()) return;
+  std::vector<const nlohmann::json*> todo = {&doc};
+  while (!todo.empty()) {
+    const nlohmann::json* j = todo.back();
+    todo.pop_back();
+    if (j->is_string()) {
+      const auto& s = j->get_ref<const std::string&>();
+      if (s.size() >= 8) FUZZ_CHECK(message.find(s) == std::string::npos);
+    }
+    if (j->is_structured()) {
+      for (const auto& child : *j) todo.push_back(&child);
+    }
+  }
+}
+
+// Lines: the request target, then headers as "Name: value".
+void Resign(std::string_view text) {
+  airlock::http::HttpHead head;
+  head.method = "GET";
+  size_t pos = 0;
+  bool first = true;
+  while (pos <= text.size() && head.headers.size() < 32) {
+    size_t nl = text.find('\n', pos);
+    std::string_view line = text.substr(pos, nl == std::string_view::npos ? nl : nl - pos);
+    pos = nl == std::string_view::npos ? text.size() + 1 : nl + 1;
+    if (first) {
+      head.target = std::string(line);
+      first = false;
+    } else if (size_t colon = line.find(':'); colon != std::string_view::npos) {
+      head.headers.push_back(
+          {std::string(line.substr(0, colon)), std::string(line.substr(colon + 1))});
+    }
+  }
+  if (const std::string* auth = head.Find("Authorization")) {
+    (void)creds::ParseSigV4Authorization(*auth);
+  }
+  creds::Token keys;
+  keys.key_id = "AKIAFUZZKEYID0000000";
+  keys.value = "fuzz-secret-access-key-never-sent";
+  keys.session_token = "fuzz-session-token";
+  const auto now = creds::TimePoint(std::chrono::seconds(1767225600));
+  auto refusal = creds::ResignSigV4(&head, head.target, keys, now, std::string_view("body"));
+  if (refusal) {
+    FUZZ_CHECK(!refusal->reason.empty() && !refusal->message.empty());
+    return;
+  }
+  for (const auto& h : head.headers) FUZZ_CHECK(h.value.find(keys.value) == std::string::npos);
+  const std::string* auth = head.Find("Authorization");
+  FUZZ_CHECK(auth && auth->starts_with("AWS4-HMAC-SHA256 Credential=" + keys.key_id + "/"));
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 1) return 0;
+  std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
+  switch (data[0] % 4) {
+    case 0: {
+      auto token = creds::ParseExecOutput(text);
+      if (!token.ok()) CheckQuotesNothing(text, token.status().message());
+      break;
+    }
+    case 1: {
+      auto keys = creds::ParseAwsKeys(text);
+      if (!keys.ok()) CheckQuotesNothing(text, keys.status().message());
+      break;
+    }
+    case 2:
+      (void)creds::ParseRfc3339(text);
+      break;
+    case 3:
+      Resign(text);
+      break;
+  }
+  return 0;
+}
