@@ -158,10 +158,12 @@ void AuditLog::Flush() {
   wake_callers_.wait(lk, [&] { return written_ >= target || (stopping_ && !healthy_); });
 }
 
-void AuditLog::Rotate() {
+bool AuditLog::Rotate() {
   fdatasync(fd_);
   std::string rotated = options_.path + "." + std::to_string(NextRotationIndex(options_.path));
-  if (std::rename(options_.path.c_str(), rotated.c_str()) == 0) Reopen();
+  // Not renamed: the file grows past its size rather than losing records.
+  if (std::rename(options_.path.c_str(), rotated.c_str()) != 0) return true;
+  return Reopen().ok();  // not reopened: this write fails, and the next one tries again
 }
 
 bool AuditLog::WriteOne(Record& record) {
@@ -173,7 +175,10 @@ bool AuditLog::WriteOne(Record& record) {
   if (torn_bytes_ > 0) out["recovered_torn_bytes"] = torn_bytes_;
   out["prev"] = prev_;
   std::string line = out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  if (file_bytes_ > 0 && file_bytes_ + line.size() + 1 > options_.rotate_bytes) Rotate();
+  if (fd_ < 0 && !Reopen().ok()) return false;
+  if (file_bytes_ > 0 && file_bytes_ + line.size() + 1 > options_.rotate_bytes && !Rotate()) {
+    return false;
+  }
   line.push_back('\n');
   size_t done = 0;
   while (done < line.size()) {

@@ -70,7 +70,7 @@ class AuditLog final : public AuditSink {
   Status Reopen();
   void Run();
   bool WriteOne(Record& record);
-  void Rotate();
+  bool Rotate();  // false: the new file could not be opened
 
   AuditOptions options_;
   int fd_ = -1;

@@ -2,31 +2,45 @@
 // data path and in configuration loading. Plain values; no thread ownership.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <variant>
 
 namespace airlock {
 
-class Status {
+// What kind of failure a Status is, for callers that act on the kind: they test the code, never
+// the message (which is for people and may change).
+enum class StatusCode : uint8_t {
+  kOk,
+  kError,             // a failure of no kind below
+  kNotFound,          // what was asked for does not exist (a DNS name, a file, a session)
+  kTimedOut,          // nothing happened within the time allowed
+  kPermissionDenied,  // the operating system refused (EACCES, EPERM)
+};
+
+class [[nodiscard]] Status {
  public:
   Status() = default;  // OK
   static Status Ok() { return Status(); }
-  static Status Error(std::string message) { return Status(std::move(message)); }
+  static Status Error(std::string message, StatusCode code = StatusCode::kError) {
+    return Status(code == StatusCode::kOk ? StatusCode::kError : code, std::move(message));
+  }
 
-  bool ok() const { return !error_; }
+  bool ok() const { return code_ == StatusCode::kOk; }
+  StatusCode code() const { return code_; }
   const std::string& message() const { return message_; }
 
  private:
-  explicit Status(std::string message) : error_(true), message_(std::move(message)) {}
+  Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
-  bool error_ = false;
+  StatusCode code_ = StatusCode::kOk;
   std::string message_;
 };
 
 // Result<T> holds either a value or a non-OK Status.
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {}  // NOLINT(google-explicit-constructor)

@@ -97,10 +97,12 @@ class AresResolver final : public Resolver {
     std::unique_ptr<Query> q(static_cast<Query*>(arg));
     if (status != ARES_SUCCESS) {
       if (result) ares_freeaddrinfo(result);
-      std::string why = status == ARES_ENOTFOUND ? "no such name"
-                        : status == ARES_ENODATA ? "no addresses for the name"
-                                                 : ares_strerror(status);
-      q->callback(Status::Error(why));
+      if (status == ARES_ENOTFOUND) {
+        q->callback(Status::Error("no such name", StatusCode::kNotFound));
+      } else {
+        q->callback(Status::Error(status == ARES_ENODATA ? "no addresses for the name"
+                                                         : ares_strerror(status)));
+      }
       return;
     }
     std::vector<net::IpAddress> addrs;

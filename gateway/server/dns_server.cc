@@ -242,7 +242,7 @@ void DnsServer::Handle(std::string packet, const sockaddr_storage& peer,
       bool written = false;
       if (!r.ok()) {
         g_.metrics.resolver_errors++;
-        bool nx = r.status().message() == "no such name";
+        bool nx = r.status().code() == StatusCode::kNotFound;
         Audit(sid, pname, peer, q, decision, nx ? "name_not_found" : "dns_failed", {}, &written);
         reply->Send(dns::BuildAnswer(q,
                                      !written ? dns::Rcode::kRefused

@@ -199,7 +199,7 @@ void Agent::Exec(LineChannel& ch, const json& id, const json& req) {
   };
   auto outcome = RunExec(r, hooks);
   if (!outcome.ok()) {
-    const bool denied = outcome.status().message().find("ermission") != std::string::npos;
+    const bool denied = outcome.status().code() == StatusCode::kPermissionDenied;
     json error = Error(id, outcome.status().message());
     error["exit_code"] = denied ? 126 : 127;
     (void)ch.Send(error);

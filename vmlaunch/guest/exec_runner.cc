@@ -96,7 +96,9 @@ Result<ExecOutcome> RunExec(const ExecRequest& r, const ExecHooks& hooks) {
     ::waitpid(pid, nullptr, 0);
     std::string what =
         std::memcmp(msg + 4, "chdr", 4) == 0 ? "cannot enter " + r.cwd : "cannot run " + r.argv[0];
-    return Status::Error(what + ": " + std::strerror(code));
+    return Status::Error(what + ": " + std::strerror(code), code == EACCES || code == EPERM
+                                                                ? StatusCode::kPermissionDenied
+                                                                : StatusCode::kError);
   }
   pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
 

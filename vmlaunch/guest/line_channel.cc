@@ -47,7 +47,7 @@ Result<nlohmann::json> LineChannel::Receive(int timeout_ms) {
     int wait = -1;
     if (timeout_ms >= 0) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0) return Status::Error("timed out");
+      if (left.count() <= 0) return Status::Error("timed out", StatusCode::kTimedOut);
       wait = static_cast<int>(left.count());
     }
     pollfd p{fd_, POLLIN, 0};

@@ -29,7 +29,7 @@ Result<std::optional<GuestMessage>> AgentClient::Receive(int timeout_ms) {
       return Break(GuestMessage::Violation("a line longer than " +
                                            std::to_string(LineChannel::kMaxLine >> 20) + " MiB"));
     }
-    if (m.status().message() == "timed out") return std::optional<GuestMessage>();
+    if (m.status().code() == StatusCode::kTimedOut) return std::optional<GuestMessage>();
     return Break(Status::Error("the guest agent is gone: " + m.status().message()));
   }
   auto message = GuestMessage::From(std::move(m).value());

@@ -218,7 +218,7 @@ Result<GuestMessage> MonitorRequest(const std::string& vm_dir, const json& reque
   Status s = channel.Send(request);
   while (s.ok()) {
     auto m = channel.Receive(200);
-    if (!m.ok() && m.status().message() == "timed out") {
+    if (!m.ok() && m.status().code() == StatusCode::kTimedOut) {
       // Hanging up is how a client cancels: the monitor then kills the command.
       if (Interrupted()) s = Status::Error("interrupted");
       continue;
