@@ -35,6 +35,66 @@ bool ValidId(const std::string& id) {
   return true;
 }
 
+// A string field of a persisted session: absent is empty, another type is damage.
+std::optional<std::string> StringField(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end()) return std::string();
+  if (!it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+std::optional<int64_t> TimeField(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_number_integer()) return std::nullopt;
+  return it->get<int64_t>();
+}
+
+// A session as Persist() wrote it, every field checked: the state file may be damaged or edited,
+// and reading it back must never throw. nullopt drops the session.
+std::optional<Session> SessionFromJson(const json& j) {
+  if (!j.is_object()) return std::nullopt;
+  Session s;
+  auto id = StringField(j, "id");
+  auto policy = StringField(j, "policy");
+  auto source = StringField(j, "source");
+  auto token = StringField(j, "token_sha256");
+  auto created = TimeField(j, "created");
+  auto expires = TimeField(j, "expires");
+  if (!id || !ValidId(*id) || !policy || !source || !token || !created || !expires) {
+    return std::nullopt;
+  }
+  // A stored token hash is 64 hex digits or absent (FindByToken compares 64 bytes).
+  if (!token->empty() && token->size() != 64) return std::nullopt;
+  s.id = *id;
+  s.policy = *policy;
+  if (!source->empty()) {
+    s.source = net::IpAddress::Parse(*source);
+    if (!s.source) return std::nullopt;
+  }
+  s.token_sha256 = *token;
+  s.created = FromUnix(*created);
+  s.expires = FromUnix(*expires);
+  if (auto labels = j.find("labels"); labels != j.end()) {
+    if (!labels->is_object()) return std::nullopt;
+    for (const auto& [k, v] : labels->items()) {
+      if (!v.is_string()) return std::nullopt;
+      s.labels[k] = v.get<std::string>();
+    }
+  }
+  if (auto list = j.find("placeholders"); list != j.end()) {
+    if (!list->is_array()) return std::nullopt;
+    for (const auto& p : *list) {
+      if (!p.is_object()) return std::nullopt;
+      auto credential = StringField(p, "credential");
+      auto env = StringField(p, "env");
+      auto value = StringField(p, "value");
+      if (!credential || !env || !value) return std::nullopt;
+      s.placeholders.push_back({*credential, *env, *value});
+    }
+  }
+  return s;
+}
+
 }  // namespace
 
 uint64_t SessionUsage::RequestsLastMinute(system_clock::time_point now) {
@@ -59,36 +119,33 @@ void SessionUsage::CountRequest(system_clock::time_point now) {
 SessionTable::SessionTable(std::string state_file, const Clock& clock)
     : state_file_(std::move(state_file)), clock_(clock) {}
 
-Status SessionTable::Load() {
-  if (state_file_.empty() || !std::filesystem::exists(state_file_)) return Status::Ok();
-  std::ifstream in(state_file_);
-  json doc = json::parse(in, nullptr, false);
-  if (doc.is_discarded() || !doc.contains("sessions")) {
+Result<size_t> SessionTable::Load() {
+  if (state_file_.empty() || !std::filesystem::exists(state_file_)) return size_t{0};
+  std::ifstream in(state_file_, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) return Status::Error(state_file_ + ": cannot read");
+  return Restore(text);
+}
+
+Result<size_t> SessionTable::Restore(std::string_view text) {
+  json doc = json::parse(text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object() || !doc.contains("sessions") ||
+      !doc["sessions"].is_array()) {
     return Status::Error(state_file_ + ": not a session table");
   }
   std::unique_lock lk(mu_);
   auto now = clock_.Now();
+  size_t damaged = 0;
   for (const auto& j : doc["sessions"]) {
-    Session s;
-    s.id = j.value("id", "");
-    s.policy = j.value("policy", "");
-    if (j.contains("source")) s.source = net::IpAddress::Parse(j["source"].get<std::string>());
-    s.token_sha256 = j.value("token_sha256", "");
-    s.created = FromUnix(j.value("created", int64_t{0}));
-    s.expires = FromUnix(j.value("expires", int64_t{0}));
-    s.labels = j.value("labels", std::map<std::string, std::string>{});
-    if (j.contains("placeholders") && j["placeholders"].is_array()) {
-      for (const auto& p : j["placeholders"]) {
-        s.placeholders.push_back(
-            {p.value("credential", ""), p.value("env", ""), p.value("value", "")});
-      }
-    }
-    if (s.expires > now && ValidId(s.id)) {
-      Index(s);
-      sessions_[s.id] = std::move(s);
+    std::optional<Session> s = SessionFromJson(j);
+    if (!s) {
+      ++damaged;
+    } else if (s->expires > now && !sessions_.count(s->id)) {
+      Index(*s);
+      sessions_[s->id] = std::move(*s);
     }
   }
-  return Status::Ok();
+  return damaged;
 }
 
 Status SessionTable::Persist() const {
@@ -207,6 +264,7 @@ std::optional<Session> SessionTable::FindByToken(const std::string& id,
   auto s = Get(id);
   if (!s || s->token_sha256.empty()) return std::nullopt;
   std::string h = crypto::Sha256Hex(token);
+  if (s->token_sha256.size() != h.size()) return std::nullopt;
   if (CRYPTO_memcmp(h.data(), s->token_sha256.data(), h.size()) != 0) return std::nullopt;
   return s;
 }

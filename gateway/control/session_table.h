@@ -85,8 +85,11 @@ class SessionTable {
   // `state_file` empty: not persisted.
   SessionTable(std::string state_file, const Clock& clock);
 
-  // Reads the persisted table, dropping sessions that expired meanwhile.
-  Status Load();
+  // Reads the persisted table, dropping sessions that expired meanwhile and sessions that are
+  // damaged (returns how many of those). An error if the file is not a session table at all.
+  Result<size_t> Load();
+  // The same from the table's text.
+  Result<size_t> Restore(std::string_view text);
 
   // On success returns the session and, if one was asked for, its token (shown only now).
   Result<std::pair<Session, std::string>> Create(const SessionSpec& spec);

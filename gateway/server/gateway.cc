@@ -91,7 +91,12 @@ Status Gateway::Init() {
   std::filesystem::create_directories(c.state_dir);
   sessions_ =
       std::make_unique<control::SessionTable>(c.state_dir + "/sessions.json", SystemClock());
-  if (Status s = sessions_->Load(); !s.ok()) return s;
+  auto restored = sessions_->Load();
+  if (!restored.ok()) return restored.status();
+  if (*restored > 0) {
+    std::cerr << "airlock-gateway: " << c.state_dir << "/sessions.json: " << *restored
+              << " damaged session(s) dropped; the others were restored\n";
+  }
   state_.sessions = sessions_.get();
 
   dns::ResolverOptions ro;

@@ -1,6 +1,7 @@
 // Fuzz target: the control API's request handling (control::ControlApi::Handle) on a fresh session
-// table. The input is "METHOD PATH\nBODY". Checks that every answer is an HTTP status with a body
-// that serialises, and that a created session can be read back and deleted.
+// table, and the session table's persisted form read back at start (SessionTable::Restore). The
+// input is "METHOD PATH\nBODY", or "RESTORE -\nTABLE". Checks that every answer is an HTTP status
+// with a body that serialises, and that a created session can be read back and deleted.
 #include <string>
 #include <string_view>
 
@@ -31,6 +32,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return out;
   };
   ControlApi api(sessions, hooks);
+  // "RESTORE -" reads the body as the gateway's persisted session table instead.
+  if (line.substr(0, space) == "RESTORE") {
+    auto restored = sessions.Restore(body);
+    if (!restored.ok()) FUZZ_CHECK(sessions.size() == 0);
+    for (const Session& s : sessions.List()) {
+      FUZZ_CHECK(s.token_sha256.empty() || s.token_sha256.size() == 64);
+      FUZZ_CHECK(api.Handle({"GET", "/v1/sessions/" + s.id, ""}).status == 200);
+    }
+    return 0;
+  }
   ControlResponse r =
       api.Handle({std::string(line.substr(0, space)), std::string(line.substr(space + 1)), body});
   FUZZ_CHECK(r.status >= 200 && r.status < 600);

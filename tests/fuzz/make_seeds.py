@@ -199,6 +199,10 @@ limits: {max_request_line: 4096, header_timeout_ms: 5000}
         "GET /v1/sessions\n", "GET /v1/sessions/s1\n", "DELETE /v1/sessions/nope\n",
         "GET /v1/health\n", "POST /v1/reload\n", "GET /v1/ca\n", "PUT /v1/sessions\n{}",
         'POST /v1/sessions\n{"policy":"default","labels":{"a":1},"extra":true}',
+        'RESTORE -\n{"sessions": [{"id": "s1", "policy": "default", "source": "100.96.0.2", '
+        '"token_sha256": "' + "ab" * 32 + '", "created": 1800000000, "expires": 4000000000, '
+        '"labels": {"a": "b"}, "placeholders": [{"credential": "github", "env": "GITHUB_TOKEN", '
+        '"value": "ghp_x"}]}, {"id": 7}]}',
     ])
     b64 = base64.b64encode(b"hello\n").decode()
     lines = [{"event": "ready", "uptime_ms": 812}, {"id": 0, "ok": True, "uptime_ms": 900},

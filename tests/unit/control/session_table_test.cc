@@ -99,6 +99,42 @@ TEST(SessionTable, ExpiryAndPersistence) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(SessionTable, DamagedStateIsDroppedNeverThrown) {
+  FakeClock clock;
+  SessionTable t("", clock);
+  for (const char* text : {"not json", "[]", R"({"sessions": 5})", R"({"sessions": {"a": 1}})"}) {
+    EXPECT_FALSE(t.Restore(text).ok()) << text;
+  }
+  const std::string good_hash(64, 'a');
+  const std::string expires = std::to_string(
+      std::chrono::duration_cast<std::chrono::seconds>(clock.now.time_since_epoch()).count() +
+      3600);
+  const std::string session = R"("policy": "p", "created": 1, "expires": )" + expires;
+  auto restored = t.Restore(R"({"sessions": [
+      {"id": 5, )" + session +
+                            R"(},
+      {"id": "short-hash", "token_sha256": "abc", )" +
+                            session + R"(},
+      {"id": "bad-source", "source": "not-an-ip", )" +
+                            session + R"(},
+      {"id": "bad-labels", "labels": {"a": 1}, )" +
+                            session + R"(},
+      {"id": "bad-placeholder", "placeholders": [{"env": 7}], )" +
+                            session + R"(},
+      {"id": "no-expiry", "policy": "p", "created": 1},
+      "not an object",
+      {"id": "good", "token_sha256": ")" +
+                            good_hash + R"(", "labels": {"a": "b"}, )" + session + R"(}]})");
+  ASSERT_TRUE(restored.ok()) << restored.status().message();
+  EXPECT_EQ(*restored, 7u);
+  EXPECT_EQ(t.size(), 1u);
+  ASSERT_TRUE(t.Get("good"));
+  EXPECT_EQ(t.Get("good")->labels.at("a"), "b");
+  // The stored hash is compared in constant time over its 64 digits, and only when it has them.
+  EXPECT_FALSE(t.FindByToken("good", "whatever"));
+  EXPECT_FALSE(t.FindByToken("short-hash", "whatever"));
+}
+
 TEST(SessionUsage, RequestWindow) {
   SessionUsage u;
   auto t0 = std::chrono::system_clock::time_point(std::chrono::seconds(1800000000 / 60 * 60));
