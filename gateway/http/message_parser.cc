@@ -37,6 +37,7 @@ void MessageParser::Reset() {
   head_size_ = 0;
   in_value_ = false;
   headers_done_ = false;
+  scan_ = ScanState{};
   complete_ = false;
   no_body_expected_ = false;
   error_ = ParseError{};
@@ -47,15 +48,15 @@ MessageParser::HeadResult MessageParser::Fail(int status, std::string reason, st
   return HeadResult::kError;
 }
 
-// Checks the raw head byte by byte. Sets head_size_ when the blank line ending the head is found;
-// returns false (with error_ set) on the first violation.
+// Checks the raw head byte by byte, resuming where the previous call stopped (the buffer only
+// grows between calls), so a head that trickles in a byte at a time costs linear time. Sets
+// head_size_ when the blank line ending the head is found; returns false (with error_ set) on the
+// first violation.
 bool MessageParser::PreScan(std::string_view buf) {
-  size_t line_start = 0;
-  size_t line_no = 0;
-  bool colon_seen = false;
-  size_t headers = 0;
+  ScanState& st = scan_;
+  if (buf.size() < st.next) st = ScanState{};  // not the buffer it was: start again
   const size_t limit = std::min(buf.size(), limits_.max_head_bytes);
-  for (size_t i = 0; i < limit; ++i) {
+  for (size_t i = st.next; i < limit; ++i) {
     char c = buf[i];
     if (c == '\0') {
       Fail(400, "nul_byte", "NUL byte in the message head");
@@ -66,60 +67,62 @@ bool MessageParser::PreScan(std::string_view buf) {
         Fail(400, "bare_lf", "line ending without CR (bare LF)");
         return false;
       }
-      size_t line_len = i - 1 - line_start;
+      size_t line_len = i - 1 - st.line_start;
       if (line_len == 0) {
-        if (line_no == 0) {
+        if (st.line_no == 0) {
           Fail(400, "empty_start_line", "empty line before the start line");
           return false;
         }
         head_size_ = i + 1;
         return true;
       }
-      if (line_no > 0) {
-        if (!colon_seen) {
+      if (st.line_no > 0) {
+        if (!st.colon_seen) {
           Fail(400, "malformed_header", "header line without a colon");
           return false;
         }
-        if (++headers > limits_.max_headers) {
+        if (++st.headers > limits_.max_headers) {
           Fail(431, "too_many_headers",
                "more than " + std::to_string(limits_.max_headers) + " header fields");
           return false;
         }
       }
-      ++line_no;
-      line_start = i + 1;
-      colon_seen = false;
+      ++st.line_no;
+      st.line_start = i + 1;
+      st.colon_seen = false;
       continue;
     }
     if (i > 0 && buf[i - 1] == '\r') {
       Fail(400, "bare_cr", "CR not followed by LF");
       return false;
     }
-    if (line_no == 0) {
-      if (i - line_start >= limits_.max_request_line) {
+    if (st.line_no == 0) {
+      if (i - st.line_start >= limits_.max_request_line) {
         Fail(kind_ == Kind::kRequest ? 414 : 502, "start_line_too_long",
              "start line longer than " + std::to_string(limits_.max_request_line) + " bytes");
         return false;
       }
       continue;
     }
-    if (i == line_start && (c == ' ' || c == '\t')) {
+    if (i == st.line_start && (c == ' ' || c == '\t')) {
       Fail(400, "obs_fold", "obsolete line folding (a header line starting with whitespace)");
       return false;
     }
-    if (!colon_seen) {
+    if (!st.colon_seen) {
       if (c == ':') {
-        if (i == line_start) {
+        if (i == st.line_start) {
           Fail(400, "empty_header_name", "header with an empty name");
           return false;
         }
-        colon_seen = true;
+        st.colon_seen = true;
       } else if (c == ' ' || c == '\t') {
         Fail(400, "space_in_header_name", "whitespace in or after a header name");
         return false;
       }
     }
   }
+  // A CR as the last byte is judged when the byte after it arrives: rescan it then.
+  st.next = limit > 0 && buf[limit - 1] == '\r' ? limit - 1 : limit;
   if (buf.size() >= limits_.max_head_bytes) {
     Fail(431, "head_too_large",
          "message head larger than " + std::to_string(limits_.max_head_bytes) + " bytes");

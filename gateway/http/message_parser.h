@@ -42,8 +42,9 @@ class MessageParser {
   MessageParser(const MessageParser&) = delete;
   MessageParser& operator=(const MessageParser&) = delete;
 
-  // Parses a head from the start of `buffer` (everything received so far). kNeedMore consumes
-  // nothing; kDone makes head() and head_size() valid; kError makes error() valid.
+  // Parses a head from the start of `buffer` (everything received so far: each call's buffer
+  // starts with the previous one's). kNeedMore consumes nothing; kDone makes head() and
+  // head_size() valid; kError makes error() valid.
   HeadResult ParseHead(std::string_view buffer);
   // For a response: the request was HEAD (or CONNECT), so the response has no body.
   void set_no_body_expected(bool v) { no_body_expected_ = v; }
@@ -85,6 +86,14 @@ class MessageParser {
   llhttp_t parser_{};
   HttpHead head_;
   size_t head_size_ = 0;
+  // Where PreScan() stopped in the head received so far, and what it had seen.
+  struct ScanState {
+    size_t next = 0;  // the first byte not yet checked
+    size_t line_start = 0;
+    size_t line_no = 0;
+    size_t headers = 0;
+    bool colon_seen = false;
+  } scan_;
   bool in_value_ = false;
   bool headers_done_ = false;
   bool complete_ = false;

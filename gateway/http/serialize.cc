@@ -33,9 +33,9 @@ void AppendFraming(BodyFraming framing, uint64_t content_length, std::string* ou
       *out += "Content-Length: " + std::to_string(content_length) + "\r\n";
       break;
     case BodyFraming::kChunked:
-    case BodyFraming::kUntilClose:
       *out += "Transfer-Encoding: chunked\r\n";
       break;
+    case BodyFraming::kUntilClose:  // no framing header: the body ends when the connection does
     case BodyFraming::kNone:
       break;
   }
@@ -68,7 +68,7 @@ std::string SerializeRequestHead(const HttpHead& head, std::string_view origin_t
   return out;
 }
 
-std::string SerializeResponseHead(const HttpHead& head, bool keep_alive) {
+std::string SerializeResponseHead(const HttpHead& head, bool keep_alive, BodyFraming framing) {
   std::string out = "HTTP/1.1 " + std::to_string(head.status) + " " + head.reason + "\r\n";
   AppendHeaders(head, &out);
   if (head.upgrade) {
@@ -77,12 +77,7 @@ std::string SerializeResponseHead(const HttpHead& head, bool keep_alive) {
   } else {
     // 1xx, 204 and 304 carry no body and no framing headers.
     bool bodiless = head.status < 200 || head.status == 204 || head.status == 304;
-    // When no body follows (an empty one, or the answer to HEAD): the framing the upstream
-    // declared, so that Content-Length: 0 and HEAD's length reach the client.
-    if (!bodiless) {
-      AppendFraming(head.framing != BodyFraming::kNone ? head.framing : head.declared_framing,
-                    head.content_length, &out);
-    }
+    if (!bodiless) AppendFraming(framing, head.content_length, &out);
     if (!keep_alive) out += "Connection: close\r\n";
   }
   out += "\r\n";

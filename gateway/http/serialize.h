@@ -16,8 +16,9 @@ std::string SerializeRequestHead(const HttpHead& head, std::string_view origin_t
                                  std::string_view host);
 
 // The response as the client should see it. `keep_alive` false adds "Connection: close";
-// an until-close body is sent chunked to HTTP/1.1 clients so the connection can be reused.
-std::string SerializeResponseHead(const HttpHead& head, bool keep_alive);
+// `framing` is how the body that follows is delimited for this client (kLength: the head's
+// content_length; kUntilClose and kNone: no framing header).
+std::string SerializeResponseHead(const HttpHead& head, bool keep_alive, BodyFraming framing);
 
 // Chunked transfer coding: a piece of body goes out as ChunkHeader(size), the data, "\r\n";
 // kLastChunk ends the body.

@@ -16,6 +16,18 @@ constexpr size_t kBodySlice = 65536;  // body bytes handed to the parser at a ti
 // filtered whole and keeps its Content-Length (else it goes chunked).
 constexpr size_t kWholeResponse = 256 << 10;
 
+// How a body goes to the client: as the upstream framed it; chunked anew when its length is
+// unknown (until close) or may change (filtered for reflected credentials); and to an HTTP/1.0
+// client, which knows no chunks, raw until the connection closes.
+http::BodyFraming OutFraming(http::BodyFraming framing, bool http10, bool filtered) {
+  using http::BodyFraming;
+  if (framing == BodyFraming::kUntilClose || (framing == BodyFraming::kLength && filtered)) {
+    framing = BodyFraming::kChunked;
+  }
+  if (framing == BodyFraming::kChunked && http10) framing = BodyFraming::kUntilClose;
+  return framing;
+}
+
 }  // namespace
 
 http::MessageParser::HeadResult ReadRequestHead(evbuffer* in, http::MessageParser& parser,
@@ -188,9 +200,7 @@ size_t Http1Exchange::MoveBody(evbuffer* in, evbuffer* out, http::MessageParser&
     host_.CountBytes(piece.size(), upward);
     std::string filtered;
     if (!upward && reflection_) {
-      filtered = reflection_->Feed(piece);
-      // Content-Length to an HTTP/1.0 client: a changed length would corrupt the framing.
-      reflection_cut_ |= !chunked && reflection_->hit();
+      filtered = reflection_->Feed(piece);  // never under a Content-Length (see OutFraming)
       piece = filtered;
     }
     if (out) {
@@ -199,10 +209,6 @@ size_t Http1Exchange::MoveBody(evbuffer* in, evbuffer* out, http::MessageParser&
       whole_body_.append(piece);
     }
   });
-  if (reflection_cut_) {
-    host_.AuditReflection("body");
-    return http::MessageParser::npos;
-  }
   if (used != http::MessageParser::npos) evbuffer_drain(in, used);
   return used;
 }
@@ -238,14 +244,18 @@ void Http1Exchange::HandleResponse() {
       evbuffer_drain(in, response_.head_size());
       http::HttpHead& rh = response_.mutable_head();
       if (rh.status >= 100 && rh.status < 200 && rh.status != 101) {
-        std::string interim = http::SerializeResponseHead(rh, true);
+        std::string interim = http::SerializeResponseHead(rh, true, http::BodyFraming::kNone);
         evbuffer_add(out, interim.data(), interim.size());
         summary_.bytes_down += interim.size();
         response_.Reset();
         response_.set_no_body_expected(summary_.method == "HEAD");
         continue;
       }
-      bool client_keep = request_.head().keep_alive && request_.head().version_minor == 1;
+      const http::HttpHead& req = request_.head();
+      // The client's connection is kept only if it asked, speaks HTTP/1.1, and has sent its
+      // whole request: after an early answer the rest of its body must never be read as the
+      // next request.
+      client_keep_ = req.keep_alive && req.version_minor == 1 && request_.complete();
       upstream_keep_alive_ = rh.keep_alive && rh.framing != http::BodyFraming::kUntilClose;
       reflection_ = host_.ResponseFilter();
       if (reflection_) {
@@ -254,17 +264,13 @@ void Http1Exchange::HandleResponse() {
         }
         if (rh.framing == http::BodyFraming::kLength && !response_.complete() &&
             rh.content_length <= kWholeResponse && evbuffer_get_length(in) >= rh.content_length) {
-          SendWholeFiltered(client_keep);  // the common small API answer: its length kept
+          SendWholeFiltered();  // the common small API answer: its length kept
           return;
         }
-        // A replaced value may change the body's length: an HTTP/1.1 client gets it chunked.
-        if (rh.framing == http::BodyFraming::kLength && request_.head().version_minor == 1) {
-          rh.framing = http::BodyFraming::kChunked;
-        }
       }
-      if (rh.upgrade && request_.head().upgrade) {
+      if (rh.upgrade && req.upgrade) {
         // WebSocket: the 101 in one write, then a byte tunnel from here on.
-        std::string head = http::SerializeResponseHead(rh, true);
+        std::string head = http::SerializeResponseHead(rh, true, http::BodyFraming::kNone);
         evbuffer_add(out, head.data(), head.size());
         host_.CountHead(head.size(), false);
         summary_.bytes_down += head.size();
@@ -275,7 +281,14 @@ void Http1Exchange::HandleResponse() {
         tunnel_->Start();
         return;
       }
-      std::string head = http::SerializeResponseHead(rh, client_keep);
+      const bool http10 = req.version_minor == 0;
+      out_framing_ = OutFraming(rh.framing, http10, reflection_ != nullptr);
+      // No body follows (an empty one, the answer to HEAD): the framing the upstream declared,
+      // so that Content-Length: 0 and HEAD's length reach the client.
+      std::string head = http::SerializeResponseHead(
+          rh, client_keep_,
+          rh.framing != http::BodyFraming::kNone ? out_framing_
+                                                 : OutFraming(rh.declared_framing, http10, false));
       evbuffer_add(out, head.data(), head.size());
       host_.CountHead(head.size(), false);
       summary_.bytes_down += head.size();
@@ -289,10 +302,9 @@ void Http1Exchange::HandleResponse() {
       bufferevent_disable(host_.upstream(), EV_READ);  // resumes from OnClientWrite
       return;
     }
-    const bool rechunk = response_.head().framing == http::BodyFraming::kChunked ||
-                         response_.head().framing == http::BodyFraming::kUntilClose;
+    const bool rechunk = out_framing_ == http::BodyFraming::kChunked;
     if (MoveBody(in, out, response_, rechunk, false) == http::MessageParser::npos) {
-      host_.Close(reflection_cut_ ? "credential_reflection_blocked" : "bad_upstream_body");
+      host_.Close("bad_upstream_body");
       return;
     }
     if (response_.complete()) {
@@ -302,7 +314,7 @@ void Http1Exchange::HandleResponse() {
   }
 }
 
-void Http1Exchange::SendWholeFiltered(bool client_keep) {
+void Http1Exchange::SendWholeFiltered() {
   evbuffer* in = bufferevent_get_input(host_.upstream());
   http::HttpHead& rh = response_.mutable_head();
   const size_t n = rh.content_length;
@@ -314,7 +326,7 @@ void Http1Exchange::SendWholeFiltered(bool client_keep) {
   if (reflection_->Replace(&body)) host_.AuditReflection("body");
   reflection_.reset();
   rh.content_length = body.size();
-  std::string out = http::SerializeResponseHead(rh, client_keep);
+  std::string out = http::SerializeResponseHead(rh, client_keep_, http::BodyFraming::kLength);
   host_.CountHead(out.size(), false);
   summary_.bytes_down += out.size();
   out.append(body);
@@ -326,7 +338,7 @@ void Http1Exchange::FinishExchange() {
   const http::HttpHead& rh = response_.head();
   evbuffer* out = bufferevent_get_output(host_.client());
   const bool chunked =
-      rh.framing == http::BodyFraming::kChunked || rh.framing == http::BodyFraming::kUntilClose;
+      rh.framing != http::BodyFraming::kNone && out_framing_ == http::BodyFraming::kChunked;
   std::string last;  // what the filter held back, and the last chunk, in one write
   if (reflection_) {
     std::string rest = reflection_->Finish();
@@ -340,9 +352,9 @@ void Http1Exchange::FinishExchange() {
   summary_.status = rh.status;
   summary_.duration = duration_cast<milliseconds>(steady_clock::now() - started_);
   host_.AuditRequest(summary_);
-  bool client_keep = request_.head().keep_alive && request_.head().version_minor == 1;
-  if (!upstream_keep_alive_) host_.DropUpstream();
-  if (!client_keep) {
+  // An upstream that answered before the whole body reached it cannot take another request.
+  if (!upstream_keep_alive_ || !request_.complete()) host_.DropUpstream();
+  if (!client_keep_) {
     host_.CloseAfterFlush("done");
     return;
   }

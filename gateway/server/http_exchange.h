@@ -104,7 +104,7 @@ class Http1Exchange : public Relay {
   void HandleResponse();
   // A Content-Length response already read whole, with a reflection filter: filtered whole and
   // sent with its (new) length in one write.
-  void SendWholeFiltered(bool client_keep);
+  void SendWholeFiltered();
   void FinishExchange();
 
   ExchangeHost& host_;
@@ -114,11 +114,12 @@ class Http1Exchange : public Relay {
   State state_ = State::kReadingHead;
   std::optional<TunnelRelay> tunnel_;                          // after a 101
   std::unique_ptr<credentials::ReflectionFilter> reflection_;  // this response's, if any
-  bool reflection_cut_ = false;       // a reflected credential could not be replaced in place
   std::optional<Refusal> body_leak_;  // the request body carried a placeholder: discarding it
   size_t whole_body_limit_ = 0;       // kBufferingBody
   std::string whole_body_;            // kBufferingBody: the decoded body so far
   bool upstream_keep_alive_ = false;
+  bool client_keep_ = false;  // this response keeps the client's connection (said in its head)
+  http::BodyFraming out_framing_ = http::BodyFraming::kNone;  // its body, as sent to the client
   RequestSummary summary_;
   std::chrono::steady_clock::time_point started_;
 };

@@ -471,7 +471,10 @@ void ProxyConnection::OnClientRead(bufferevent*, void* arg) {
 void ProxyConnection::OnClientWrite(bufferevent*, void* arg) {
   auto* self = static_cast<ProxyConnection*>(arg);
   if (self->state_ == State::kClosing) {
-    self->Close(self->closing_reason_);
+    // A deferred callback may come from an earlier drain, after more was queued: wait for it.
+    if (evbuffer_get_length(bufferevent_get_output(self->client_.get())) == 0) {
+      self->Close(self->closing_reason_);
+    }
   } else if (self->state_ == State::kRelaying) {
     self->relay_->OnClientWrite();
   }

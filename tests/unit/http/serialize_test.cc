@@ -33,10 +33,15 @@ TEST(Serialize, ResponseHead) {
   ASSERT_EQ(p.ParseHead("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n"
                         "Server: x\r\n\r\n"),
             MessageParser::HeadResult::kDone);
-  EXPECT_EQ(SerializeResponseHead(p.head(), true),
+  EXPECT_EQ(SerializeResponseHead(p.head(), true, BodyFraming::kLength),
             "HTTP/1.1 200 OK\r\nServer: x\r\nContent-Length: 2\r\n\r\n");
-  EXPECT_EQ(SerializeResponseHead(p.head(), false),
+  EXPECT_EQ(SerializeResponseHead(p.head(), false, BodyFraming::kLength),
             "HTTP/1.1 200 OK\r\nServer: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(SerializeResponseHead(p.head(), true, BodyFraming::kChunked),
+            "HTTP/1.1 200 OK\r\nServer: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+  // To an HTTP/1.0 client a body of unknown length has no framing header: it ends at the close.
+  EXPECT_EQ(SerializeResponseHead(p.head(), false, BodyFraming::kUntilClose),
+            "HTTP/1.1 200 OK\r\nServer: x\r\nConnection: close\r\n\r\n");
 }
 
 TEST(Serialize, ResponseHeadKeepsTheDeclaredLengthWhenNoBodyFollows) {
@@ -44,14 +49,14 @@ TEST(Serialize, ResponseHeadKeepsTheDeclaredLengthWhenNoBodyFollows) {
   ASSERT_EQ(empty.ParseHead("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
             MessageParser::HeadResult::kDone);
   EXPECT_TRUE(empty.complete());
-  EXPECT_EQ(SerializeResponseHead(empty.head(), true),
+  EXPECT_EQ(SerializeResponseHead(empty.head(), true, empty.head().declared_framing),
             "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");  // else keep-alive clients wait
   MessageParser head(MessageParser::Kind::kResponse);
   head.set_no_body_expected(true);  // the answer to HEAD
   ASSERT_EQ(head.ParseHead("HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n"),
             MessageParser::HeadResult::kDone);
   EXPECT_TRUE(head.complete());
-  EXPECT_EQ(SerializeResponseHead(head.head(), true),
+  EXPECT_EQ(SerializeResponseHead(head.head(), true, head.head().declared_framing),
             "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n");
 }
 
