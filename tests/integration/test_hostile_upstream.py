@@ -3,57 +3,40 @@ as requests (502 with a reason, nothing ambiguous passed on), an upstream that a
 request body was sent (the rest of the body never read as a next request), and HTTP/1.0 clients
 answered without chunks (a body of unknown length ends when the connection does)."""
 import socket
-import threading
 
 import pytest
 
 from conftest import listen, recv_all, serve
+from tls_upstreams import read_request_head
 
 ADDRESS, PORT = "127.0.0.5", 8080  # inside the test policy's private upstream range
 HOST = "bad.evil.test"
 
 
 class ScriptedUpstream:
-    """Reads each request's head, records it, and answers with the bytes `respond(head)` gives
-    (None: read on and answer nothing); with `close`, closes after answering. Everything it
-    receives is kept in `raw`."""
+    """Reads each request's head, records it, and answers with the bytes `respond(head)` gives;
+    with `close`, closes after answering, else reads on (without reading bodies)."""
 
     def __init__(self):
         self.respond = lambda head: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
         self.close = True
         self.heads = []
-        self.raw = b""
-        self.lock = threading.Lock()
         self.sock = listen(ADDRESS, PORT)
         serve(self.sock, self._serve)
 
     def _serve(self, c):
-        buf = b""
+        rfile = c.makefile("rb")
         try:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    d = c.recv(65536)
-                    if not d:
-                        return
-                    buf += d
-                    with self.lock:
-                        self.raw += d
-                head, buf = buf.split(b"\r\n\r\n", 1)
-                with self.lock:
-                    self.heads.append(head)
-                answer = self.respond(head)
-                if answer:
-                    c.sendall(answer)
+            while (head := read_request_head(rfile)) is not None:
+                self.heads.append(head)
+                c.sendall(self.respond(head))
                 if self.close:
                     return
-        except OSError:
+        except (OSError, ValueError):  # the gateway went away, or sent what is not a head
             return
         finally:
+            rfile.close()
             c.close()
-
-    def received(self):
-        with self.lock:
-            return self.raw
 
 
 @pytest.fixture(scope="module")
