@@ -5,6 +5,7 @@ internal addresses that attacks aim at. Every test ends by asserting that no can
 import http.client
 import json
 import os
+import selectors
 import signal
 import socket
 import ssl
@@ -21,10 +22,18 @@ GATEWAY_BIN = os.path.join(BUILD, "gateway", "airlock-gateway")
 CTL_BIN = os.path.join(BUILD, "gateway", "airlockctl", "airlockctl")
 VMLAUNCH_BIN = os.path.join(BUILD, "vmlaunch", "vmlaunch")
 PROXY = "http://127.0.0.1:3128"
+# What AddressSanitizer, UndefinedBehaviorSanitizer and LeakSanitizer print when they find a bug.
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
 
 CANARY_ADDRESSES = ["169.254.169.254", "169.254.170.2", "10.0.0.1", "192.168.0.1", "172.16.0.1",
                     "100.64.0.1", "100.100.100.200", "192.0.0.192", "fd00:ec2::254", "fd12::1"]
-CANARY_PORTS = [80, 443, 8080, 8443, 9000, 5432]
+# Every port the tests aim at, watched on TCP and UDP alike: the web, TLS and raw ports of the
+# policies, a port no rule allows (9999), a database, DNS and DNS over TLS, NTP, mDNS and the
+# sandbox tests' leak ports. The gateway's own ports (3128, 9464, 15001, 15053) are left out:
+# the gateway listens on every address there in the link tests, so a connection to them lands
+# on the gateway itself, and a canary bound there would stop it from starting.
+CANARY_PORTS = [53, 80, 123, 443, 853, 5353, 5354, 5432, 8080, 8443, 9000, 9999]
+CANARY_BANNER = b"AIRLOCK-CANARY-REACHED\n"
 
 DEFAULT_POLICY = """
 version: v1
@@ -88,14 +97,138 @@ def serve(sock, on_connection):
 
 
 class Canaries:
-    def __init__(self, addresses=tuple(CANARY_ADDRESSES)):
+    """Listeners on internal addresses that nothing may reach: a TCP listener and a UDP socket on
+    every address and port given. A TCP canary records the connection and answers
+    CANARY_BANNER before it closes (so a client that got through can tell); a UDP canary
+    records every datagram. One thread serves them all. `hits` lists (proto, address, port,
+    peer) for everything that arrived; `sync()` makes sure everything that arrived before it
+    has been recorded. close() releases every socket."""
+
+    def __init__(self, addresses=tuple(CANARY_ADDRESSES), ports=tuple(CANARY_PORTS)):
         self.hits = []
-        self.socks = []
-        for addr in addresses:
-            for port in CANARY_PORTS:
-                s = listen(addr, port)
-                self.socks.append(s)
-                serve(s, lambda c, hit=(addr, port): (self.hits.append(hit), c.close()))
+        self._cond = threading.Condition()
+        self._markers = set()  # sync markers not yet seen: (proto, address, port, tag)
+        self._sel = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self.targets = []  # (proto, address, port)
+        self._closed = False
+        try:
+            for addr in addresses:
+                fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+                for port in ports:
+                    t = listen(addr, port, 128)
+                    t.setblocking(False)
+                    self._sel.register(t, selectors.EVENT_READ, ("tcp", addr, port))
+                    u = socket.socket(fam, socket.SOCK_DGRAM)
+                    u.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    u.bind((addr, port))
+                    u.setblocking(False)
+                    self._sel.register(u, selectors.EVENT_READ, ("udp", addr, port))
+                    self.targets += [("tcp", addr, port), ("udp", addr, port)]
+        except Exception:
+            self.close()
+            raise
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _record(self, proto, addr, port, peer, tag):
+        with self._cond:
+            key = (proto, addr, port, tag)
+            if key in self._markers:
+                self._markers.discard(key)
+            else:
+                self.hits.append((proto, addr, port, peer))
+            self._cond.notify_all()
+
+    def _loop(self):
+        while True:
+            for key, _ in self._sel.select():
+                if key.data is None:
+                    return
+                proto, addr, port = key.data
+                sock = key.fileobj
+                while True:
+                    try:
+                        if proto == "tcp":
+                            c, peer = sock.accept()
+                        else:
+                            data, peer = sock.recvfrom(65536)
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    except OSError:
+                        break
+                    if proto == "tcp":
+                        self._record(proto, addr, port, peer[:2], peer[1])
+                        try:
+                            c.setblocking(True)
+                            c.settimeout(1)
+                            c.sendall(CANARY_BANNER)
+                        except OSError:
+                            pass
+                        c.close()
+                    else:
+                        self._record(proto, addr, port, peer[:2], data)
+
+    def sync(self, timeout=10.0):
+        """A positive synchronisation point: sends a marker of its own to every canary (a
+        connection, a datagram) and waits until each has been seen. A listener's queue is first
+        in, first out, so whatever reached a canary before the marker is in `hits` now."""
+        pending = set()
+        try:
+            for proto, addr, port in self.targets:
+                fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+                kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+                with socket.socket(fam, kind) as s:
+                    if proto == "tcp":  # the marker is the client's port, known before connect
+                        s.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", 0))
+                        key = ("tcp", addr, port, s.getsockname()[1])
+                    else:
+                        key = ("udp", addr, port,
+                               b"airlock-canary-sync " + os.urandom(8).hex().encode())
+                    with self._cond:
+                        self._markers.add(key)
+                    pending.add(key)
+                    if proto == "tcp":
+                        s.settimeout(timeout)
+                        s.connect((addr, port))  # accepted even after this close
+                    else:
+                        s.sendto(key[3], (addr, port))
+            deadline = time.monotonic() + timeout
+            with self._cond:
+                while pending & self._markers:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise AssertionError(f"canaries did not see their sync markers: "
+                                             f"{sorted(pending & self._markers)[:5]}")
+                    self._cond.wait(left)
+        finally:
+            with self._cond:
+                self._markers -= pending
+
+    def new_hits(self, since):
+        """The hits after the first `since`, once everything sent so far has arrived."""
+        self.sync()
+        with self._cond:
+            return list(self.hits[since:])
+
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        self._wake_w.send(b"x")
+        if getattr(self, "_thread", None):
+            self._thread.join(timeout=5)
+        for key in list(self._sel.get_map().values()):
+            key.fileobj.close()
+        self._sel.close()
+        self._wake_w.close()
 
 
 class RawHttpUpstream:
@@ -244,11 +377,14 @@ resolver:
         if os.path.exists(self.control):
             os.unlink(self.control)
         self.log = open(os.path.join(self.dir, "gateway.log"), "ab")
+        self.log_offset = self.log.tell()  # where this process's output begins
         self.proc = subprocess.Popen([GATEWAY_BIN, "--config", self.config],
                                      stdout=self.log, stderr=self.log)
+        self.proc.checked = False
         deadline = time.time() + 10
         while time.time() < deadline:
             if self.proc.poll() is not None:
+                self.proc.checked = True  # reported here, as the start's failure
                 raise RuntimeError("gateway exited: " + open(self.log.name).read())
             try:
                 self.api("GET", "/v1/health")
@@ -257,15 +393,42 @@ resolver:
                 time.sleep(0.05)
         raise RuntimeError("gateway did not come up")
 
+    def kill(self):
+        """kill -9, deliberately: no exit status or sanitizer check for this process."""
+        self.proc.kill()
+        self.proc.wait()
+        self.proc.checked = True
+
     def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
+        """Stops the gateway with `sig` and checks how it ended: exit status 0 after SIGTERM (or
+        after ending by itself), and no sanitizer report in what it wrote. A gateway the test
+        killed with kill() is not checked."""
+        p = self.proc
+        if p and p.poll() is None:
+            p.send_signal(sig)
             try:
-                self.proc.wait(timeout=15)
+                p.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                p.kill()
+                p.wait()
+                p.checked = True
+                self.log.close()
+                raise AssertionError(f"the gateway did not exit within 15 s of signal {sig}")
         self.log.close()
+        if p and not getattr(p, "checked", True):
+            p.checked = True
+            self.check_exit(p, sig)
+
+    def check_exit(self, p, sig):
+        with open(self.log.name, "rb") as f:
+            f.seek(self.log_offset)
+            output = f.read().decode("utf-8", "replace")
+        for marker in SANITIZER_MARKERS:
+            assert marker not in output, \
+                f"the gateway's log holds a sanitizer report ({marker!r}):\n{output[-6000:]}"
+        if sig in (signal.SIGTERM, signal.SIGINT):
+            assert p.returncode == 0, \
+                f"the gateway exited with status {p.returncode}:\n{output[-3000:]}"
 
     def api(self, method, path, body=None):
         conn = UnixHTTPConnection(self.control)
@@ -291,6 +454,7 @@ resolver:
             recs = read_records(self.audit) if os.path.exists(self.audit) else []
             if wait_for is None or wait_for(recs) or time.time() > deadline:
                 return recs
+            time.sleep(0.02)
 
     def events(self, event, **match):
         return [r for r in self.records() if r.get("event") == event
@@ -351,7 +515,9 @@ def raw_request(data, timeout=5.0):
 
 @pytest.fixture(scope="session")
 def canaries():
-    return Canaries()
+    c = Canaries()
+    yield c
+    c.close()
 
 
 @pytest.fixture(scope="session")
@@ -382,7 +548,7 @@ def no_canary_hits(canaries, dns):
     dns.set("raw.test", [("A", "127.0.0.4", 60)])
     before = len(canaries.hits)
     yield
-    assert canaries.hits[before:] == [], "a connection reached a canary (internal address)"
+    assert canaries.new_hits(before) == [], "traffic reached a canary (internal address)"
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ log refuses new connections; reload is all-or-nothing and closes what the new po
 SIGTERM drains."""
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -39,9 +40,12 @@ def test_kill_9_under_traffic(gateway):
     threads = [threading.Thread(target=client) for _ in range(4)]
     for t in threads:
         t.start()
-    time.sleep(1.0)
-    gateway.proc.kill()  # SIGKILL mid-traffic
-    gateway.proc.wait()
+    # Kill once traffic is flowing (a count of served requests, polled with a deadline).
+    deadline = time.monotonic() + 30
+    while len(accepted) <= 20 and time.monotonic() < deadline and any(t.is_alive()
+                                                                       for t in threads):
+        time.sleep(0.01)
+    gateway.kill()  # SIGKILL mid-traffic
     stop.set()
     for t in threads:
         t.join()
@@ -181,6 +185,76 @@ def test_sigterm_drains_and_logs_stop(gateway):
     gateway.start()
 
 
+def test_audit_verify_reports_tampering_and_a_torn_tail(gateway, tmp_path):
+    """A real audit log from the real gateway, then `airlockctl audit verify` on copies of it:
+    one field of one record edited, a record deleted, two records swapped (each: exit 1, the
+    line and what was done), and the last line cut short (exit 0, but reported as a torn last
+    line, and the records before it counted)."""
+    gateway.session()
+    for path in ("/a", "/b", "/c"):
+        assert curl(f"http://web.test:8080{path}")[0] == 200
+    assert curl("http://unknown.test:8080/no")[0] == 403
+    gateway.stop()  # SIGTERM: the log ends with gateway.stop, whole
+    data = open(gateway.audit, "rb").read()
+    assert data.endswith(b"\n")
+    lines = data.split(b"\n")[:-1]
+    n = len(lines)
+    assert n >= 8, lines
+    out = verify(gateway.audit)
+    assert (out.returncode, out.stdout, out.stderr) == (
+        0, f"ok: {n} records, seq 1..{n}, 1 file(s), chain intact\n", ""), out
+    copies = tmp_path / "copies"
+    copies.mkdir()
+
+    def verify_copy(name, body):
+        path = copies / name
+        path.write_bytes(body)
+        return str(path), verify(str(path))
+
+    # An allowed connection in the middle of the log becomes a denied one.
+    k = next(i for i, l in enumerate(lines) if b'"event":"connection.open"' in l and
+             b'"decision":"allow"' in l and 0 < i < n - 2)
+    edited = lines[k].replace(b'"decision":"allow"', b'"decision":"deny"', 1)
+    assert edited != lines[k] and json.loads(edited)["decision"] == "deny"
+    path, out = verify_copy("edited.jsonl", b"\n".join(lines[:k] + [edited] + lines[k + 1:])
+                            + b"\n")
+    assert out.returncode == 1 and out.stdout == "", out
+    assert out.stderr == (
+        f"{path}:{k + 2}: TAMPERED: prev does not match the previous line: a record before it "
+        f"was edited, deleted or reordered\n"
+        f"FAILED: the audit chain is broken (1 problem(s) in {n} records)\n"), out.stderr
+    # A record deleted: the next one follows the wrong seq and the wrong hash. (Record i has
+    # seq i + 1.)
+    path, out = verify_copy("deleted.jsonl", b"\n".join(lines[:k] + lines[k + 1:]) + b"\n")
+    assert out.returncode == 1 and out.stdout == "", out
+    assert out.stderr == (
+        f"{path}:{k + 1}: TAMPERED: seq {k + 2} follows seq {k}: records were deleted, "
+        f"inserted or reordered\n"
+        f"{path}:{k + 1}: TAMPERED: prev does not match the previous line: a record before it "
+        f"was edited, deleted or reordered\n"
+        f"FAILED: the audit chain is broken (2 problem(s) in {n - 1} records)\n"), out.stderr
+    # Two records swapped.
+    swapped = lines[:k] + [lines[k + 1], lines[k]] + lines[k + 2:]
+    path, out = verify_copy("swapped.jsonl", b"\n".join(swapped) + b"\n")
+    assert out.returncode == 1 and out.stdout == "", out
+    assert out.stderr.startswith(
+        f"{path}:{k + 1}: TAMPERED: seq {k + 2} follows seq {k}: records were deleted, "
+        f"inserted or reordered\n"
+        f"{path}:{k + 1}: TAMPERED: prev does not match the previous line"), out.stderr
+    assert f"{path}:{k + 2}: TAMPERED: seq {k + 1} follows seq {k + 2}" in out.stderr
+    assert out.stderr.endswith(f"FAILED: the audit chain is broken (6 problem(s) in {n} "
+                               f"records)\n"), out.stderr
+    # The tail cut in the middle of the last record (a crash mid-write): not tampering, but
+    # reported, with the line and how much of it is left.
+    cut = len(lines[-1]) // 2
+    path, out = verify_copy("torn.jsonl", b"\n".join(lines[:-1]) + b"\n" + lines[-1][:cut])
+    assert (out.returncode, out.stderr) == (0, ""), out
+    assert out.stdout == (
+        f"{path}:{n}: note: torn last line ({cut} bytes without a newline): a write cut short, "
+        f"e.g. by a crash\n"
+        f"ok: {n - 1} records, seq 1..{n - 1}, 1 file(s), chain intact\n"), out.stdout
+
+
 def test_audit_query_and_tail(gateway):
     s = gateway.session()
     curl("http://web.test:8080/ok")
@@ -198,14 +272,23 @@ def test_audit_query_and_tail(gateway):
     tail = subprocess.run([CTL_BIN, "audit", "tail", "-n", "2", gateway.audit],
                           capture_output=True, text=True)
     assert len(tail.stdout.splitlines()) == 2
-    # -f follows new records until stopped.
+    # -f follows new records until stopped. It starts following at some moment this test
+    # cannot see, so the test polls: a request, then a short wait for its record on the pipe,
+    # again until one arrives (with a deadline). Records before it started are not printed
+    # (-n 0), and the first one it prints is one of these requests.
     follow = subprocess.Popen([CTL_BIN, "audit", "tail", "-n", "0", "-f", "--event",
-                               "connection.open", gateway.audit], stdout=subprocess.PIPE, text=True)
+                               "connection.open", gateway.audit], stdout=subprocess.PIPE)
     try:
-        time.sleep(0.5)
-        curl("http://web.test:8080/followed")
-        line = follow.stdout.readline()
-        assert json.loads(line)["host"] == "web.test"
+        deadline = time.monotonic() + 15
+        line = b""
+        while not line and time.monotonic() < deadline:
+            curl("http://web.test:8080/followed")
+            if select.select([follow.stdout], [], [], 0.5)[0]:
+                line = follow.stdout.readline()
+        assert line, "audit tail -f printed nothing"
+        rec = json.loads(line)
+        assert (rec["event"], rec["host"], rec["decision"]) == \
+            ("connection.open", "web.test", "allow"), rec
     finally:
         follow.kill()
         follow.wait()

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import VMLAUNCH_BIN, Gateway, RawHttpUpstream, listen, serve
+from conftest import CANARY_BANNER, VMLAUNCH_BIN, Gateway, RawHttpUpstream, listen, serve
 
 IMAGE = os.environ.get("AIRLOCK_IMAGE_CACHE", "")
 # The image with a Debian root disk and a test CA baked in (tests/integration/build_rootfs_image.sh).
@@ -116,6 +116,14 @@ CLEAN = {"dirs": [], "taps": [], "nft": False, "sessions": [], "leases": False, 
          "qemu": []}
 
 
+def wait_until(condition, timeout, what):
+    """Polls `condition` until it holds; fails with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
 def test_run_boots_executes_and_tears_down(env, tmp_path):
     """One ephemeral VM: the execution contract (stdin, stdout, stderr, exit code, duration),
     files in and out, the session's variables, and nothing left afterwards."""
@@ -150,11 +158,12 @@ def test_run_boots_executes_and_tears_down(env, tmp_path):
     assert leftovers(g, state) == CLEAN
 
 
-def test_persistent_session(env, dns):
+def test_persistent_session(env, dns, canaries):
     """start, then execs that share state; exit codes, a timeout that kills, a command that
     cannot start; the gateway's CA and the variables that trust it; from inside: an allowed
     request, a denied host, the metadata address, an unknown DNS name and a connection that
-    bypasses the proxy; stop gives everything back."""
+    bypasses the proxy; with the gateway stopped, nothing leaves the tap (fail closed), and
+    once it is back the VM's session works again; stop gives everything back."""
     g, vmlaunch, vm_args, state, up = env
     r = vmlaunch("start", *vm_args(), "--ttl", "10m", "--json", "--cpus", "2", "--overlay", "32M")
     assert r.returncode == 0, r.stderr
@@ -208,10 +217,14 @@ def test_persistent_session(env, dns):
     r = ex("sh", "-c", raw)
     assert r.stdout.startswith(b"HTTP/1.1 403"), r.stdout
     assert b"X-Airlock-Reason: host_not_allowed" in r.stdout, r.stdout
-    # The metadata address, through the proxy and directly (captured by the firewall).
+    # The metadata address, through the proxy and directly (captured by the firewall). A canary
+    # listens on 169.254.169.254:80 in this namespace, where the tap's packets arrive: had the
+    # direct connection got through, nc would print its banner and the canary would record it.
+    hits = len(canaries.hits)
     r = ex("sh", "-c", raw.replace("pastebin.test", "169.254.169.254"))
     assert b"X-Airlock-Reason: address_metadata" in r.stdout, r.stdout
-    ex("sh", "-c", "echo x | nc -w 3 169.254.169.254 80")
+    r = ex("sh", "-c", "unset http_proxy HTTP_PROXY; echo x | nc -w 3 169.254.169.254 80")
+    assert CANARY_BANNER not in r.stdout and r.stdout == b"", r.stdout
     # An unknown name: the responder says NXDOMAIN and asks no upstream.
     dns.queries.clear()
     r = ex("nslookup", "exfil.unknown.test")
@@ -231,17 +244,57 @@ def test_persistent_session(env, dns):
     assert any(x["event"] == "dns.query" and x["name"] == "exfil.unknown.test" and
                x["decision"] == "deny" for x in mine)
     assert any(x.get("original_ip") == "10.78.0.9" and x["decision"] == "deny" for x in mine)
+    assert any(x["event"] == "connection.open" and x.get("original_ip") == "169.254.169.254" and
+               x["decision"] == "deny" for x in mine), "the direct metadata connection"
+    # The allowed request above came later over the same tap; the canaries' own sync marker
+    # makes sure whatever reached them before is counted.
+    assert canaries.new_hits(hits) == [], "a connection from the VM reached a canary"
+
+    # The gateway down: the tap fails closed. Through the proxy, by name (the DNS responder is
+    # down too), straight to an address, to the direct listener and to the metadata address:
+    # every attempt fails, and nothing reaches the upstream, the direct listener or a canary.
+    # vmlaunch exec speaks to the guest agent over its serial channel, not the network.
+    n, hits = len(up["web"].requests), len(canaries.hits)
+    g.stop()  # SIGTERM; stop() checks exit status 0 and no sanitizer report
+    for cmd in ("wget -q -T 5 -O - http://web.test:8080/while-down",
+                "unset http_proxy HTTP_PROXY; wget -q -T 5 -O - http://10.78.0.2:8080/direct-down",
+                "unset http_proxy HTTP_PROXY; echo direct | nc -w 3 10.78.0.9 8080",
+                "unset http_proxy HTTP_PROXY; echo x | nc -w 3 169.254.169.254 80",
+                "printf 'GET http://web.test:8080/raw-down HTTP/1.1\\r\\nHost: web.test:8080"
+                "\\r\\n\\r\\n' | nc -w 3 100.98.0.1 3128"):
+        r = ex("sh", "-c", cmd)
+        assert r.stdout == b"", (cmd, r.stdout)
+        if "wget" in cmd:
+            assert r.returncode != 0, (cmd, r.returncode, r.stderr)
+    r = ex("nslookup", "web.test")
+    assert r.returncode != 0 and b"10.78.0.2" not in r.stdout, r.stdout
+    # Back up (the session comes back from the state directory): the same VM is served again.
+    # That request crossed the tap after every attempt above, so anything they delivered has
+    # arrived by now.
+    g.start()
+    r = ex("wget", "-q", "-O", "-", "http://web.test:8080/back-up")
+    assert r.stdout == b"hello GET /back-up", r.stderr
+    assert [x["target"] for x in up["web"].requests[n:]] == ["/back-up"], "traffic left while down"
+    assert up["direct"] == []
+    assert canaries.new_hits(hits) == [], "a connection from the VM reached a canary"
 
     # Execs that arrive while one runs wait their turn, in order.
+    # (Each command announces that it runs with a request the upstream records: the test
+    # waits for that, not for a fixed time.)
     cmd = [VMLAUNCH_BIN, "exec", "--state-dir", state, vm, "--", "sh", "-c"]
-    first = subprocess.Popen([*cmd, "sleep 2; echo first >> /root/order"])
-    time.sleep(0.5)
+
+    def running(target):
+        return lambda: any(x["target"] == target for x in up["web"].requests)
+    first = subprocess.Popen([*cmd, "wget -q -O /dev/null http://web.test:8080/first-running;"
+                                    " sleep 2; echo first >> /root/order"])
+    wait_until(running("/first-running"), 60, "the first exec did not start")
     r = ex("sh", "-c", "echo second >> /root/order; cat /root/order")
     assert first.wait(timeout=30) == 0
     assert (r.returncode, r.stdout) == (0, b"first\nsecond\n")
     # A stop does not wait for a running command: it ends it and the VM at once.
-    long = subprocess.Popen([*cmd, "sleep 600"], stderr=subprocess.PIPE)
-    time.sleep(1)
+    long = subprocess.Popen([*cmd, "wget -q -O /dev/null http://web.test:8080/long-running;"
+                                   " sleep 600"], stderr=subprocess.PIPE)
+    wait_until(running("/long-running"), 60, "the long exec did not start")
     r = vmlaunch("stop", "--state-dir", state, vm, timeout=60)  # (waiting would take 600 s)
     assert r.returncode == 0, r.stderr
     _, err = long.communicate(timeout=30)
@@ -415,9 +468,11 @@ def test_gc_after_kill_9_of_the_monitor(env):
     assert r.returncode == 0, r.stderr
     started = json.loads(r.stdout)
     os.kill(started["monitor_pid"], signal.SIGKILL)
-    time.sleep(0.5)
-    listed = json.loads(vmlaunch("ls", "--state-dir", state, "--json").stdout)
-    assert [x["state"] for x in listed] == ["orphaned"]
+
+    def states():
+        return [x["state"] for x in json.loads(vmlaunch("ls", "--state-dir", state,
+                                                        "--json").stdout)]
+    wait_until(lambda: states() == ["orphaned"], 30, f"not orphaned: {states()}")
     r = vmlaunch("gc", "--state-dir", state, "--pool", POOL)
     assert r.returncode == 0, r.stderr
     assert leftovers(g, state) == CLEAN

@@ -11,7 +11,8 @@ import subprocess
 
 import pytest
 
-from conftest import VMLAUNCH_BIN, Gateway, RawHttpUpstream, TlsUpstream, listen, serve
+from conftest import (CANARY_BANNER, VMLAUNCH_BIN, Canaries, Gateway, RawHttpUpstream,
+                      TlsUpstream, listen, serve)
 from tls_upstreams import HttpsUpstream, Pki
 
 SANDBOX_POLICY = """
@@ -157,9 +158,20 @@ def test_what_the_policy_does_not_allow_is_reset(sandbox, dns):
                "except socket.gaierror as e: print('nx', e)")
     assert b"nx" in r.stdout
     assert all("exfil" not in name for name, _ in dns.queries)
-    # DNS over TLS to an outside resolver: port 853 has no rule.
-    assert sb.run("openssl", "s_client", "-connect", "10.77.0.4:853", "-servername", "dns.test",
-                  input=b"").returncode != 0
+    # DNS over TLS (and over QUIC) to an outside resolver: port 853 has no rule. A canary
+    # listens on that address and port (TCP and UDP) here, where the sandbox's packets arrive:
+    # without the firewall the connection would reach it.
+    with Canaries(["10.77.0.4"], [853]) as dot:
+        r = sb.run("openssl", "s_client", "-connect", "10.77.0.4:853", "-servername", "dns.test",
+                   input=b"")
+        assert r.returncode != 0 and CANARY_BANNER not in r.stdout, r.stdout
+        sb.run("/usr/bin/python3", "-c", "import socket; socket.socket(socket.AF_INET, "
+               "socket.SOCK_DGRAM).sendto(b'doq', ('10.77.0.4', 853))")
+        # An allowed request over the same link after the attempts: the synchronisation point
+        # (and the canaries' own sync marker: whatever reached them before is counted).
+        after = sb.run("curl", "-s", "--max-time", "10", "http://web.test:8080/after-dot")
+        assert dot.new_hits(0) == [], "DNS over TLS (or QUIC) reached its target"
+        assert after.stdout == b"hello GET /after-dot", after.stderr
     # The metadata address, directly and however it is written, and through the proxy.
     for url in ("http://169.254.169.254/latest/meta-data/", "http://2852039166/",
                 "http://0xA9FEA9FE/", "http://[::ffff:169.254.169.254]/"):
@@ -176,39 +188,42 @@ def test_what_the_policy_does_not_allow_is_reset(sandbox, dns):
 
 def test_udp_icmp_ipv6_and_spoofed_sources_go_nowhere(sandbox):
     sb, g, up = sandbox
-    got = []
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind(("10.77.0.4", 5353))
-    udp.settimeout(0.2)
-    sb.run("/usr/bin/python3", "-c",
-           "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
-           "[s.sendto(b'leak', ('10.77.0.4', p)) for p in (5353, 123, 443)]")
-    try:
-        got.append(udp.recvfrom(100))
-    except socket.timeout:
-        pass
-    udp.close()
-    assert got == [], "UDP left the sandbox"
+    # UDP to three ports of an address here, each watched by a canary; then a DNS query over
+    # the same link, which the gateway records: once it has, the datagrams sent before it have
+    # arrived wherever they were going.
+    with Canaries(["10.77.0.4"], [5353, 123, 443]) as leak:
+        sb.run("/usr/bin/python3", "-c",
+               "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+               "[s.sendto(b'leak', ('10.77.0.4', p)) for p in (5353, 123, 443)]\n"
+               "try: socket.getaddrinfo('sync-udp.test', 80, socket.AF_INET)\n"
+               "except OSError: pass")
+        rec = g.records(lambda x: any(y.get("name") == "sync-udp.test" for y in x), timeout=10)
+        assert leak.new_hits(0) == [], "UDP left the sandbox"
+        assert any(y.get("name") == "sync-udp.test" for y in rec), "no DNS query recorded"
     assert sb.run("ping", "-c", "1", "-W", "1", "10.77.0.4").returncode != 0
     assert sb.run("ping", "-c", "1", "-W", "1", "100.96.0.1").returncode == 0, "ping the gateway"
     # IPv6 on the link: nothing passes.
     subprocess.run(["ip", "addr", "add", "fd77::1/64", "dev", sb.host_if, "nodad"], check=True)
     sb.run("ip", "addr", "add", "fd77::2/64", "dev", "eth0", "nodad")
-    v6 = listen("fd77::1", 8080)
-    v6.settimeout(0.5)
-    sb.run("/usr/bin/python3", "-c",
-           "import socket\ntry: socket.create_connection(('fd77::1', 8080), timeout=2)\n"
-           "except OSError: pass")
-    with pytest.raises(socket.timeout):
-        v6.accept()
-    v6.close()
+    with Canaries(["fd77::1"], [8080]) as v6:
+        r = sb.run("/usr/bin/python3", "-c",
+                   "import socket\ntry: socket.create_connection(('fd77::1', 8080), timeout=2);"
+                   " print('connected')\nexcept OSError as e: print('failed', e)")
+        assert r.stdout.startswith(b"failed"), r.stdout
+        assert v6.new_hits(0) == [], "IPv6 left the sandbox"
     # A spoofed source (another live session's address, or any other) is dropped before it
     # reaches the gateway.
     g.session("sb", source="100.96.0.9")
     sb.run("ip", "addr", "add", "100.96.0.9/32", "dev", "eth0")
+    # A route back to the spoofed address (gone with the link), so that only the firewall can
+    # stop the connection, not a reply with nowhere to go.
+    subprocess.run(["ip", "route", "add", "100.96.0.9/32", "dev", sb.host_if], check=True)
     r = sb.run("curl", "-s", "--max-time", "3", "--interface", "100.96.0.9",
                "http://10.77.0.2:8080/spoofed")
     assert r.stdout == b""
+    # The synchronisation point: a request from the link's own address, after the spoofed one.
+    r = sb.run("curl", "-s", "--max-time", "10", "http://web.test:8080/after-spoof")
+    assert r.stdout == b"hello GET /after-spoof"
     assert all(x.get("src") != "100.96.0.9" or x["event"] == "session.create"
                for x in g.records())
     assert all(req["target"] != "/spoofed" for req in up["web"].requests)
@@ -400,7 +415,6 @@ def test_tap_links_get_the_same_rules(sandbox):
     DNS go nowhere, and the firewall's counters show the drops."""
     import fcntl
     import struct
-    import time
     sb, g, up = sandbox
     tap = f"altap{random.randrange(100000)}"
     subprocess.run([VMLAUNCH_BIN, "net", "add-tap", tap, "100.98.0.1"], check=True)
@@ -428,17 +442,19 @@ def test_tap_links_get_the_same_rules(sandbox):
                 q += bytes([len(label)]) + label.encode()
             return q + b"\x00" + struct.pack(">HH", 1, 1)
 
-        leak = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        leak.bind(("10.77.0.4", 5354))
-        leak.settimeout(0.5)
-        os.write(fd, frame("100.98.0.2", "100.98.0.1", 53, dns_query("web.test")))
-        os.write(fd, frame("100.98.0.9", "100.98.0.1", 53, dns_query("spoofed.test")))
-        os.write(fd, frame("100.98.0.2", "10.77.0.4", 5354, b"leak"))
-        with pytest.raises(socket.timeout):
-            leak.recvfrom(100)
-        leak.close()
-        time.sleep(0.3)
-        queries = {(r["src"], r["name"]) for r in g.records() if r["event"] == "dns.query"}
+        with Canaries(["10.77.0.4"], [5354]) as leak:
+            os.write(fd, frame("100.98.0.2", "100.98.0.1", 53, dns_query("web.test")))
+            os.write(fd, frame("100.98.0.9", "100.98.0.1", 53, dns_query("spoofed.test")))
+            os.write(fd, frame("100.98.0.2", "10.77.0.4", 5354, b"leak"))
+            # The synchronisation point: a last query from the guest's own address, written
+            # after the others into the same tap; once the gateway has recorded it, the frames
+            # before it have been dealt with.
+            os.write(fd, frame("100.98.0.2", "100.98.0.1", 53, dns_query("sync.tap.test")))
+            recs = g.records(lambda x: any(r.get("name") == "sync.tap.test" for r in x),
+                             timeout=10)
+            assert leak.new_hits(0) == [], "UDP left the tap"
+        queries = {(r["src"], r["name"]) for r in recs if r["event"] == "dns.query"}
+        assert ("100.98.0.2", "sync.tap.test") in queries, queries
         assert ("100.98.0.2", "web.test") in queries, "the guest's own address reaches the gateway"
         assert all(name != "spoofed.test" for _, name in queries)
         guard = subprocess.run(["nft", "list", "chain", "inet", "airlock", "guard"],
