@@ -338,9 +338,13 @@ ProxyConnection::Admission ProxyConnection::AdmitTarget() {
   if (!method.empty() && session_) {
     session_->usage->CountRequest(std::chrono::system_clock::now());
   }
-  // Reuse the upstream when the next request goes to the same place.
+  // Reuse the upstream when the next request goes to the same place, and the address it is
+  // connected to is still allowed (a reload may have taken it away).
   std::string key = target_.host + ":" + std::to_string(target_.port);
-  if (!target_.tunnel && upstream_ && upstream_key_ == key) return Admission::kForward;
+  if (!target_.tunnel && upstream_ && upstream_key_ == key && dialed_ &&
+      DecideTarget(*policies_, Context(false), target_, method, dialed_).allowed()) {
+    return Admission::kForward;
+  }
   DropUpstream();
   StartResolve();
   return state_ == State::kClosing ? Admission::kRefused : Admission::kPending;
