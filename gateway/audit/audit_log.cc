@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "gateway/audit/chain.h"
+#include "gateway/oplog/operator_log.h"
 
 namespace airlock::audit {
 namespace {
@@ -108,7 +109,10 @@ AuditLog::~AuditLog() {
 Status AuditLog::Reopen() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = ::open(options_.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  if (fd_ < 0) return Status::Error("cannot open audit log: " + std::string(std::strerror(errno)));
+  if (fd_ < 0) {
+    write_errno_ = errno;
+    return Status::Error("cannot open audit log: " + std::string(std::strerror(errno)));
+  }
   struct stat st {};
   fstat(fd_, &st);
   file_bytes_ = static_cast<uint64_t>(st.st_size);
@@ -185,6 +189,7 @@ bool AuditLog::WriteOne(Record& record) {
     ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
+      write_errno_ = n < 0 ? errno : ENOSPC;
       // Undo a partial write so the file keeps whole lines only.
       if (done > 0 && ftruncate(fd_, static_cast<off_t>(file_bytes_)) != 0) return false;
       return false;
@@ -222,13 +227,24 @@ void AuditLog::Run() {
     if (written_unsynced > 0) {
       lk.unlock();
       bool synced = fdatasync(fd_) == 0;
+      const int sync_errno = errno;
       lk.lock();
       if (synced) {
         written_ += written_unsynced;
         written_unsynced = 0;
       } else {
+        write_errno_ = sync_errno;
         failed = true;
       }
+    }
+    // The operator hears of the change, not of every retry.
+    if (failed && healthy_) {
+      oplog::Log(oplog::Level::kError, "audit.write_failed",
+                 {oplog::F("path", options_.path), oplog::F("errno", write_errno_),
+                  oplog::F("error", std::strerror(write_errno_)),
+                  oplog::F("effect", "new connections are refused until it recovers")});
+    } else if (!failed && !healthy_) {
+      oplog::Log(oplog::Level::kInfo, "audit.recovered", {oplog::F("path", options_.path)});
     }
     healthy_ = !failed;
     wake_callers_.notify_all();

@@ -74,6 +74,7 @@ class AuditLog final : public AuditSink {
 
   AuditOptions options_;
   int fd_ = -1;
+  int write_errno_ = 0;  // the last failure's; writer thread only
   uint64_t file_bytes_ = 0;
   uint64_t seq_ = 0;
   std::string prev_;

@@ -5,6 +5,8 @@
 #include <openssl/crypto.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -13,6 +15,7 @@
 
 #include "gateway/crypto/digest.h"
 #include "gateway/crypto/random.h"
+#include "gateway/oplog/operator_log.h"
 
 namespace airlock::control {
 namespace {
@@ -150,6 +153,16 @@ Result<size_t> SessionTable::Restore(std::string_view text) {
 
 Status SessionTable::Persist() const {
   if (state_file_.empty()) return Status::Ok();
+  Status written = WriteStateFile();
+  if (!written.ok()) {
+    oplog::Log(oplog::Level::kError, "session.persist_failed",
+               {oplog::F("file", state_file_), oplog::F("error", written.message()),
+                oplog::F("effect", "sessions changed since are lost if the gateway restarts")});
+  }
+  return written;
+}
+
+Status SessionTable::WriteStateFile() const {
   json list = json::array();
   for (const auto& [id, s] : sessions_) {
     json j = {{"id", s.id},
@@ -168,15 +181,16 @@ Status SessionTable::Persist() const {
   std::string tmp = state_file_ + ".tmp";
   {
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return Status::Error("cannot write " + tmp);
+    if (fd < 0) return Status::Error("cannot write " + tmp + ": " + std::strerror(errno));
     std::string data = json{{"sessions", list}}.dump(2) + "\n";
     bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) &&
               fsync(fd) == 0;
+    const int error = errno;
     ::close(fd);
-    if (!ok) return Status::Error("cannot write " + tmp);
+    if (!ok) return Status::Error("cannot write " + tmp + ": " + std::strerror(error));
   }
   if (std::rename(tmp.c_str(), state_file_.c_str()) != 0) {
-    return Status::Error("cannot replace " + state_file_);
+    return Status::Error("cannot replace " + state_file_ + ": " + std::strerror(errno));
   }
   return Status::Ok();
 }

@@ -112,7 +112,8 @@ class SessionTable {
   std::vector<Session> Expire();
 
  private:
-  Status Persist() const;          // called with mu_ held exclusively
+  Status Persist() const;          // called with mu_ held exclusively; a failure is logged
+  Status WriteStateFile() const;   // likewise
   void Index(const Session& s);    // likewise
   void Unindex(const Session& s);  // likewise
 

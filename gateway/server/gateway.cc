@@ -8,16 +8,23 @@
 #include <cstring>
 #include <fstream>
 #include <future>
-#include <iostream>
 #include <thread>
 
 #include "gateway/audit/chain.h"
 #include "gateway/credentials/placeholder.h"
+#include "gateway/oplog/operator_log.h"
 #include "gateway/policy/policy_loader.h"
 #include "gateway/server/sockaddr.h"
 
 namespace airlock::server {
 namespace {
+
+// Names for the operator's log: "a,b,c".
+std::string Joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& name : names) out += (out.empty() ? "" : ",") + name;
+  return out;
+}
 
 sockaddr_storage MakeAddr(const config::HostPort& hp, socklen_t* len) {
   return ToSockaddr(*net::IpAddress::Parse(hp.host), hp.port, len);
@@ -74,8 +81,10 @@ Status Gateway::Init() {
   if (Status s = credentials_->Start([this](const credentials::RefreshEvent& e) {
         audit_->Append(CredentialRecord(e));
         if (!e.ok) {
-          std::cerr << "airlock-gateway: credential '" << e.credential << "': " << e.error
-                    << "; retrying in " << e.next_attempt.count() << " s\n";
+          oplog::Log(oplog::Level::kWarn, "credential.refresh_failed",
+                     {oplog::F("credential", e.credential), oplog::F("error", e.error),
+                      oplog::F("retry_s", static_cast<uint64_t>(e.next_attempt.count())),
+                      oplog::F("token_valid", e.serving ? "true" : "false")});
         }
       });
       !s.ok()) {
@@ -94,8 +103,8 @@ Status Gateway::Init() {
   auto restored = sessions_->Load();
   if (!restored.ok()) return restored.status();
   if (*restored > 0) {
-    std::cerr << "airlock-gateway: " << c.state_dir << "/sessions.json: " << *restored
-              << " damaged session(s) dropped; the others were restored\n";
+    oplog::Log(oplog::Level::kWarn, "session.restore_damaged",
+               {oplog::F("file", c.state_dir + "/sessions.json"), oplog::F("dropped", *restored)});
   }
   state_.sessions = sessions_.get();
 
@@ -199,6 +208,7 @@ Status Gateway::Init() {
     signals_.emplace_back(evsignal_new(main_base_.get(), sig, OnSignal, this));
     evsignal_add(signals_.back().get(), nullptr);
   }
+  error_summary_ = std::make_unique<ErrorSummary>(state_.metrics);
   tick_.reset(event_new(main_base_.get(), -1, EV_PERSIST, OnTick, this));
   timeval second{1, 0};
   event_add(tick_.get(), &second);
@@ -215,9 +225,18 @@ int Gateway::Run() {
                       {"sessions", sessions_->size()},
                       {"workers", workers_.size()}};
   audit_->Append(std::move(start));
+  const auto& c = state_.config;
+  oplog::Log(oplog::Level::kInfo, "gateway.start",
+             {oplog::F("config", c.source),
+              oplog::F("proxy", c.proxy.host + ":" + std::to_string(c.proxy.port)),
+              oplog::F("policies", Joined(state_.policies.Get()->Names())),
+              oplog::F("sessions", sessions_->size()), oplog::F("workers", workers_.size()),
+              oplog::F("audit", c.audit_path)});
   event_base_dispatch(main_base_.get());
   audit_->Append(audit::Record{{"event", "gateway.stop"}});
   audit_->Flush();
+  oplog::Log(oplog::Level::kInfo, "gateway.stop",
+             {oplog::F("audit_healthy", audit_->healthy() ? "true" : "false")});
   return 0;
 }
 
@@ -283,10 +302,15 @@ Status Gateway::Reload(const char* trigger) {
                                  {"trigger", trigger},
                                  {"reason", "invalid_policy"},
                                  {"errors", diags.ToString()}});
+    oplog::Log(oplog::Level::kWarn, "policy.reject",
+               {oplog::F("trigger", trigger), oplog::F("dir", state_.config.policy_dir),
+                oplog::F("errors", diags.ToString())});
     return Status::Error(diags.ToString());
   }
   auto shared = std::make_shared<const policy::PolicySet>(std::move(*set));
   state_.policies.Set(shared);
+  oplog::Log(oplog::Level::kInfo, "policy.load",
+             {oplog::F("trigger", trigger), oplog::F("policies", Joined(shared->Names()))});
   audit_->Append(
       audit::Record{{"event", "policy.load"}, {"trigger", trigger}, {"policies", shared->Names()}});
   ForEachConnection([shared](ProxyConnection* c) {
@@ -325,6 +349,7 @@ void Gateway::BeginShutdown() {
 void Gateway::OnTick(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<Gateway*>(arg);
   for (const auto& s : self->sessions_->Expire()) self->EndSession(s, "session.expire", "ttl");
+  self->error_summary_->Tick(std::chrono::steady_clock::now());
   self->state_.dns_mappings.Expire();
   if (!self->shutting_down_) return;
   if (self->state_.metrics.active_connections.load() == 0 ||

@@ -13,6 +13,7 @@
 #include "gateway/credentials/broker.h"
 #include "gateway/policy/policy_loader.h"
 #include "gateway/server/dns_server.h"
+#include "gateway/server/error_summary.h"
 #include "gateway/server/event_loop.h"
 #include "gateway/server/gateway_state.h"
 #include "gateway/server/proxy_connection.h"
@@ -60,6 +61,7 @@ class Gateway {
   std::unique_ptr<DnsServer> dns_server_;
   std::vector<EventPtr> signals_;
   EventPtr tick_;
+  std::unique_ptr<ErrorSummary> error_summary_;
   bool shutting_down_ = false;
   std::chrono::steady_clock::time_point drain_deadline_;
 };

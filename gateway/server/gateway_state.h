@@ -42,6 +42,7 @@ class PolicyHolder {
 class Metrics {
  public:
   void CountDecision(const std::string& decision, const std::string& reason);
+  uint64_t Decisions(const std::string& decision, const std::string& reason) const;
   std::atomic<uint64_t> bytes_up{0};
   std::atomic<uint64_t> bytes_down{0};
   std::atomic<uint64_t> resolver_errors{0};

@@ -8,6 +8,12 @@ void Metrics::CountDecision(const std::string& decision, const std::string& reas
   ++decisions_[{decision, reason}];
 }
 
+uint64_t Metrics::Decisions(const std::string& decision, const std::string& reason) const {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto it = decisions_.find({decision, reason});
+  return it == decisions_.end() ? 0 : it->second;
+}
+
 std::string Metrics::Render(size_t sessions, size_t audit_queue,
                             const std::vector<credentials::CredentialStatus>& credentials) const {
   std::string out;

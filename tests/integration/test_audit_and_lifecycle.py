@@ -112,6 +112,10 @@ def test_unwritable_log_refuses_new_connections(tmp_path, dns, upstream):
             time.sleep(0.1)
         assert curl("http://web.test:8080/after")[0] == 200
         assert verify(g.audit).returncode == 0
+        with open(g.log.name, errors="replace") as f:
+            oplog = f.read()  # the operator heard of the failure, with its errno, and the recovery
+        assert "level=error event=audit.write_failed" in oplog and " errno=28 " in oplog, oplog
+        assert "event=audit.recovered" in oplog, oplog
     finally:
         if g:
             g.stop()
