@@ -3,6 +3,7 @@ as requests (502 with a reason, nothing ambiguous passed on), an upstream that a
 request body was sent (the rest of the body never read as a next request), and HTTP/1.0 clients
 answered without chunks (a body of unknown length ends when the connection does)."""
 import socket
+import time
 
 import pytest
 
@@ -43,7 +44,17 @@ class ScriptedUpstream:
 def scripted():
     u = ScriptedUpstream()
     yield u
+    # Gone for good: other modules use this address as one that refuses connections.
+    u.sock.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread, which lets go of it
     u.sock.close()
+    deadline = time.time() + 10
+    while True:
+        try:
+            socket.create_connection((ADDRESS, PORT), timeout=1).close()
+        except ConnectionRefusedError:
+            break
+        assert time.time() < deadline, "the scripted upstream still listens"
+        time.sleep(0.05)
 
 
 @pytest.fixture
