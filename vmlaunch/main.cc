@@ -20,11 +20,13 @@ namespace {
 using airlock::vmlaunch::CommandOptions;
 using airlock::vmlaunch::VmOptions;
 
-// The directory of this executable: the guest agent and init are built next to it.
-std::string ExeDir() {
+// Where the guest agent and init are: built next to this executable (guest/), or installed
+// (AIRLOCK_GUEST_DIR, set by the build to the install prefix's lib/airlock/guest).
+std::string GuestDir() {
   std::error_code ec;
   auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? "." : p.parent_path().string();
+  std::string beside = (ec ? std::filesystem::path(".") : p.parent_path()).string() + "/guest";
+  return std::filesystem::exists(beside + "/airlock-agent", ec) ? beside : AIRLOCK_GUEST_DIR;
 }
 
 struct VmFlags {
@@ -100,8 +102,8 @@ int main(int argc, char** argv) {
   auto* image = app.add_subcommand("image", "The guest image");
   image->require_subcommand(1);
   airlock::vmlaunch::ImageOptions image_opts;
-  image_opts.agent = ExeDir() + "/guest/airlock-agent";
-  image_opts.init = ExeDir() + "/guest/init.sh";
+  image_opts.agent = GuestDir() + "/airlock-agent";
+  image_opts.init = GuestDir() + "/init.sh";
   auto* build = image->add_subcommand("build", "Build (or find in the cache) the guest image");
   build->add_option("--cache", image_opts.cache_dir, "The image cache")->capture_default_str();
   build->add_option("--kernel-package", image_opts.kernel_package)->capture_default_str();

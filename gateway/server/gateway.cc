@@ -14,6 +14,7 @@
 #include "gateway/credentials/placeholder.h"
 #include "gateway/oplog/operator_log.h"
 #include "gateway/policy/policy_loader.h"
+#include "gateway/server/sd_notify.h"
 #include "gateway/server/sockaddr.h"
 
 namespace airlock::server {
@@ -232,6 +233,7 @@ int Gateway::Run() {
               oplog::F("policies", Joined(state_.policies.Get()->Names())),
               oplog::F("sessions", sessions_->size()), oplog::F("workers", workers_.size()),
               oplog::F("audit", c.audit_path)});
+  SdNotify("READY=1\nSTATUS=serving");
   event_base_dispatch(main_base_.get());
   audit_->Append(audit::Record{{"event", "gateway.stop"}});
   audit_->Flush();
@@ -295,6 +297,17 @@ std::vector<control::Placeholder> Gateway::MakePlaceholders(const std::string& p
 }
 
 Status Gateway::Reload(const char* trigger) {
+  // systemd's ExecReload waits for READY=1 again (Type=notify).
+  const auto usec = std::chrono::duration_cast<std::chrono::microseconds>(
+                        std::chrono::steady_clock::now().time_since_epoch())
+                        .count();
+  SdNotify("RELOADING=1\nMONOTONIC_USEC=" + std::to_string(usec));
+  Status result = ApplyReload(trigger);
+  SdNotify(result.ok() ? "READY=1\nSTATUS=serving" : "READY=1\nSTATUS=reload refused");
+  return result;
+}
+
+Status Gateway::ApplyReload(const char* trigger) {
   config::Diagnostics diags;
   auto set = policy::LoadPolicySet({state_.config.policy_dir}, PolicyOptions(), &diags);
   if (!set) {
@@ -341,6 +354,7 @@ void Gateway::OnSignal(evutil_socket_t sig, short, void* arg) {
 void Gateway::BeginShutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
+  SdNotify("STOPPING=1");
   proxy_listener_.reset();  // stop accepting
   transparent_listener_.reset();
   drain_deadline_ = std::chrono::steady_clock::now() + state_.config.drain_timeout;

@@ -30,7 +30,8 @@ class Gateway {
  private:
   explicit Gateway(config::GatewayConfig config);
   Status Init();
-  Status Reload(const char* trigger);
+  Status Reload(const char* trigger);         // tells systemd around ApplyReload()
+  Status ApplyReload(const char* trigger);    // all or nothing
   policy::LoadOptions PolicyOptions() const;  // credential names checked against the config
   std::vector<control::Placeholder> MakePlaceholders(const std::string& policy) const;
   void EndSession(const control::Session& s, const char* event, const char* reason);
