@@ -8,6 +8,34 @@
 #include <chrono>
 
 namespace airlock::vmlaunch {
+namespace {
+
+// Whether a line nests arrays and objects deeper than `limit` (brackets inside strings do not
+// count). Checked before parsing: a parsed document that deep is copied and compared
+// recursively, and 100,000 levels overflow the stack.
+bool NestsDeeperThan(std::string_view line, int limit) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+}  // namespace
 
 LineChannel::ReadResult LineChannel::ReadSome() {
   char chunk[65536];
@@ -31,6 +59,10 @@ std::optional<nlohmann::json> LineChannel::Next() {
   std::string line = buf_.substr(0, nl);
   buf_.erase(0, nl + 1);
   scanned_ = 0;
+  if (NestsDeeperThan(line, kMaxDepth)) {
+    return nlohmann::json{
+        {"invalid", "a message may nest at most " + std::to_string(kMaxDepth) + " levels"}};
+  }
   auto message = nlohmann::json::parse(line, nullptr, false);
   if (message.is_discarded() || !message.is_object()) {
     return nlohmann::json{{"invalid", "a message must be one JSON object on one line"}};

@@ -18,6 +18,8 @@ class LineChannel {
   // A message (one line) longer than this is a protocol error: 64 MiB of file data, base64-coded,
   // plus the envelope.
   static constexpr size_t kMaxLine = 96u << 20;
+  // Arrays and objects nested deeper than this make a line invalid before it is parsed.
+  static constexpr int kMaxDepth = 32;
 
   explicit LineChannel(int fd) : fd_(fd) {}
   int fd() const { return fd_; }
@@ -25,8 +27,8 @@ class LineChannel {
   enum class ReadResult { kData, kAgain, kEof, kError };
   // One read(2) into the buffer.
   ReadResult ReadSome();
-  // The next complete message, if one is buffered; a line that is not a JSON object becomes
-  // {"invalid": "<what is wrong>"}.
+  // The next complete message, if one is buffered; a line that is not a JSON object (or nests
+  // deeper than kMaxDepth) becomes {"invalid": "<what is wrong>"}.
   std::optional<nlohmann::json> Next();
   // Blocks until a message arrives; an error at EOF, on a read error, or after `timeout_ms`
   // (negative: no limit).

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "vmlaunch/guest/line_channel.h"
 #include "vmlaunch/vm/agent_client.h"
 #include "vmlaunch/vm/monitor.h"
 
@@ -135,9 +136,10 @@ INSTANTIATE_TEST_SUITE_P(
         HostileReply{R"({"id":1,"stream":"stdout","data":"not base64!"})", "is not base64"},
         HostileReply{R"({"id":1,"stream":"stdout"})", "is not base64"},
         HostileReply{R"({"id":1,"exit_code":0,"signal":[9]})", "holds an array or an object"},
+        // Refused before it is parsed: a document this deep overflows the stack when copied.
         HostileReply{R"({"id":1,"exit_code":0,"x":)" + std::string(100000, '[') +
                          std::string(100000, ']') + "}",
-                     "holds an array or an object"},
+                     kNotObject},
         HostileReply{R"({"id":1})", "an exec reply with no output, exit code or error"},
         HostileReply{R"({"stream":"stdout","data":"aGk="})", "a reply without an id"},
         HostileReply{"[1,2]", kNotObject}, HostileReply{"42", kNotObject},
@@ -146,6 +148,31 @@ INSTANTIATE_TEST_SUITE_P(
         HostileReply{"{\"id\":1,\"error\":\"\xff\xfe\"}", kNotObject},
         HostileReply{"{\"id\":1,\"exit_code\":0,\"\xc3\x28\":1}", kNotObject},
         HostileReply{R"({"invalid":"a guest may say this too"})", kNotObject}));
+
+// Both sides read through LineChannel: nesting past kMaxDepth is refused before parsing.
+TEST(LineChannelDepth, DeepNestingIsInvalidBeforeItIsParsed) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  LineChannel channel(fds[0]);
+  const int max = LineChannel::kMaxDepth;
+  const std::string ok = "{\"a\":" + std::string(max - 1, '[') + std::string(max - 1, ']') + "}\n";
+  const std::string deep = "{\"a\":" + std::string(max, '[') + std::string(max, ']') + "}\n";
+  const std::string quoted = "{\"a\":\"" + std::string(1000, '[') + "\\\"\"}\n";  // in a string
+  const std::string all = ok + deep + quoted;
+  ASSERT_EQ(::write(fds[1], all.data(), all.size()), static_cast<ssize_t>(all.size()));
+  ASSERT_EQ(channel.ReadSome(), LineChannel::ReadResult::kData);
+  auto first = channel.Next();
+  ASSERT_TRUE(first);
+  EXPECT_FALSE(first->contains("invalid"));
+  auto second = channel.Next();
+  ASSERT_TRUE(second);
+  EXPECT_EQ((*second)["invalid"], "a message may nest at most 32 levels");
+  auto third = channel.Next();
+  ASSERT_TRUE(third);
+  EXPECT_FALSE(third->contains("invalid"));
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
 
 TEST_F(HostileGuestTest, HostileGreetings) {
   for (const std::string line :
