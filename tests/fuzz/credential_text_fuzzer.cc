@@ -2,7 +2,7 @@
 // and AWS credential_process output (credentials::ParseExecOutput, ParseAwsKeys, RFC 3339 times)
 // and a client's SigV4-signed request head, re-signed (ParseSigV4Authorization, ResignSigV4). The
 // first byte picks the parser. Checks that errors never quote a string of the input (it may be a
-// token) and that a re-signed head never carries the secret key.
+// token) and that re-signing never writes the secret key into a head.
 #include <chrono>
 #include <string>
 #include <string_view>
@@ -67,7 +67,11 @@ void Resign(std::string_view text) {
     FUZZ_CHECK(!refusal->reason.empty() && !refusal->message.empty());
     return;
   }
-  for (const auto& h : head.headers) FUZZ_CHECK(h.value.find(keys.value) == std::string::npos);
+  // The gateway never writes the secret itself (a client that already sent it, as the fuzzer
+  // can, may see its own bytes echoed in SignedHeaders).
+  if (text.find(keys.value) == std::string_view::npos) {
+    for (const auto& h : head.headers) FUZZ_CHECK(h.value.find(keys.value) == std::string::npos);
+  }
   const std::string* auth = head.Find("Authorization");
   FUZZ_CHECK(auth && auth->starts_with("AWS4-HMAC-SHA256 Credential=" + keys.key_id + "/"));
 }
