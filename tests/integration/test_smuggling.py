@@ -33,6 +33,8 @@ CORPUS = [
     ("dup_host", H + "Host: evil.example\r\n\r\n" + SMUGGLED),
     ("h2c", H + "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n" + SMUGGLED),
     ("h2_preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + SMUGGLED),
+    ("connect_with_body", "CONNECT web.test:8080 HTTP/1.1\r\nHost: web.test:8080\r\n"
+     f"Content-Length: {len(SMUGGLED)}\r\n\r\n" + SMUGGLED),
     ("http2_version", "GET http://web.test:8080/ HTTP/2.0\r\nHost: web.test:8080\r\n\r\n" + SMUGGLED),
     ("space_in_target", "GET http://web.test:8080/a b HTTP/1.1\r\nHost: web.test:8080\r\n\r\n" + SMUGGLED),
     ("leading_crlf", "\r\n" + H + "\r\n" + SMUGGLED),
