@@ -8,6 +8,7 @@ import random
 import shutil
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -443,7 +444,13 @@ def test_tap_links_get_the_same_rules(sandbox):
             return q + b"\x00" + struct.pack(">HH", 1, 1)
 
         with Canaries(["10.77.0.4"], [5354]) as leak:
-            os.write(fd, frame("100.98.0.2", "100.98.0.1", 53, dns_query("web.test")))
+            # The guest's own address reaches the gateway. The first frames into a new tap can
+            # be lost while the link settles: send until the query is recorded (deadline).
+            deadline = time.time() + 10
+            while not any(r.get("name") == "web.test" for r in g.records()):
+                assert time.time() < deadline, "the guest's own address never reached the gateway"
+                os.write(fd, frame("100.98.0.2", "100.98.0.1", 53, dns_query("web.test")))
+                g.records(lambda x: any(r.get("name") == "web.test" for r in x), timeout=0.5)
             os.write(fd, frame("100.98.0.9", "100.98.0.1", 53, dns_query("spoofed.test")))
             os.write(fd, frame("100.98.0.2", "10.77.0.4", 5354, b"leak"))
             # The synchronisation point: a last query from the guest's own address, written
