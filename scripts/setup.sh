@@ -7,23 +7,23 @@
 #   build  compilers, CMake and the libraries the code links (llhttp comes as C sources from
 #          node-llhttp and is compiled by the build)
 #   test   the real tools the tests drive: curl, openssl, nftables, iproute2, socat, python3,
-#          git, Node.js, python3 requests and websockets
+#          git, Node.js, python3 requests, websockets, h2, httpx and grpcio
 #   vm     QEMU, busybox, lz4 and cpio for microVM guests (kernel extraction, initramfs);
 #          debootstrap and e2fsprogs for the optional Debian root disk
 #   bench  the peers the benchmarks compare against: squid (the OpenSSL build, for ssl-bump),
-#          tinyproxy, haproxy, mitmproxy; the load generators wrk and hey
+#          tinyproxy, haproxy, mitmproxy; the load generators wrk, hey and h2load, and nghttpd
 set -euo pipefail
 
 declare -A GROUPS_PKGS=(
   [build]="build-essential cmake ninja-build pkg-config libevent-dev libssl-dev libc-ares-dev
            libyaml-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
            node-llhttp nlohmann-json3-dev libpsl-dev publicsuffix libnftables-dev libcli11-dev
-           clang-16 libclang-rt-16-dev"
+           clang-16 libclang-rt-16-dev libnghttp2-dev"
   [test]="curl openssl nftables iproute2 socat iperf3 python3 python3-yaml python3-jsonschema python3-pytest iputils-ping
           git nodejs python3-requests python3-websockets python3-cryptography python3-boto3
-          awscli gh"
+          awscli gh python3-h2 python3-httpx python3-grpcio"
   [vm]="qemu-system-x86 busybox-static lz4 cpio debootstrap e2fsprogs"
-  [bench]="squid-openssl tinyproxy haproxy mitmproxy wrk hey"
+  [bench]="squid-openssl tinyproxy haproxy mitmproxy wrk hey nghttp2-client nghttp2-server"
 )
 
 groups=("$@")

@@ -40,13 +40,17 @@ std::string_view StatusText(int status) {
   }
 }
 
-std::string RenderGatewayResponse(const GatewayResponse& r) {
+std::string RenderDenialBody(const GatewayResponse& r) {
   nlohmann::json body = {{"error", r.message}, {"reason", r.reason}, {"hint", r.hint}};
   if (!r.host.empty()) body["host"] = r.host;
   if (r.port != 0) body["port"] = r.port;
   if (!r.rule.empty()) body["rule"] = r.rule;
   if (!r.session.empty()) body["session"] = r.session;
-  std::string json = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+std::string RenderGatewayResponse(const GatewayResponse& r) {
+  std::string json = RenderDenialBody(r);
   std::string out =
       "HTTP/1.1 " + std::to_string(r.status) + " " + std::string(StatusText(r.status)) + "\r\n";
   out += "Content-Type: application/json\r\n";

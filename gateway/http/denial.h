@@ -19,6 +19,9 @@ struct GatewayResponse {
   std::string session;
 };
 
+// The JSON body of such a response (one line), for an HTTP/2 stream's answer.
+std::string RenderDenialBody(const GatewayResponse& r);
+
 // A complete HTTP/1.1 response with "Connection: close".
 std::string RenderGatewayResponse(const GatewayResponse& r);
 

@@ -47,6 +47,11 @@ class Metrics {
   std::atomic<uint64_t> bytes_down{0};
   std::atomic<uint64_t> resolver_errors{0};
   std::atomic<uint64_t> active_connections{0};
+  // HTTP/2 inside inspected TLS.
+  std::atomic<uint64_t> h2_connections{0};
+  std::atomic<uint64_t> h2_streams{0};
+  std::atomic<uint64_t> h2_stream_resets{0};  // streams ended by RST_STREAM, either side
+  std::atomic<uint64_t> h2_goaways{0};        // connections the gateway ended with an error
   // Prometheus text exposition of everything above plus the gauges passed in.
   std::string Render(size_t sessions, size_t audit_queue,
                      const std::vector<credentials::CredentialStatus>& credentials) const;

@@ -31,7 +31,7 @@ struct RequestSummary {
 };
 
 // What the exchange asks of its connection beyond the bytes.
-class ExchangeHost : public RelayHost {
+class ExchangeHost : public virtual RelayHost {
  public:
   enum class Admission {
     kForward,  // allowed, and the upstream is ready for it

@@ -226,7 +226,8 @@ void ProxyConnection::Deny(const Refusal& refusal) {
   Refuse(refusal);
 }
 
-void ProxyConnection::Refuse(const Refusal& refusal) {
+http::GatewayResponse ProxyConnection::ResponseFor(const Refusal& refusal,
+                                                   std::string_view rule) const {
   http::GatewayResponse resp;
   resp.status = refusal.status;
   resp.reason = refusal.reason;
@@ -234,9 +235,13 @@ void ProxyConnection::Refuse(const Refusal& refusal) {
   resp.hint = refusal.hint;
   resp.host = target_.host;
   resp.port = target_.port;
-  resp.rule = std::string(decision_.rule_id());
+  resp.rule = std::string(rule);
   resp.session = session_id();
-  std::string out = http::RenderGatewayResponse(resp);
+  return resp;
+}
+
+void ProxyConnection::Refuse(const Refusal& refusal) {
+  std::string out = http::RenderGatewayResponse(ResponseFor(refusal, decision_.rule_id()));
   bufferevent_write(client_.get(), out.data(), out.size());
   CloseAfterFlush(refusal.reason);
 }
@@ -637,6 +642,7 @@ void ProxyConnection::Sniff(bool deadline_passed) {
     tls::ClientHello hello;
     tls::HelloStatus st = tls::ParseClientHello(bytes, &hello);
     if (st == tls::HelloStatus::kNeedMore && len < kHelloMax && !deadline_passed) return;
+    client_offers_h2_ = st == tls::HelloStatus::kOk && tls::OffersHttp2(hello.alpn);
     target_.tunnel = true;
     target_.protocol = policy::Protocol::kTls;
     target_.port = original_port_;
@@ -784,7 +790,10 @@ void ProxyConnection::CheckHello() {
   } else if (!SameHost(*hello.sni, target_.host)) {
     reason = "sni_mismatch";
   }
-  if (reason.empty()) sni_ = *hello.sni;
+  if (reason.empty()) {
+    sni_ = *hello.sni;
+    client_offers_h2_ = tls::OffersHttp2(hello.alpn);
+  }
   if (!reason.empty()) {
     // After 200 an HTTP answer is impossible: record and drop the tunnel; nothing was dialled.
     AuditOpen("deny", reason);
@@ -819,6 +828,9 @@ void ProxyConnection::OnUpstreamConnected() {
     StartUpstreamTls();
     return;
   }
+  if (inspected_ && !sandbox_tls_) {
+    app_protocol_ = tls::TlsInspector::Negotiated(SslOf(upstream_.get()));
+  }
   timeval idle = ToTimeval(g_.config.idle_timeout);
   bufferevent_set_timeouts(upstream_.get(), &idle, &idle);
   upstream_key_ = target_.host + ":" + std::to_string(target_.port);
@@ -833,7 +845,8 @@ void ProxyConnection::OnUpstreamConnected() {
 
 void ProxyConnection::StartUpstreamTls() {
   state_ = State::kUpstreamTls;
-  auto ssl = g_.tls->NewUpstreamSide(target_.host);
+  // h2 is offered only on the first dial, when the sandbox's protocol is not chosen yet.
+  auto ssl = g_.tls->NewUpstreamSide(target_.host, client_offers_h2_ && !sandbox_tls_);
   if (!ssl.ok()) {
     FailInspected(Refusal{502, "upstream_tls_failed", ssl.status().message(), ""});
     return;
@@ -882,7 +895,7 @@ void ProxyConnection::FailInspected(const Refusal& refusal) {
 
 void ProxyConnection::StartSandboxTls() {
   state_ = State::kSandboxTls;
-  auto ssl = g_.tls->NewSandboxSide(sni_);
+  auto ssl = g_.tls->NewSandboxSide(sni_, app_protocol_);
   if (!ssl.ok()) {
     Close("tls_setup_failed");
     return;
@@ -919,6 +932,10 @@ void ProxyConnection::StartRelay() {
     exchange_ = nullptr;
     relay_ = std::move(tunnel);
     t->Start();  // the buffered ClientHello, if any
+    return;
+  }
+  if (inspected_ && app_protocol_ == tls::AppProtocol::kHttp2) {
+    StartHttp2();
     return;
   }
   auto exchange =

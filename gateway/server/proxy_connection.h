@@ -4,10 +4,11 @@
 // to the Relay the decision calls for (relay.h): a TunnelRelay for CONNECT tunnels, captured TLS
 // and opaque TCP, an Http1Exchange for HTTP. For a rule that inspects TLS it first terminates
 // TLS on both ends (the upstream's verified, then the sandbox's with a minted leaf) and runs the
-// Http1Exchange inside, deciding every request (docs/TLS.md). It owns the two bufferevents, the
-// connection's counters and its audit records (connection.open, http.request, connection.close),
-// and forwards bufferevent callbacks to the relay. Owned by its worker's registry; lives and dies
-// on that worker thread.
+// Http1Exchange inside, deciding every request, or, when both ends chose h2 in ALPN, the
+// Http2Relay, deciding every stream (proxy_connection_streams.cc; docs/TLS.md). It owns the two
+// bufferevents, the connection's counters and its audit records (connection.open, http.request,
+// connection.close), and forwards bufferevent callbacks to the relay. Owned by its worker's
+// registry; lives and dies on that worker thread.
 #pragma once
 
 #include <netinet/in.h>
@@ -21,14 +22,17 @@
 #include <vector>
 
 #include "gateway/control/session_table.h"
+#include "gateway/http/denial.h"
 #include "gateway/http/message_parser.h"
 #include "gateway/net/ip_address.h"
 #include "gateway/policy/decide.h"
 #include "gateway/server/credential_guard.h"
 #include "gateway/server/event_loop.h"
 #include "gateway/server/gateway_state.h"
+#include "gateway/server/http2_relay.h"
 #include "gateway/server/http_exchange.h"
 #include "gateway/server/request_checks.h"
+#include "gateway/tls/inspector.h"
 
 namespace airlock::server {
 
@@ -40,7 +44,7 @@ struct WorkerConnections {
   std::unordered_map<uint64_t, ProxyConnection*> live;
 };
 
-class ProxyConnection : public ExchangeHost {
+class ProxyConnection : public ExchangeHost, public Http2Host {
  public:
   enum class Mode {
     kExplicit,     // HTTP_PROXY clients: absolute-form requests and CONNECT
@@ -76,6 +80,18 @@ class ProxyConnection : public ExchangeHost {
   void RefuseForwarded(const Refusal& refusal, uint64_t bytes_up) override;
   size_t WholeBodyLimit() override;
   std::optional<Refusal> RewriteRequest(http::HttpHead* head, std::string* body) override;
+  // Http2Host (proxy_connection_streams.cc).
+  std::unique_ptr<StreamScope> NewStream() override;
+  std::optional<Refusal> AdmitStream(http::HttpHead* head, StreamScope* scope) override;
+  std::optional<Refusal> StreamBodyLeak(StreamScope* scope, std::string_view piece) override;
+  std::optional<Refusal> RewriteStream(StreamScope* scope, http::HttpHead* head,
+                                       std::string* body) override;
+  void AuditStreamRefused(const StreamScope& scope, const RequestSummary& summary,
+                          const Refusal& refusal) override;
+  void AuditStream(const StreamScope& scope, const RequestSummary& summary) override;
+  void AuditStreamReflection(const StreamScope& scope, const std::string& where) override;
+  std::string DenialBody(const Refusal& refusal, const StreamScope& scope) override;
+  void CountH2(H2Event event) override;
 
  private:
   // Admission phases; kRelaying hands every callback to relay_.
@@ -123,6 +139,8 @@ class ProxyConnection : public ExchangeHost {
   void FailInspected(const Refusal& refusal);
   Admission AdmitInspected(const http::HttpHead& head);
   void StartRelay();
+  // Inspected with h2 on both ends: the HTTP/2 relay. May close.
+  void StartHttp2();
   // Credentials (guard_ decides): a placeholder where its credential may not go blocks the
   // request (true, and the connection is refusing); the rule's credentials are written into an
   // allowed inspected request (false when one cannot be: refused).
@@ -133,12 +151,20 @@ class ProxyConnection : public ExchangeHost {
   Refusal AuditLeak(const CredentialGuard::Leak& leak);
 
   void Deny(const Refusal& refusal);
+  // The gateway's answer to `refusal` on this connection, naming `rule`.
+  http::GatewayResponse ResponseFor(const Refusal& refusal, std::string_view rule) const;
   // A request refused inside inspected TLS: its http.request record, then the answer.
   void DenyRequest(const Refusal& refusal, uint64_t bytes_up = 0);
   const char* TlsMode() const;
   void AuditOpen(const std::string& decision, const std::string& reason);
   const char* ProtoName() const;
   audit::Record BaseRecord(const char* event) const;
+  // A stream's records: the connection's fields with the stream's rule.
+  audit::Record StreamRecord(const char* event, const StreamScope& scope) const;
+  CredentialGuard::Scope StreamGuardScope(const StreamScope& scope) const;
+  Refusal AuditStreamLeak(const StreamScope& scope, const CredentialGuard::Leak& leak);
+  // A stream refused at admission: its http.request record.
+  void DenyStream(const StreamScope& scope, const http::HttpHead& head, const Refusal& refusal);
 
   GatewayState& g_;
   WorkerConnections& w_;
@@ -174,6 +200,8 @@ class ProxyConnection : public ExchangeHost {
   bool inspected_ = false;    // the rule inspects: TLS is terminated on both ends
   bool sandbox_tls_ = false;  // the sandbox's handshake is done
   std::string sni_;
+  bool client_offers_h2_ = false;                              // the sandbox's ClientHello lists h2
+  tls::AppProtocol app_protocol_ = tls::AppProtocol::kHttp11;  // what the upstream chose
   std::optional<Refusal> upstream_failure_;  // answers the next request inside TLS
   std::string tls_error_;                    // why the upstream's handshake failed
   std::string client_tls_error_;             // why the sandbox's handshake failed

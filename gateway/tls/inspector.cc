@@ -4,6 +4,8 @@
 
 #include <openssl/err.h>
 
+#include <algorithm>
+
 #include "gateway/net/ip_address.h"
 #include "gateway/tls/certificate_authority.h"
 #include "gateway/tls/leaf_cache.h"
@@ -11,18 +13,36 @@
 namespace airlock::tls {
 namespace {
 
-// ALPN: only HTTP/1.1 can be served inside inspected TLS.
+// ALPN lists in wire form (length-prefixed names).
 constexpr unsigned char kAlpnHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+constexpr unsigned char kAlpnH2[] = {2, 'h', '2'};
+constexpr unsigned char kAlpnBoth[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
 
+// The sandbox is offered exactly the protocol the upstream chose, so that what it speaks can be
+// relayed as it is (arg: the one-entry wire list).
 int SelectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
-               unsigned int inlen, void*) {
+               unsigned int inlen, void* arg) {
+  const auto* ours = static_cast<const unsigned char*>(arg);
   unsigned char* selected = nullptr;
-  if (SSL_select_next_proto(&selected, outlen, kAlpnHttp11, sizeof(kAlpnHttp11), in, inlen) !=
+  if (SSL_select_next_proto(&selected, outlen, ours, 1u + ours[0], in, inlen) !=
       OPENSSL_NPN_NEGOTIATED) {
-    return SSL_TLSEXT_ERR_NOACK;  // the client offered no http/1.1: no ALPN, which means it
+    return SSL_TLSEXT_ERR_NOACK;  // not offered: no ALPN (HTTP/1.1 by default)
   }
   *out = selected;
   return SSL_TLSEXT_ERR_OK;
+}
+
+Result<SslCtxPtr> SandboxContext(const unsigned char* alpn) {
+  SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
+  if (!ctx) return Status::Error("cannot create a TLS context: " + TakeOpenSslErrors());
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                     SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_alpn_select_cb(ctx.get(), SelectAlpn,
+                             const_cast<void*>(static_cast<const void*>(alpn)));
+  return ctx;
 }
 
 std::string Unbracket(std::string_view host) {
@@ -34,8 +54,13 @@ std::string Unbracket(std::string_view host) {
 
 }  // namespace
 
+bool OffersHttp2(const std::vector<std::string>& alpn) {
+  return std::find(alpn.begin(), alpn.end(), "h2") != alpn.end();
+}
+
 struct TlsInspector::Contexts {
-  SslCtxPtr sandbox;
+  SslCtxPtr sandbox_http11;
+  SslCtxPtr sandbox_h2;
   SslCtxPtr upstream;
 };
 
@@ -52,15 +77,12 @@ Result<std::unique_ptr<TlsInspector>> TlsInspector::Create(const InspectorOption
       std::make_unique<LeafCache>(*t->ca_, clock, LeafOptions{o.leaf_validity, o.leaf_cache_size});
   t->contexts_ = std::make_unique<Contexts>();
 
-  SslCtxPtr sandbox(SSL_CTX_new(TLS_server_method()));
-  if (!sandbox) return Status::Error("cannot create a TLS context: " + TakeOpenSslErrors());
-  SSL_CTX_set_min_proto_version(sandbox.get(), TLS1_2_VERSION);
-  SSL_CTX_set_options(sandbox.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                                         SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
-  SSL_CTX_set_mode(sandbox.get(), SSL_MODE_RELEASE_BUFFERS);
-  SSL_CTX_set_session_cache_mode(sandbox.get(), SSL_SESS_CACHE_OFF);
-  SSL_CTX_set_alpn_select_cb(sandbox.get(), SelectAlpn, nullptr);
-  t->contexts_->sandbox = std::move(sandbox);
+  auto http11 = SandboxContext(kAlpnHttp11);
+  if (!http11.ok()) return http11.status();
+  auto h2 = SandboxContext(kAlpnH2);
+  if (!h2.ok()) return h2.status();
+  t->contexts_->sandbox_http11 = std::move(http11).value();
+  t->contexts_->sandbox_h2 = std::move(h2).value();
 
   SslCtxPtr upstream(SSL_CTX_new(TLS_client_method()));
   if (!upstream) return Status::Error("cannot create a TLS context: " + TakeOpenSslErrors());
@@ -78,19 +100,17 @@ Result<std::unique_ptr<TlsInspector>> TlsInspector::Create(const InspectorOption
                                                      : " from " + o.upstream_ca_file) +
                          ": " + TakeOpenSslErrors());
   }
-  if (SSL_CTX_set_alpn_protos(upstream.get(), kAlpnHttp11, sizeof(kAlpnHttp11)) != 0) {
-    return Status::Error("cannot set ALPN: " + TakeOpenSslErrors());
-  }
   t->contexts_->upstream = std::move(upstream);
   return t;
 }
 
 const std::string& TlsInspector::ca_certificate_pem() const { return ca_->certificate_pem(); }
 
-Result<ssl_st*> TlsInspector::NewSandboxSide(std::string_view sni) {
+Result<ssl_st*> TlsInspector::NewSandboxSide(std::string_view sni, AppProtocol serve) {
   auto leaf = leaves_->Get(sni);
   if (!leaf.ok()) return leaf.status();
-  SslPtr ssl(SSL_new(contexts_->sandbox.get()));
+  SslPtr ssl(SSL_new(serve == AppProtocol::kHttp2 ? contexts_->sandbox_h2.get()
+                                                  : contexts_->sandbox_http11.get()));
   if (!ssl || SSL_use_certificate(ssl.get(), leaf.value()->certificate.get()) != 1 ||
       SSL_use_PrivateKey(ssl.get(), leaves_->key()) != 1 ||
       SSL_add1_chain_cert(ssl.get(), ca_->certificate()) != 1) {
@@ -99,9 +119,14 @@ Result<ssl_st*> TlsInspector::NewSandboxSide(std::string_view sni) {
   return ssl.release();
 }
 
-Result<ssl_st*> TlsInspector::NewUpstreamSide(std::string_view host) {
+Result<ssl_st*> TlsInspector::NewUpstreamSide(std::string_view host, bool offer_h2) {
   SslPtr ssl(SSL_new(contexts_->upstream.get()));
   if (!ssl) return Status::Error("cannot set up a TLS handshake: " + TakeOpenSslErrors());
+  // SSL_set_alpn_protos returns 0 on success.
+  if (offer_h2 ? SSL_set_alpn_protos(ssl.get(), kAlpnBoth, sizeof(kAlpnBoth)) != 0
+               : SSL_set_alpn_protos(ssl.get(), kAlpnHttp11, sizeof(kAlpnHttp11)) != 0) {
+    return Status::Error("cannot set ALPN: " + TakeOpenSslErrors());
+  }
   std::string h = Unbracket(host);
   bool ok;
   if (net::IpAddress::Parse(h)) {
@@ -114,6 +139,14 @@ Result<ssl_st*> TlsInspector::NewUpstreamSide(std::string_view host) {
   }
   if (!ok) return Status::Error("cannot name the upstream for TLS: " + TakeOpenSslErrors());
   return ssl.release();
+}
+
+AppProtocol TlsInspector::Negotiated(const ssl_st* ssl) {
+  const unsigned char* name = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(ssl, &name, &len);
+  return std::string_view(reinterpret_cast<const char*>(name), len) == "h2" ? AppProtocol::kHttp2
+                                                                            : AppProtocol::kHttp11;
 }
 
 UpstreamTlsFailure TlsInspector::DescribeFailure(ssl_st* ssl, unsigned long first_error) {

@@ -60,26 +60,37 @@ def upstream(pki):
     u.close()
 
 
-@pytest.fixture
-def gw(tmp_path, dns, no_canary_hits, pki, upstream):
-    for name in NAMES:
-        dns.set(name, [("A", "127.0.0.12", 60)])
-    upstream.reset()
-    token = "ghs_" + secrets.token_hex(20)  # the real, secret token: only the upstream sees it
-    secret = tmp_path / "github-token"
-    secret.write_text(token + "\n")
-    os.chmod(secret, 0o600)
-    g = Gateway(str(tmp_path), dns, policies={"creds": POLICY}, extra_config=f"""tls:
-  upstream_ca_file: {pki.ca_cert}
-credentials:
-  github:
+# The `github` credential, bound by rules that write it as a bearer token (str.format: secret).
+GITHUB_CREDENTIAL = """  github:
     source: static
     file: {secret}
     placeholder: {{env: GITHUB_TOKEN, prefix: ghp_}}
     inject:
       - header: Authorization
         value: "Bearer {{token}}"
-  github-git:
+"""
+
+
+def static_token(tmp_path):
+    """A fresh token (the real, secret one: only the upstream may see it) in a 0600 file:
+    (token, path)."""
+    token = "ghs_" + secrets.token_hex(20)
+    secret = tmp_path / "github-token"
+    secret.write_text(token + "\n")
+    os.chmod(secret, 0o600)
+    return token, secret
+
+
+@pytest.fixture
+def gw(tmp_path, dns, no_canary_hits, pki, upstream):
+    for name in NAMES:
+        dns.set(name, [("A", "127.0.0.12", 60)])
+    upstream.reset()
+    token, secret = static_token(tmp_path)
+    g = Gateway(str(tmp_path), dns, policies={"creds": POLICY}, extra_config=f"""tls:
+  upstream_ca_file: {pki.ca_cert}
+credentials:
+{GITHUB_CREDENTIAL.format(secret=secret)}  github-git:
     source: static
     file: {secret}
     placeholder: {{env: GIT_TOKEN, prefix: ghp_}}
