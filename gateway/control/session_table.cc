@@ -46,10 +46,18 @@ std::optional<std::string> StringField(const json& j, const char* key) {
   return it->get<std::string>();
 }
 
+// A time in seconds since 1970 that the system clock can hold (it counts nanoseconds in 64
+// bits, up to 2262): an edited state file must not overflow it.
 std::optional<int64_t> TimeField(const json& j, const char* key) {
+  constexpr int64_t kLatest = 9'000'000'000;  // in 2255
   auto it = j.find(key);
   if (it == j.end() || !it->is_number_integer()) return std::nullopt;
-  return it->get<int64_t>();
+  if (it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(kLatest)) {
+    return std::nullopt;
+  }
+  int64_t v = it->get<int64_t>();
+  if (v < 0 || v > kLatest) return std::nullopt;
+  return v;
 }
 
 // A session as Persist() wrote it, every field checked: the state file may be damaged or edited,

@@ -122,11 +122,13 @@ TEST(SessionTable, DamagedStateIsDroppedNeverThrown) {
       {"id": "bad-placeholder", "placeholders": [{"env": 7}], )" +
                             session + R"(},
       {"id": "no-expiry", "policy": "p", "created": 1},
+      {"id": "beyond-the-clock", "policy": "p", "created": 18000001000, "expires": 47},
+      {"id": "before-1970", "policy": "p", "created": -1, "expires": 18446744073709551615},
       "not an object",
       {"id": "good", "token_sha256": ")" +
                             good_hash + R"(", "labels": {"a": "b"}, )" + session + R"(}]})");
   ASSERT_TRUE(restored.ok()) << restored.status().message();
-  EXPECT_EQ(*restored, 7u);
+  EXPECT_EQ(*restored, 9u);
   EXPECT_EQ(t.size(), 1u);
   ASSERT_TRUE(t.Get("good"));
   EXPECT_EQ(t.Get("good")->labels.at("a"), "b");
