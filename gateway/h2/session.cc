@@ -23,6 +23,28 @@ struct Outbox {
   Fields trailers;
 };
 
+// A token bucket: a burst, refilled at a rate a second.
+class RateLimit {
+ public:
+  RateLimit(uint32_t burst, uint32_t per_second)
+      : burst_(burst), per_second_(per_second), tokens_(burst) {}
+  bool Take() {
+    Clock::time_point now = Clock::now();
+    tokens_ = std::min<double>(
+        burst_, tokens_ + std::chrono::duration<double>(now - last_).count() * per_second_);
+    last_ = now;
+    if (tokens_ < 1) return false;
+    tokens_ -= 1;
+    return true;
+  }
+
+ private:
+  const double burst_;
+  const double per_second_;
+  double tokens_;
+  Clock::time_point last_ = Clock::now();
+};
+
 // One stream's header block as it arrives, field by field.
 struct Block {
   Fields fields;
@@ -61,7 +83,12 @@ Violation ViolationFor(int error) {
 }  // namespace
 
 struct Session::Impl {
-  Impl(Role r, Handler& h, const Limits& l) : role(r), handler(h), limits(l) {}
+  Impl(Role r, Handler& h, const Limits& l)
+      : role(r),
+        handler(h),
+        limits(l),
+        resets(l.reset_burst, l.resets_per_second),
+        control(l.control_burst, l.control_per_second) {}
   ~Impl() { nghttp2_session_del(session); }
 
   const Role role;
@@ -71,24 +98,12 @@ struct Session::Impl {
   std::unordered_map<int32_t, Outbox> outboxes;
   std::unordered_map<int32_t, Block> blocks;
   std::optional<Violation> violation;
-  // Rapid reset: a token bucket of resets received.
-  double reset_tokens = 0;
-  Clock::time_point reset_refilled = Clock::now();
+  RateLimit resets;   // RST_STREAM received (rapid reset)
+  RateLimit control;  // PING and SETTINGS received
 
   void Fail(Violation v, uint32_t code) {
     if (!violation) violation = std::move(v);
     nghttp2_session_terminate_session(session, code);
-  }
-
-  bool TakeResetToken() {
-    Clock::time_point now = Clock::now();
-    double elapsed = std::chrono::duration<double>(now - reset_refilled).count();
-    reset_refilled = now;
-    reset_tokens =
-        std::min<double>(limits.reset_burst, reset_tokens + elapsed * limits.resets_per_second);
-    if (reset_tokens < 1) return false;
-    reset_tokens -= 1;
-    return true;
   }
 
   static int OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user) {
@@ -138,8 +153,18 @@ struct Session::Impl {
       case NGHTTP2_DATA:
         if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) self->handler.OnEndStream(id);
         break;
+      case NGHTTP2_PING:
+      case NGHTTP2_SETTINGS:
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && !self->control.Take()) {
+          self->Fail(
+              {"h2_flood", "the peer sent PING or SETTINGS frames faster than " +
+                               std::to_string(self->limits.control_per_second) + " a second"},
+              Session::kEnhanceYourCalm);
+          return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+        break;
       case NGHTTP2_RST_STREAM:
-        if (!self->TakeResetToken()) {
+        if (!self->resets.Take()) {
           self->Fail({"h2_rapid_reset", "the peer reset streams faster than " +
                                             std::to_string(self->limits.resets_per_second) +
                                             " a second (rapid reset)"},
@@ -235,7 +260,6 @@ Session::~Session() = default;
 Result<std::unique_ptr<Session>> Session::Create(Role role, Handler& handler,
                                                  const Limits& limits) {
   auto impl = std::make_unique<Impl>(role, handler, limits);
-  impl->reset_tokens = limits.reset_burst;
   nghttp2_session_callbacks* cbs = nullptr;
   nghttp2_option* opt = nullptr;
   if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0) {

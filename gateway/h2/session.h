@@ -42,6 +42,10 @@ struct Limits {
   // Resets received: a burst, then this many a second (rapid reset, CVE-2023-44487).
   uint32_t reset_burst = 200;
   uint32_t resets_per_second = 20;
+  // PING and SETTINGS frames received (each makes the receiver queue an acknowledgement): a
+  // burst, then this many a second. gRPC's BDP probes send a ping per round trip of data.
+  uint32_t control_burst = 10000;
+  uint32_t control_per_second = 1000;
 };
 
 // Why a session gave up on its peer; the reason for the audit record and the operator's log.

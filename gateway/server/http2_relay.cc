@@ -279,8 +279,10 @@ void Http2Relay::OnBodySent(int32_t id, size_t n) {
 void Http2Relay::OnStreamClose(int32_t id, uint32_t error_code) {
   auto it = streams_.find(id);
   if (it == streams_.end()) return;
-  if (error_code != h2::Session::kNoError) host_.CountH2(Http2Host::H2Event::kStreamReset);
   Stream& s = *it->second;
+  if (error_code != h2::Session::kNoError || !s.response_ended) {
+    host_.CountH2(Http2Host::H2Event::kStreamReset);  // ended before its answer was
+  }
   if (s.upstream_id && upstream_ids_.erase(s.upstream_id)) {
     upstream_->Consume(s.upstream_id, s.unconsumed_down);
     if (!s.response_ended) upstream_->Reset(s.upstream_id, h2::Session::kCancel);
@@ -452,20 +454,13 @@ bool Http2Relay::Feed(bufferevent* bev, h2::Session& session, const char* side) 
 
 void Http2Relay::Flush() {
   if (closed_) return;
-  bufferevent* up = host_.upstream();
-  if (up) {
-    evbuffer* out = bufferevent_get_output(up);
-    size_t queued = evbuffer_get_length(out);
-    if (queued < kRelayHighWater) {
-      std::string bytes = upstream_->TakeOutput(kRelayHighWater - queued);
-      if (!bytes.empty()) evbuffer_add(out, bytes.data(), bytes.size());
-    }
-  }
+  // What one session sends can open the other's windows (a body framed for one side is
+  // consumed on the other, queueing its WINDOW_UPDATE): take both until neither has more.
   evbuffer* out = bufferevent_get_output(host_.client());
-  size_t queued = evbuffer_get_length(out);
-  if (queued < kRelayHighWater) {
-    std::string bytes = client_->TakeOutput(kRelayHighWater - queued);
-    if (!bytes.empty()) evbuffer_add(out, bytes.data(), bytes.size());
+  for (bool moved = true; moved;) {
+    moved = false;
+    if (bufferevent* up = host_.upstream()) moved |= Drain(*upstream_, bufferevent_get_output(up));
+    moved |= Drain(*client_, out);
   }
   if (closing_.empty() && !upstream_->Alive()) {
     // The upstream went away (GOAWAY, or a protocol error): so does the sandbox's connection,
@@ -475,6 +470,7 @@ void Http2Relay::Flush() {
   }
   if (closing_.empty() && client_->Alive()) return;
   if (closing_.empty()) closing_ = client_->violation() ? client_->violation()->reason : "done";
+  if (client_->violation()) host_.CountH2(Http2Host::H2Event::kGoAway);
   if (client_->Alive()) {
     // Streams still open get an answer or a reset, then GOAWAY says no more are taken.
     for (auto& [id, s] : streams_) {
@@ -490,13 +486,21 @@ void Http2Relay::Flush() {
       AuditOnce(*s);
     }
     std::string bytes = client_->TakeOutput(kRelayHighWater);
-    if (client_->violation()) host_.CountH2(Http2Host::H2Event::kGoAway);
     client_->GoAway(client_->violation() ? h2::Session::kEnhanceYourCalm : h2::Session::kNoError);
     bytes += client_->TakeOutput(64 << 10);
     if (!bytes.empty()) evbuffer_add(out, bytes.data(), bytes.size());
   }
   closed_ = true;
   host_.CloseAfterFlush(closing_);
+}
+
+bool Http2Relay::Drain(h2::Session& session, evbuffer* out) {
+  size_t queued = evbuffer_get_length(out);
+  if (queued >= kRelayHighWater) return false;  // resumes from the write callback
+  std::string bytes = session.TakeOutput(kRelayHighWater - queued);
+  if (bytes.empty()) return false;
+  evbuffer_add(out, bytes.data(), bytes.size());
+  return true;
 }
 
 void Http2Relay::AuditOnce(Stream& s) {
@@ -516,6 +520,11 @@ void Http2Relay::OnClientWrite() { Flush(); }
 
 void Http2Relay::OnClientEof() {
   if (closed_) return;
+  // What came with the end is read first: it may break the protocol, which is then the reason.
+  if (!Feed(host_.client(), *client_, "")) {
+    Flush();
+    return;
+  }
   for (auto& [id, s] : streams_) AuditOnce(*s);
   closed_ = true;
   host_.Close("client_closed");

@@ -113,6 +113,9 @@ class Http2Relay : public Relay, private h2::Handler {
   // Feeds a side's input to its session; false (closing_ set, `side` its prefix) when the
   // peer broke the protocol.
   bool Feed(bufferevent* bev, h2::Session& session, const char* side);
+  // Moves what `session` has to send into `out` while `out` holds less than kRelayHighWater;
+  // true if anything moved.
+  bool Drain(h2::Session& session, evbuffer* out);
   // Writes what both sessions have to send and ends the connection when they are done. Call
   // last: may close.
   void Flush();

@@ -11,6 +11,10 @@ BufferEventPtr WrapTls(event_base* base, BufferEventPtr underlying, ssl_st* ssl,
       role == TlsRole::kServer ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING,
       BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
   if (!bev) return nullptr;  // the caller still owns `underlying` (freed with it) and `ssl`
+  // The filter encrypts into the socket's buffer only up to this much queued: past it the
+  // filter's own output grows, which is what the relays watch for back-pressure (without it a
+  // slow reader would have everything encrypted and queued under the filter, unbounded).
+  bufferevent_setwatermark(underlying.get(), EV_WRITE, kTlsSocketQueue / 4, kTlsSocketQueue);
   underlying.release();
   bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
   return BufferEventPtr(bev);
@@ -31,6 +35,7 @@ void FreeTlsAfterFlush(BufferEventPtr bev, timeval linger) {
   // filter (with the SSL object and the socket) is freed when the last byte is written.
   bufferevent_setcb(bev.get(), nullptr, nullptr, nullptr, nullptr);
   bufferevent* filter = bev.release();
+  bufferevent_setwatermark(under, EV_WRITE, 0, 0);  // called back when all is written
   bufferevent_setcb(under, nullptr, FreeFilter, FreeFilterOnEvent, filter);
   bufferevent_set_timeouts(under, nullptr, &linger);
   bufferevent_disable(under, EV_READ);

@@ -3,6 +3,8 @@
 // OpenSSL itself; it passes the SSL objects tls/ hands out. Used on the connection's worker.
 #pragma once
 
+#include <cstddef>
+
 #include "gateway/server/event_loop.h"
 
 struct ssl_st;
@@ -10,6 +12,9 @@ struct ssl_st;
 namespace airlock::server {
 
 enum class TlsRole { kServer, kClient };
+
+// Encrypted bytes queued on a TLS bufferevent's socket before the filter stops encrypting more.
+constexpr size_t kTlsSocketQueue = 256 << 10;
 
 // Wraps `underlying` (bytes already in its input, such as a ClientHello, are read first).
 // Dirty shutdowns (no close_notify) read as EOF, as most peers close that way.

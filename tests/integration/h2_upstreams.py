@@ -46,6 +46,7 @@ class H2Upstream:
         self.address, self.port = address, port
         self.requests = []      # H2Stream of every request, once its body is in
         self.connections = 0
+        self.sent = 0           # body bytes of /download handed to sockets
         self.lock = threading.Lock()
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(cert, key)
@@ -57,6 +58,7 @@ class H2Upstream:
         with self.lock:
             self.requests.clear()
             self.connections = 0
+            self.sent = 0
 
     def close(self):
         self.sock.close()
@@ -163,9 +165,12 @@ class _Connection:
                              self.h2.max_outbound_frame_size)
                 if window <= 0:
                     break
-                self.h2.send_data(sid, buf[:window])
-                buf = buf[window:]
+                n = min(window, len(buf))
+                self.h2.send_data(sid, buf[:n])
+                buf = buf[n:]
                 self.flush()
+                with self.up.lock:
+                    self.up.sent += n
             if sid in self.pending:
                 self.pending_buf[sid] = buf
             else:

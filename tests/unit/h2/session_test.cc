@@ -156,6 +156,20 @@ TEST_F(SessionPair, RapidResetIsAViolation) {
   EXPECT_FALSE(server->Alive() && server->TakeOutput(1 << 20).empty());
 }
 
+TEST_F(SessionPair, APingFloodIsAViolation) {
+  Limits l;
+  l.control_burst = 50;
+  l.control_per_second = 1;
+  Make(l);
+  ASSERT_TRUE(Exchange());
+  std::string ping = std::string("\0\0\x08\x06\0\0\0\0\0", 9) + "airlock!";
+  std::string flood;
+  for (int i = 0; i < 100; ++i) flood += ping;
+  EXPECT_FALSE(server->Receive(flood).ok());
+  ASSERT_TRUE(server->violation().has_value());
+  EXPECT_EQ(server->violation()->reason, "h2_flood");
+}
+
 TEST_F(SessionPair, ABadPrefaceIsAViolation) {
   EXPECT_FALSE(server->Receive("GET / HTTP/1.1\r\nHost: x\r\n\r\n").ok());
   ASSERT_TRUE(server->violation().has_value());
