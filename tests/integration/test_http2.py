@@ -27,7 +27,7 @@ import pytest
 from conftest import BUILD, PROXY, Gateway
 from h2_upstreams import H2Upstream
 from test_credentials import GITHUB_CREDENTIAL, static_token
-from test_inspect import CLEAN_ENV, poll, wait_events
+from test_inspect import CLEAN_ENV, poll, rss_bytes, wait_events, wait_stalled
 from tls_upstreams import HttpsUpstream, Pki, pattern_blocks
 
 ASAN = "asan" in os.path.basename(os.path.normpath(BUILD))
@@ -378,14 +378,6 @@ def metric(name):
     raise AssertionError(f"no metric {name}")
 
 
-def rss_bytes(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
 def _closed_with(gw, reason):
     recs = wait_events(gw, "connection.close", 1, reason=reason)
     return len(recs) == 1
@@ -500,16 +492,8 @@ def test_a_slow_reader_holds_its_upstream_not_the_gateways_memory(gw, upstreams)
     try:
         sid = c.request(f"/download?bytes={size}")
         h2u = upstreams[0]
-        last = [-1]
-
-        def settled():
-            # Stalled: no more bytes leave the upstream between two looks.
-            now, prev = h2u.sent, last[0]
-            last[0] = now
-            time.sleep(0.5)
-            return now > 0 and now == prev
-        assert poll(settled, timeout=60, interval=0), "the upstream never stalled"
-        held = h2u.sent
+        held = wait_stalled(lambda: h2u.sent)
+        assert held is not None, "the upstream never stalled"
         assert held < 48 << 20, f"{held >> 20} MiB left the upstream for a reader that reads nothing"
         grown = rss_bytes(gw.proc.pid) - before
         assert grown < 32 << 20, f"the gateway grew by {grown >> 20} MiB for a stalled stream"

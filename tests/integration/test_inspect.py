@@ -347,6 +347,29 @@ def openssl_date(value):
         tzinfo=datetime.timezone.utc)
 
 
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def wait_stalled(read, timeout=60):
+    """Polls read() (a count that grows while bytes flow) until it stops growing between two
+    looks half a second apart and is above zero; its value then, or None on the deadline."""
+    last = [-1]
+
+    def stalled():
+        now, prev = read(), last[0]
+        last[0] = now
+        if now > 0 and now == prev:
+            return True
+        time.sleep(0.5)
+        return False
+    return last[0] if poll(stalled, timeout=timeout, interval=0) else None
+
+
 def vm_hwm_bytes(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -819,6 +842,28 @@ def test_large_bodies_stream_both_ways(gw, upstreams):
     assert by_path["/upload"]["status"] == 200, by_path
     assert by_path["/upload"].get("bytes_up", 0) >= LARGE, by_path
     assert by_path["/download?bytes=_"].get("bytes_down", 0) >= LARGE, by_path
+
+
+def test_a_slow_reader_holds_its_upstream_not_the_gateways_memory(gw, upstreams):
+    """A sandbox that stops reading a 1 GiB download inside inspected TLS: the gateway stops
+    reading the upstream once about a megabyte waits for the sandbox (and the socket buffers
+    are full), instead of encrypting and queueing the rest in memory."""
+    good = upstreams["good"]
+    curl_https(gw, "https://open.example.test/warm-up")
+    before = rss_bytes(gw.proc.pid)
+    raw = socket.create_connection(PROXY_ADDRESS, timeout=10)
+    OPEN_SOCKETS.append(raw)
+    raw.sendall(b"CONNECT open.example.test:443 HTTP/1.1\r\nHost: open.example.test:443\r\n\r\n")
+    assert raw.recv(4096).startswith(b"HTTP/1.1 200")
+    ctx = ssl.create_default_context(cafile=gw.ca)
+    tls = ctx.wrap_socket(raw, server_hostname="open.example.test")
+    tls.sendall(b"GET /download?bytes=%d HTTP/1.1\r\nHost: open.example.test\r\n\r\n" % (1 << 30))
+    held = wait_stalled(lambda: good.sent_bytes)
+    assert held is not None, "the upstream never stalled"
+    assert held < 64 << 20, f"{held >> 20} MiB left the upstream for a reader that reads nothing"
+    grown = rss_bytes(gw.proc.pid) - before
+    assert grown < 32 << 20, f"the gateway grew by {grown >> 20} MiB for a stalled download"
+    tls.close()
 
 
 @pytest.mark.parametrize("limit", ["connect_timeout_ms: 300", "header_timeout_ms: 300"])

@@ -145,7 +145,8 @@ class Request:
 class HttpsUpstream:
     """An HTTPS/1.1 server on address:port with one certificate. Per path:
       /sse            text/event-stream: event 1, then waits for `sse_release`, then event 2
-      /download?bytes=N   N bytes of pattern_blocks(N), streamed; `sent_sha256` afterwards
+      /download?bytes=N   N bytes of pattern_blocks(N), streamed; `sent_bytes` as it goes,
+                      `sent_sha256` afterwards
       /slow?ms=N      answers after N ms of silence
       /echo           reflects the request's Authorization in a header and a JSON body
       /redirect?to=U  302 to U
@@ -167,6 +168,7 @@ class HttpsUpstream:
         self.sse_release = threading.Event()
         self.sse_waited = None   # True: event 2 was sent because the test released it
         self.sent_sha256 = None
+        self.sent_bytes = 0      # body bytes of /download handed to the socket
         self.static_roots = {}
         self.lock = threading.Lock()
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -194,6 +196,7 @@ class HttpsUpstream:
             self.sse_release.clear()
             self.sse_waited = None
             self.sent_sha256 = None
+            self.sent_bytes = 0
 
     def _on_sni(self, sock, name, ctx):
         self.snis.append(name)
@@ -267,6 +270,8 @@ class HttpsUpstream:
             for block in pattern_blocks(n):
                 tls.sendall(block)
                 sent.update(block)
+                with self.lock:
+                    self.sent_bytes += len(block)
             self.sent_sha256 = sent.hexdigest()
             return not close
         if path == "/slow":  # answers after ms milliseconds of silence
