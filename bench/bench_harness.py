@@ -1,7 +1,7 @@
 """What the benches that run inside a network namespace of their own share (tls_bench.py,
-credential_bench.py, started by run_in_bench_ns.sh): a temporary directory, processes started
-pinned to a CPU and stopped however the run ends, waiting for a port, files and a throw-away
-upstream PKI in that directory, and medians. Never on the host: `in_own_namespaces()` says
+h2_bench.py, credential_bench.py, started by run_in_bench_ns.sh): a temporary directory,
+processes started pinned to a CPU and stopped however the run ends, waiting for a port, files and
+a throw-away upstream PKI in that directory, the gateway with an inspecting rule, and medians. Never on the host: `in_own_namespaces()` says
 whether this process runs in the namespaces run_in_bench_ns.sh made."""
 import os
 import re
@@ -90,14 +90,16 @@ def make_ca(name, cn):
     return cert, key
 
 
-def make_upstream_pki(host):
-    """A throw-away CA and the upstream's P-256 leaf for `host`: {"ca": the CA's certificate,
-    "upstream_pem": the leaf's certificate and key in one file (as haproxy takes them)}."""
+def make_upstream_pki(host, *more):
+    """A throw-away CA and the upstream's P-256 leaf for `host` (and `more` names): {"ca": the
+    CA's certificate, "upstream_pem": the leaf's certificate and key in one file (as haproxy
+    takes them)}."""
     ca_cert, ca_key = make_ca("upstream-ca", "Airlock bench upstream CA")
     key, csr, cert = (os.path.join(TMP, "pki", "upstream" + e) for e in (".key", ".csr", ".crt"))
     openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
             "-keyout", key, "-out", csr, "-subj", f"/CN={host}")
-    ext = write("pki/upstream.ext", f"subjectAltName=DNS:{host}\n"
+    san = ",".join(f"DNS:{h}" for h in (host, *more))
+    ext = write("pki/upstream.ext", f"subjectAltName={san}\n"
                 "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
                 "extendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\n"
                 "authorityKeyIdentifier=keyid\n")
@@ -107,6 +109,51 @@ def make_upstream_pki(host):
     with open(pem, "w") as f:
         f.write(open(cert).read() + open(key).read())
     return {"ca": ca_cert, "upstream_pem": pem}
+
+
+def start_inspecting_airlock(pki, hosts, cidr, build):
+    """airlock-gateway on 127.0.0.1:3128 (one worker, audit log on) with a rule inspecting
+    `hosts` (GET /bench/**) whose upstreams are in `cidr` (port 443), trusting the bench CA, and
+    a session for 127.0.0.1: (process, port, the gateway's CA certificate)."""
+    write("airlock/policies/bench.yaml", f"""version: v1
+name: bench
+egress:
+  - id: bench-upstream
+    hosts: [{", ".join(hosts)}]
+    inspect: true
+    http:
+      methods: [GET]
+      paths: ["/bench/**"]
+private:
+  - id: bench-net
+    cidr: {cidr}
+    ports: [443]
+""")
+    d = os.path.join(TMP, "airlock")
+    cfg = write("airlock/airlock.yaml", f"""listen:
+  proxy: 127.0.0.1:3128
+  control: {d}/control.sock
+workers: 1
+state_dir: {d}/state
+policy_dir: {d}/policies
+audit:
+  path: {d}/audit/audit.jsonl
+  rotate_bytes: 1073741824
+resolver:
+  servers: ["127.0.0.53:53"]
+tls:
+  upstream_ca_file: {pki['ca']}
+""")
+    p = start([os.path.join(build, "gateway", "airlock-gateway"), "--config", cfg],
+              cpu=PROXY_CPU, log="airlock/gateway.log")
+    wait_port(3128, proc=p)
+    r = subprocess.run(["curl", "-sS", "--unix-socket", f"{d}/control.sock", "-X", "POST",
+                        "-d", '{"policy":"bench","source":"127.0.0.1","token":false,'
+                              '"ttl_seconds":86400}', "http://x/v1/sessions"],
+                       capture_output=True, text=True, timeout=10)
+    if r.returncode != 0 or '"id"' not in r.stdout:
+        fail(f"airlock session: {r.stdout} {r.stderr}")
+    return p, 3128, os.path.join(d, "state", "ca.crt")
 
 
 def parse_hey(out):

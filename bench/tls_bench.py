@@ -42,7 +42,7 @@ from dnsstub import DnsStub  # noqa: E402  (the integration tests' stub: A recor
 from bench_harness import (  # noqa: E402  (the process harness all namespaced benches share)
     CLIENT_CPU, HZ, PROXY_CPU, TMP, TWO_CPUS, fail, in_own_namespaces, make_ca,
     make_upstream_pki, median, parse_hey, per_request, pinned, procs, run_bench, start,
-    start_perf, stop_perf, wait_port, write)
+    start_inspecting_airlock, start_perf, stop_perf, wait_port, write)
 
 
 def children(pid):
@@ -110,45 +110,7 @@ frontend fe
 
 
 def start_airlock(pki):
-    write("airlock/policies/bench.yaml", f"""version: v1
-name: bench
-egress:
-  - id: bench-upstream
-    hosts: [{HOST}]
-    inspect: true
-    http:
-      methods: [GET]
-      paths: ["/bench/**"]
-private:
-  - id: bench-net
-    cidr: {UPSTREAM_IP}/32
-    ports: [443]
-""")
-    d = os.path.join(TMP, "airlock")
-    cfg = write("airlock/airlock.yaml", f"""listen:
-  proxy: 127.0.0.1:3128
-  control: {d}/control.sock
-workers: 1
-state_dir: {d}/state
-policy_dir: {d}/policies
-audit:
-  path: {d}/audit/audit.jsonl
-  rotate_bytes: 1073741824
-resolver:
-  servers: ["127.0.0.53:53"]
-tls:
-  upstream_ca_file: {pki['ca']}
-""")
-    p = start([os.path.join(BUILD, "gateway", "airlock-gateway"), "--config", cfg],
-              cpu=PROXY_CPU, log="airlock/gateway.log")
-    wait_port(3128, proc=p)
-    r = subprocess.run(["curl", "-sS", "--unix-socket", f"{d}/control.sock", "-X", "POST",
-                        "-d", '{"policy":"bench","source":"127.0.0.1","token":false,'
-                              '"ttl_seconds":86400}', "http://x/v1/sessions"],
-                       capture_output=True, text=True, timeout=10)
-    if r.returncode != 0 or '"id"' not in r.stdout:
-        fail(f"airlock session: {r.stdout} {r.stderr}")
-    return p, 3128, os.path.join(d, "state", "ca.crt")
+    return start_inspecting_airlock(pki, [HOST], f"{UPSTREAM_IP}/32", BUILD)
 
 
 def start_mitmproxy(pki):
