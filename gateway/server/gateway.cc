@@ -377,6 +377,7 @@ void Gateway::OnTick(evutil_socket_t, short, void* arg) {
         std::vector<ProxyConnection*> conns;
         for (auto& [id, c] : wc->live) conns.push_back(c);
         for (auto* c : conns) c->Terminate("shutdown");
+        FreeLingering(&wc->lingering);  // a reader that never read its last bytes
         p->set_value();
       });
     }

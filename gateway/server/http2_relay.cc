@@ -2,6 +2,8 @@
 // upstream's (see http2_relay.h).
 #include "gateway/server/http2_relay.h"
 
+#include <cctype>
+
 #include "gateway/audit/chain.h"
 
 namespace airlock::server {
@@ -194,7 +196,10 @@ void Http2Relay::SendRequest(Stream& s) {
   for (size_t i = 1; i < s.head.headers.size(); ++i) {
     const http::Header& h = s.head.headers[i];  // kept: a later answer reads content-type
     if (s.buffering && http::EqualsIgnoreCase(h.name, "content-length")) continue;
-    out.push_back({h.name, h.value});
+    // HTTP/2 field names are lower case; an injected credential may have been named otherwise.
+    std::string name = h.name;
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    out.push_back({std::move(name), h.value});
   }
   if (s.buffering) out.push_back({"content-length", std::to_string(s.whole_body.size())});
   const bool has_body = s.head.framing != http::BodyFraming::kNone;

@@ -273,7 +273,7 @@ void ProxyConnection::Close(const std::string& reason) {
     // A gateway answer (403, 502) may still sit under the TLS layer: let it reach the client,
     // followed by close_notify.
     tls::TlsInspector::CloseNotify(SslOf(client_.get()));
-    FreeTlsAfterFlush(std::move(client_), ToTimeval(g_.config.connect_timeout));
+    FreeTlsAfterFlush(std::move(client_), ToTimeval(g_.config.connect_timeout), &w_.lingering);
   }
   w_.live.erase(id_);
   delete this;

@@ -32,6 +32,7 @@
 #include "gateway/server/http2_relay.h"
 #include "gateway/server/http_exchange.h"
 #include "gateway/server/request_checks.h"
+#include "gateway/server/tls_bufferevent.h"
 #include "gateway/tls/inspector.h"
 
 namespace airlock::server {
@@ -42,6 +43,7 @@ class ProxyConnection;
 struct WorkerConnections {
   Worker worker;
   std::unordered_map<uint64_t, ProxyConnection*> live;
+  LingeringTls lingering;  // closed connections' TLS, writing its last bytes
 };
 
 class ProxyConnection : public ExchangeHost, public Http2Host {

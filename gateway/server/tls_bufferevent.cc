@@ -22,24 +22,39 @@ BufferEventPtr WrapTls(event_base* base, BufferEventPtr underlying, ssl_st* ssl,
 
 namespace {
 
-void FreeFilter(bufferevent*, void* filter) { bufferevent_free(static_cast<bufferevent*>(filter)); }
+void FreeFilter(bufferevent*, void* arg) {
+  auto* l = static_cast<Lingering*>(arg);
+  bufferevent* filter = l->filter;
+  l->owner->erase(filter);  // deletes `l`
+  bufferevent_free(filter);
+}
 
-void FreeFilterOnEvent(bufferevent* under, short, void* filter) { FreeFilter(under, filter); }
+void FreeFilterOnEvent(bufferevent* under, short, void* arg) { FreeFilter(under, arg); }
 
 }  // namespace
 
-void FreeTlsAfterFlush(BufferEventPtr bev, timeval linger) {
+void FreeTlsAfterFlush(BufferEventPtr bev, timeval linger, LingeringTls* lingering) {
   bufferevent* under = bufferevent_get_underlying(bev.get());
   if (!under || evbuffer_get_length(bufferevent_get_output(under)) == 0) return;
   // The filter is done with: its callbacks on the bufferevent under it give way to ours, and the
   // filter (with the SSL object and the socket) is freed when the last byte is written.
   bufferevent_setcb(bev.get(), nullptr, nullptr, nullptr, nullptr);
   bufferevent* filter = bev.release();
+  auto l = std::make_unique<Lingering>(Lingering{filter, lingering});
+  Lingering* arg = l.get();
+  (*lingering)[filter] = std::move(l);
   bufferevent_setwatermark(under, EV_WRITE, 0, 0);  // called back when all is written
-  bufferevent_setcb(under, nullptr, FreeFilter, FreeFilterOnEvent, filter);
+  bufferevent_setcb(under, nullptr, FreeFilter, FreeFilterOnEvent, arg);
   bufferevent_set_timeouts(under, nullptr, &linger);
   bufferevent_disable(under, EV_READ);
   bufferevent_enable(under, EV_WRITE);
+}
+
+void FreeLingering(LingeringTls* lingering) {
+  while (!lingering->empty()) {
+    auto it = lingering->begin();
+    FreeFilter(nullptr, it->second.get());
+  }
 }
 
 ssl_st* SslOf(bufferevent* bev) { return bufferevent_openssl_get_ssl(bev); }

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
+#include <unordered_map>
 
 #include "gateway/server/event_loop.h"
 
@@ -20,10 +22,21 @@ constexpr size_t kTlsSocketQueue = 256 << 10;
 // Dirty shutdowns (no close_notify) read as EOF, as most peers close that way.
 BufferEventPtr WrapTls(event_base* base, BufferEventPtr underlying, ssl_st* ssl, TlsRole role);
 
-// Frees a TLS bufferevent once the bytes it has encrypted are written to its socket (the filter
-// hands them to the bufferevent under it at once, so its own output empties early), or after
-// `linger`. The connection that owned it may be gone by then.
-void FreeTlsAfterFlush(BufferEventPtr bev, timeval linger);
+// TLS bufferevents left to finish writing (FreeTlsAfterFlush), by filter, so that a worker
+// that stops frees them. Touched only on the worker's thread.
+struct Lingering;
+using LingeringTls = std::unordered_map<bufferevent*, std::unique_ptr<Lingering>>;
+struct Lingering {
+  bufferevent* filter;
+  LingeringTls* owner;
+};
+
+// Frees a TLS bufferevent once the bytes it has encrypted are written to its socket, or after
+// `linger`, or by FreeLingering(), whichever comes first. The connection that owned it may be
+// gone by then.
+void FreeTlsAfterFlush(BufferEventPtr bev, timeval linger, LingeringTls* lingering);
+// Frees every TLS bufferevent still lingering (a worker shutting down).
+void FreeLingering(LingeringTls* lingering);
 
 // The SSL object of a TLS bufferevent.
 ssl_st* SslOf(bufferevent* bev);

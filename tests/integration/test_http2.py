@@ -319,12 +319,17 @@ def test_credentials_are_written_and_leaks_blocked_per_stream(gw, upstreams):
         "the upstream did not receive the real token"
     rec = wait_events(gw, "http.request", 1)[0]
     assert rec["credentials"] == ["github:Authorization"], rec
+    # Without any credential from the client, the header is added (in lower case, as h2 wants).
+    status, version, _, err = curl2(gw, "https://api.example.test/repos/acme/y")
+    assert (status, version) == (200, "2"), err
+    assert upstreams[0].requests[-1].header("authorization") == f"Bearer {gw.token}"
+    upstreams[0].reset()
     # The same placeholder to a host whose rule does not bind it: refused on its stream.
     status, version, body, err = curl2(gw, "https://open.example.test/x", "-H",
                                        f"Authorization: Bearer {ph}")
     assert (status, version) == (403, "2"), err
     assert json.loads(body)["reason"] == "credential_leak_blocked"
-    assert len(upstreams[0].requests) == 1, "the placeholder reached the upstream"
+    assert upstreams[0].requests == [], "the placeholder reached the upstream"
     leak = wait_events(gw, "credential.leak_blocked", 1)[0]
     assert leak["where"] == "header:authorization" or leak["where"] == "header:Authorization", leak
     # In a streamed body too.
@@ -496,7 +501,8 @@ def test_a_slow_reader_holds_its_upstream_not_the_gateways_memory(gw, upstreams)
         assert held is not None, "the upstream never stalled"
         assert held < 48 << 20, f"{held >> 20} MiB left the upstream for a reader that reads nothing"
         grown = rss_bytes(gw.proc.pid) - before
-        assert grown < 32 << 20, f"the gateway grew by {grown >> 20} MiB for a stalled stream"
+        if not ASAN:  # ASan's allocator and quarantine keep more by design
+            assert grown < 32 << 20, f"the gateway grew by {grown >> 20} MiB for a stalled stream"
         # Reading resumes the stream, to the last byte.
         assert c.pump(lambda: c.done(sid), timeout=180)
         assert len(c.responses[sid]["body"]) == size

@@ -862,7 +862,8 @@ def test_a_slow_reader_holds_its_upstream_not_the_gateways_memory(gw, upstreams)
     assert held is not None, "the upstream never stalled"
     assert held < 64 << 20, f"{held >> 20} MiB left the upstream for a reader that reads nothing"
     grown = rss_bytes(gw.proc.pid) - before
-    assert grown < 32 << 20, f"the gateway grew by {grown >> 20} MiB for a stalled download"
+    if not ASAN:  # ASan's allocator and quarantine keep more by design
+        assert grown < 32 << 20, f"the gateway grew by {grown >> 20} MiB for a stalled download"
     tls.close()
 
 
