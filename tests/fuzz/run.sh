@@ -48,7 +48,8 @@ run_one() {  # run_one NAME
   log=$(mktemp)
   local rc=0 pid cpu=0 interrupted=0 tick
   tick=$(getconf CLK_TCK)
-  "$bin" -max_total_time=$((seconds * 4)) -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 \
+  # -timeout (wall seconds for one input) leaves room for a run at nice 19 on a busy machine.
+  "$bin" -max_total_time=$((seconds * 4)) -timeout=30 -rss_limit_mb=2048 -malloc_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$artifacts/$name-" "$work" "$seeds" >"$log" 2>&1 &
   pid=$!
   # Poll the fuzzer's user + system time (fields 14 and 15 of /proc/PID/stat) until it has had
