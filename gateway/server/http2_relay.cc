@@ -74,6 +74,7 @@ struct Http2Relay::Stream {
   bool response_started = false;
   bool response_ended = false;
   bool audited = false;
+  size_t unconsumed_up = 0;    // request bytes taken from the sandbox, not yet framed
   size_t unconsumed_down = 0;  // response bytes taken from the upstream, not yet framed
   h2::Fields response_trailers;
   std::unique_ptr<credentials::ReflectionFilter> reflection;
@@ -231,6 +232,10 @@ void Http2Relay::OnData(int32_t id, std::string_view data) {
     return;
   }
   Stream& s = *it->second;
+  if (!s.buffering && s.upstream_id == 0) {
+    client_->Consume(id, data.size());  // the upstream's stream is gone (an early answer)
+    return;
+  }
   if (auto leak = host_.StreamBodyLeak(s.scope.get(), data)) {
     client_->Consume(id, data.size());
     RefuseAdmitted(s, *leak);
@@ -251,6 +256,7 @@ void Http2Relay::OnData(int32_t id, std::string_view data) {
     return;
   }
   s.summary.bytes_up += data.size();
+  s.unconsumed_up += data.size();
   upstream_->Write(s.upstream_id, data);  // consumed as it goes out (OnUpstreamBodySent)
 }
 
@@ -292,6 +298,7 @@ void Http2Relay::OnStreamClose(int32_t id, uint32_t error_code) {
     upstream_->Consume(s.upstream_id, s.unconsumed_down);
     if (!s.response_ended) upstream_->Reset(s.upstream_id, h2::Session::kCancel);
   }
+  ReleaseUp(s);
   AuditOnce(s);
   streams_.erase(it);
 }
@@ -373,14 +380,20 @@ void Http2Relay::OnUpstreamEndStream(int32_t id) {
 
 void Http2Relay::OnUpstreamBodySent(int32_t id, size_t n) {
   // Request bytes went upstream: the sandbox may send as many again.
-  if (Stream* s = ByUpstream(id)) client_->Consume(s->id, n);
+  if (Stream* s = ByUpstream(id)) {
+    size_t k = std::min(n, s->unconsumed_up);
+    s->unconsumed_up -= k;
+    client_->Consume(s->id, k);
+  }
 }
 
 void Http2Relay::OnUpstreamStreamClose(int32_t id, uint32_t error_code) {
   Stream* s = ByUpstream(id);
   upstream_ids_.erase(id);
-  if (!s || s->response_ended) return;
-  s->upstream_id = 0;
+  if (!s) return;
+  s->upstream_id = 0;  // the rest of the request body goes nowhere (OnData)
+  ReleaseUp(*s);       // what was queued for it
+  if (s->response_ended) return;
   if (!s->response_started) {
     Refusal r{502, "upstream_stream_reset",
               "the upstream reset the stream (HTTP/2 error " + std::to_string(error_code) + ")",
@@ -395,8 +408,14 @@ void Http2Relay::OnUpstreamStreamClose(int32_t id, uint32_t error_code) {
 
 // Gateway answers.
 
+void Http2Relay::ReleaseUp(Stream& s) {
+  client_->Consume(s.id, s.unconsumed_up);
+  s.unconsumed_up = 0;
+}
+
 void Http2Relay::Answer(Stream& s, const Refusal& refusal) {
   s.answered = true;
+  ReleaseUp(s);  // the request's bytes queued for the upstream go nowhere
   s.buffering = false;
   s.whole_body.clear();
   if (s.response_started) {

@@ -102,6 +102,9 @@ class Http2Relay : public Relay, private h2::Handler {
 
   void Admit(Stream& s, h2::Fields fields, bool end);
   void SendRequest(Stream& s);
+  // Reopens the sandbox's window for request bytes of `s` that will not be sent upstream (the
+  // connection's window would otherwise shrink for good).
+  void ReleaseUp(Stream& s);
   // Answers `s` on its stream with a gateway response and forgets the rest of its request.
   void Answer(Stream& s, const Refusal& refusal);
   // Refuses a stream after its admission: its record, the upstream's stream cancelled.

@@ -5,6 +5,8 @@ stream it receives (method, path, authority, headers, body digest, which connect
   /download?bytes=N    N bytes of pattern_blocks(N), sent as the stream's window allows
   /upload          digests the body; answers {"bytes": n, "sha256": hex}
   /reset           resets the stream (RST_STREAM, REFUSED_STREAM) without an answer
+  /early           answers 200 "early" as soon as the headers are in, then resets the stream
+                   (NO_ERROR): the rest of the request body is not wanted
   anything else    200 "h2 hello METHOD PATH"
 """
 import hashlib
@@ -109,7 +111,14 @@ class _Connection:
 
     def on_event(self, ev):
         if isinstance(ev, h2.events.RequestReceived):
-            self.streams[ev.stream_id] = H2Stream(ev.headers, self.id)  # StreamEnded follows
+            s = self.streams[ev.stream_id] = H2Stream(ev.headers, self.id)  # StreamEnded follows
+            if s.path == "/early" and not ev.stream_ended:
+                del self.streams[ev.stream_id]
+                with self.up.lock:
+                    self.up.requests.append(s)
+                self.h2.send_headers(ev.stream_id, [(":status", "200"), ("content-length", "5")])
+                self.h2.send_data(ev.stream_id, b"early", end_stream=True)
+                self.h2.reset_stream(ev.stream_id, h2.errors.ErrorCodes.NO_ERROR)
         elif isinstance(ev, h2.events.DataReceived):
             s = self.streams.get(ev.stream_id)
             if s:

@@ -42,7 +42,7 @@ egress:
     inspect: true
     http:
       methods: [GET, POST]
-      paths: ["/repos/acme/**", "/trailers", "/download", "/upload", "/reset"]
+      paths: ["/repos/acme/**", "/trailers", "/download", "/upload", "/reset", "/early"]
     credentials: [github]
   - id: open
     hosts: [open.example.test, other.example.test]
@@ -529,3 +529,27 @@ def test_floods_leave_no_memory_behind(gw, upstreams):
     grown = rss_bytes(gw.proc.pid) - before
     if not ASAN:  # ASan's quarantine keeps freed memory by design
         assert grown < 16 << 20, f"the gateway grew by {grown >> 20} MiB over 10 floods"
+
+
+def test_early_answers_do_not_shrink_the_connection_window(gw, upstreams, tmp_path):
+    """Uploads the upstream answers early and resets: the bytes the gateway had queued for them
+    must reopen the sandbox's connection window, or later uploads on the connection stall."""
+    up = tmp_path / "upload.bin"
+    with open(up, "wb") as f:
+        for block in pattern_blocks(4 << 20):
+            f.write(block)
+    each = ["--http2", "--proxy", PROXY, "--cacert", gw.ca,
+            "-w", "\n%{http_code} %{num_connects}\n"]
+    args = each + ["https://api.example.test/repos/acme/first"]
+    for _ in range(4):  # (--next: options apply per URL, the connection is kept)
+        args += ["--next", *each, "--data-binary", f"@{up}", "https://api.example.test/early"]
+    args += ["--next", *each, "--data-binary", f"@{up}", "https://api.example.test/upload"]
+    out = subprocess.run(["curl", "-sS", "--max-time", "20", *args], capture_output=True,
+                         env=CLEAN_ENV, timeout=150)
+    lines = out.stdout.decode(errors="replace").split("\n")
+    codes = [line for line in lines if line.startswith(("200 ", "000 "))]
+    assert out.returncode == 0, out.stderr.decode(errors="replace")
+    assert [c.split()[0] for c in codes] == ["200"] * 6, codes
+    assert sum(int(c.split()[1]) for c in codes) == 1, "the connection was not reused"
+    got = json.loads([line for line in lines if line.startswith("{")][-1])
+    assert got["bytes"] == 4 << 20, got
