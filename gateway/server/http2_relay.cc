@@ -391,6 +391,10 @@ void Http2Relay::OnUpstreamStreamClose(int32_t id, uint32_t error_code) {
   Stream* s = ByUpstream(id);
   upstream_ids_.erase(id);
   if (!s) return;
+  // Its window is the connection's too: what it sent that the sandbox has not taken yet is
+  // given back now, as no stream is left to give it back later.
+  upstream_->Consume(id, s->unconsumed_down);
+  s->unconsumed_down = 0;
   s->upstream_id = 0;  // the rest of the request body goes nowhere (OnData)
   ReleaseUp(*s);       // what was queued for it
   if (s->response_ended) return;

@@ -3,6 +3,7 @@ threaded Python `ssl` server driving the `h2` library (Debian's python3-h2), rec
 stream it receives (method, path, authority, headers, body digest, which connection). Per path:
   /trailers        200 "ok" followed by trailers grpc-status: 0, grpc-message: fine
   /download?bytes=N    N bytes of pattern_blocks(N), sent as the stream's window allows
+  /blob?bytes=N    N bytes (N <= 16384) with the headers and END_STREAM in one write
   /upload          digests the body; answers {"bytes": n, "sha256": hex}
   /reset           resets the stream (RST_STREAM, REFUSED_STREAM) without an answer
   /early           answers 200 "early" as soon as the headers are in, then resets the stream
@@ -151,6 +152,11 @@ class _Connection:
             self.h2.send_headers(sid, [(":status", "200"), ("content-length", str(n))])
             self.pending[sid] = pattern_blocks(n)
             self.pending_buf[sid] = b""
+            return
+        if url.path == "/blob":
+            n = int(query["bytes"][0])
+            self.h2.send_headers(sid, [(":status", "200"), ("content-length", str(n))])
+            self.h2.send_data(sid, b"b" * n, end_stream=True)
             return
         if url.path == "/upload":
             body = json.dumps({"bytes": s.body_len, "sha256": s.body.hexdigest()}).encode()

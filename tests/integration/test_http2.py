@@ -42,7 +42,8 @@ egress:
     inspect: true
     http:
       methods: [GET, POST]
-      paths: ["/repos/acme/**", "/trailers", "/download", "/upload", "/reset", "/early"]
+      paths: ["/repos/acme/**", "/trailers", "/download", "/upload", "/reset", "/early",
+              "/blob"]
     credentials: [github]
   - id: open
     hosts: [open.example.test, other.example.test]
@@ -553,3 +554,20 @@ def test_early_answers_do_not_shrink_the_connection_window(gw, upstreams, tmp_pa
     assert sum(int(c.split()[1]) for c in codes) == 1, "the connection was not reused"
     got = json.loads([line for line in lines if line.startswith("{")][-1])
     assert got["bytes"] == 4 << 20, got
+
+
+def test_many_streams_on_one_connection(gw, upstreams):
+    """More response bytes in all than the connection's window (1 MiB), a stream at a time: every
+    stream's bytes must reopen the upstream's connection window, or the connection stalls."""
+    out = subprocess.run(["curl", "-sS", "--http2", "--max-time", "60", "--proxy", PROXY,
+                          "--cacert", gw.ca, "-o", "/dev/null",
+                          "-w", "%{http_code} %{size_download} %{num_connects}\n",
+                          "https://api.example.test/blob?bytes=8192&n=[1-300]"],
+                         capture_output=True, env=CLEAN_ENV, timeout=120)
+    lines = out.stdout.decode().split()
+    assert out.returncode == 0, out.stderr.decode(errors="replace")
+    results = [tuple(lines[i:i + 3]) for i in range(0, len(lines), 3)]
+    bad = [i for i, r in enumerate(results) if r[:2] != ("200", "8192")]
+    assert len(results) == 300 and not bad, \
+        (len(results), bad[:3], out.stderr.decode(errors="replace")[-300:])
+    assert sum(int(r[2]) for r in results) == 1, "the connection was not reused"
