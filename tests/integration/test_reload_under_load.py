@@ -117,8 +117,10 @@ def test_reloads_under_load_fail_no_request_and_apply_at_the_next_one(gateway, u
                 if name == "no_private":
                     # The reload closes the connections to an address no longer allowed (a
                     # request that comes first is refused by that address); later ones are
-                    # refused before they dial.
-                    assert after[0][2] in ("RemoteDisconnected", 403), after
+                    # refused before they dial. A request written into the closed connection
+                    # sees it closed (FIN) or reset (its bytes met a closed socket), by timing.
+                    assert after[0][2] in ("RemoteDisconnected", "ConnectionResetError",
+                                           "BrokenPipeError", 403), after
                     assert {r[2] for r in after[1:]} == {403}, after
                 else:
                     assert {r[2] for r in after} == {403}, after
