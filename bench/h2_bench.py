@@ -8,7 +8,9 @@ gateway (`PROXY:` address), for direct it forwards TCP; h2load's `--connect-to` 
 shim while the URL keeps the upstream's name (SNI, :authority). Latency percentiles come from
 h2load's per-request log. The gateway runs on CPU 0; h2load, socat and the upstream on CPU 1.
 
-Environment: AIRLOCK_BENCH_VERBOSE=1 (a line per run)."""
+Environment: AIRLOCK_BENCH_VERBOSE=1 (a line per run), AIRLOCK_BENCH_PERF=DIR (after the
+measured rounds, one more airlock run of 1 connection x 100 streams under perf, its profile in
+DIR/h2-airlock.data and the hottest symbols in DIR/h2-airlock.txt)."""
 import os
 import subprocess
 import sys
@@ -23,13 +25,14 @@ PATH = "/bench/1k"
 BODY_BYTES = 1024
 URL = f"https://{HOST}{PATH}"
 VERBOSE = bool(os.environ.get("AIRLOCK_BENCH_VERBOSE"))
+PERF_DIR = os.environ.get("AIRLOCK_BENCH_PERF", "")
 SHAPES = [(1, 1), (1, 100), (4, 100)]  # (connections, concurrent streams per connection)
 
 sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
 from dnsstub import DnsStub  # noqa: E402  (the integration tests' stub: A records from a table)
 from bench_harness import (  # noqa: E402  (the process harness all namespaced benches share)
     CLIENT_CPU, HZ, PROXY_CPU, TMP, TWO_CPUS, fail, in_own_namespaces, make_upstream_pki, median,
-    pinned, run_bench, start, start_inspecting_airlock, wait_port, write)
+    pinned, run_bench, start, start_inspecting_airlock, start_perf, stop_perf, wait_port, write)
 
 
 def cpu_seconds(pid):
@@ -140,6 +143,16 @@ def main():
         fail(f"airlock exited with {gateway.returncode} during the run")
     check_once(8444, "2")
     report(runs)
+    if PERF_DIR:
+        data = os.path.join(PERF_DIR, "h2-airlock.data")
+        perf = start_perf(gateway.pid, data)
+        h2load(8444, 1, 100, per_round)
+        stop_perf(perf)
+        with open(os.path.join(PERF_DIR, "h2-airlock.txt"), "w") as out:
+            subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                            "--sort", "symbol", "--percent-limit", "0.7"],
+                           stdout=out, stderr=subprocess.DEVNULL, timeout=600)
+        print(f"profile: {PERF_DIR}/h2-airlock.txt")
 
 
 def report(runs):

@@ -78,6 +78,7 @@ ProxyConnection::ProxyConnection(GatewayState& g, WorkerConnections& w, evutil_s
       response_(http::MessageParser::Kind::kResponse,
                 {g.config.max_request_line, g.config.max_head_bytes, g.config.max_headers}),
       guard_(*g.sessions, *g.credentials) {
+  SetNoDelay(fd);
   client_.reset(
       bufferevent_socket_new(w.worker.base(), fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS));
   bufferevent_setcb(client_.get(), OnClientRead, OnClientWrite, OnClientEvent, this);
@@ -824,6 +825,7 @@ void ProxyConnection::Dial() {
 }
 
 void ProxyConnection::OnUpstreamConnected() {
+  if (state_ == State::kConnecting) SetNoDelay(bufferevent_getfd(upstream_.get()));
   if (inspected_ && state_ == State::kConnecting) {
     StartUpstreamTls();
     return;

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <cstring>
 
@@ -51,6 +52,12 @@ sockaddr_storage ToSockaddr(const net::IpAddress& a, uint16_t port, socklen_t* l
     *len = sizeof(sockaddr_in6);
   }
   return ss;
+}
+
+void SetNoDelay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  // not TCP (a test's unix
+                                                                // socket): nothing to do
 }
 
 }  // namespace airlock::server
