@@ -113,6 +113,41 @@ def audit_log(key, n=4, start=1, prev=None):
     return "".join(l + "\n" for l in lines), prev
 
 
+def h2_streams():
+    """What an HTTP/2 peer sends: a client's preface, settings and requests (for the server side,
+    first byte even) and a server's settings and answers to streams 1 and 3 (odd)."""
+    import h2.config
+    import h2.connection
+    seeds = []
+    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    c.initiate_connection()
+    c.send_headers(1, [(":method", "GET"), (":scheme", "https"), (":authority", "a.example"),
+                       (":path", "/x")], end_stream=True)
+    c.send_headers(3, [(":method", "POST"), (":scheme", "https"), (":authority", "a.example"),
+                       (":path", "/up"), ("content-length", "5")])
+    c.send_data(3, b"hello")
+    c.send_headers(3, [("x-trailer", "t")], end_stream=True)
+    c.ping(b"12345678")
+    c.reset_stream(1)
+    seeds += [b"\x00" + c.data_to_send(), b"\x02" + c.data_to_send()]
+    whole = b"\x0e" + seeds[0][1:]
+    seeds.append(whole)
+    s = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    s.initiate_connection()
+    out = s.data_to_send()
+    # A server's SETTINGS, then a response with a body and trailers on stream 1, written as
+    # frames by hand (the library will not answer streams it did not see).
+    def frame(t, f, sid, payload):
+        return struct.pack(">I", len(payload))[1:] + bytes([t, f]) + struct.pack(">I", sid) + payload
+    hpack_status = bytes([0x88])  # :status 200, indexed
+    resp = (frame(0x1, 0x4, 1, hpack_status) + frame(0x0, 0x0, 1, b"ok") +
+            frame(0x1, 0x5, 1, bytes([0x40, 0x0b]) + b"grpc-status" + bytes([0x01]) + b"0") +
+            frame(0x1, 0x5, 3, hpack_status) + frame(0x3, 0x0, 3, struct.pack(">I", 8)))
+    seeds.append(b"\x01" + out + resp)
+    seeds.append(b"\x01" + frame(0x4, 0x0, 0, b"") + frame(0x7, 0x0, 0, struct.pack(">II", 0, 11)))
+    return seeds
+
+
 def main():
     write("http_request", [step(64) + r for r in REQUESTS] + [step(1) + REQUESTS[3],
                                                               step(7) + REQUESTS[1]])
@@ -212,6 +247,7 @@ limits: {max_request_line: 4096, header_timeout_ms: 5000}
              {"op": "exec", "id": 7, "argv": ["sh", "-c", "true"], "env": {"A": "b"},
               "timeout_ms": 1000}]
     channel = "".join(json.dumps(l) + "\n" for l in lines).encode()
+    write("h2_session", h2_streams())
     write("line_channel", [b"\x00" + channel, b"\x07" + channel, b"\x01[1,2]\n{\"id\":1\n",
                            b"\x02" + b"{\"id\": 1, \"data\": \"\xff\xfe\"}\n",
                            b"\x03" + b"[" * 200 + b"\n"])
