@@ -546,6 +546,10 @@ void Http2Relay::OnClientRead() {
 
 void Http2Relay::OnClientWrite() { Flush(); }
 
+void Http2Relay::OnClosing() {
+  for (auto& [id, s] : streams_) AuditOnce(*s);
+}
+
 void Http2Relay::OnClientEof() {
   if (closed_) return;
   // What came with the end is read first: it may break the protocol, which is then the reason.
@@ -553,8 +557,7 @@ void Http2Relay::OnClientEof() {
     Flush();
     return;
   }
-  for (auto& [id, s] : streams_) AuditOnce(*s);
-  closed_ = true;
+  closed_ = true;  // (OnClosing writes the records of streams still open)
   host_.Close("client_closed");
 }
 

@@ -79,6 +79,7 @@ class Http2Relay : public Relay, private h2::Handler {
   void OnUpstreamWrite() override;
   void OnUpstreamEof() override;
   void OnUpstreamError(bool timeout) override;
+  void OnClosing() override;
 
  private:
   struct Stream;

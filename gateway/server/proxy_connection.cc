@@ -257,6 +257,7 @@ void ProxyConnection::CloseAfterFlush(const std::string& reason) {
 }
 
 void ProxyConnection::Close(const std::string& reason) {
+  if (relay_) relay_->OnClosing();
   if (opened_) {
     audit::Record r = BaseRecord("connection.close");
     if (dialed_) r["ip"] = dialed_->ToString();

@@ -39,6 +39,9 @@ class Relay {
   virtual void OnUpstreamEof() = 0;
   // The upstream failed (error or timeout) after the dial.
   virtual void OnUpstreamError(bool timeout) = 0;
+  // The connection is ending, for whatever reason (also from outside: a reload, the session's
+  // end, shutdown): write the records of requests still in flight. Must not close.
+  virtual void OnClosing() {}
 };
 
 // Pause reading from a side once the other side has this much queued for writing.

@@ -571,3 +571,20 @@ def test_many_streams_on_one_connection(gw, upstreams):
     assert len(results) == 300 and not bad, \
         (len(results), bad[:3], out.stderr.decode(errors="replace")[-300:])
     assert sum(int(r[2]) for r in results) == 1, "the connection was not reused"
+
+
+def test_a_stream_in_flight_when_a_reload_ends_the_connection_has_its_record(gw, upstreams):
+    c = RawH2(gw)
+    try:
+        sid = c.request("/download?bytes=67108864")  # never read: still in flight
+        assert poll(lambda: upstreams[0].sent > 0, timeout=10), "the download never started"
+        gw.write_policy("h2", POLICY.replace("hosts: [api.example.test]",
+                                             "hosts: [elsewhere.example.test]"))
+        status, body = gw.api("POST", "/v1/reload")
+        assert status == 200, body
+        assert _closed_with(gw, "policy_reload")
+    finally:
+        c.close()
+    recs = wait_events(gw, "http.request", 1, path="/download?bytes=_")
+    assert len(recs) == 1 and recs[0]["status"] == 200 and recs[0]["proto"] == "h2", recs
+    assert sid == 1
