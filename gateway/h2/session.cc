@@ -166,7 +166,10 @@ struct Session::Impl {
       case NGHTTP2_RST_STREAM:
         // Rapid reset cancels streams before they are answered; a reset of a stream this side
         // has ended (curl sends one after many a complete response) costs nothing.
-        if (nghttp2_session_get_stream_local_close(self->session, id) == 0 &&
+        // (Counted for a sandbox's resets; an upstream cancelling what the gateway asked for is
+        // no attack on it.)
+        if (self->role == Role::kServer &&
+            nghttp2_session_get_stream_local_close(self->session, id) == 0 &&
             !self->resets.Take()) {
           self->Fail({"h2_rapid_reset", "the peer reset streams faster than " +
                                             std::to_string(self->limits.resets_per_second) +

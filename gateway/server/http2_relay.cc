@@ -53,6 +53,12 @@ std::string GrpcMessage(std::string_view text) {
   return out;
 }
 
+constexpr int kMaxInformational = 4;
+// Request bodies a connection may hold whole at once (credentials written into them): each
+// stream's body is consumed as it arrives, so without a cap 100 streams could each hold one.
+constexpr size_t kMaxBufferedBodies = 16
+                                      << 20;  // 1xx responses relayed per stream; more are dropped
+
 size_t FieldBytes(const h2::Fields& fields) {
   size_t n = 0;
   for (const auto& f : fields) n += f.name.size() + f.value.size();
@@ -75,8 +81,10 @@ struct Http2Relay::Stream {
   bool response_ended = false;
   bool audited = false;
   size_t unconsumed_up = 0;    // request bytes taken from the sandbox, not yet framed
+  size_t held = 0;             // of the connection's buffered_: this body, until framed
   size_t unconsumed_down = 0;  // response bytes taken from the upstream, not yet framed
   h2::Fields response_trailers;
+  int informational = 0;  // 1xx responses relayed
   std::unique_ptr<credentials::ReflectionFilter> reflection;
   RequestSummary summary;
   steady_clock::time_point started;
@@ -134,6 +142,7 @@ void Http2Relay::OnHeaders(int32_t id, h2::HeadersKind kind, h2::Fields fields, 
   auto it = streams_.find(id);
   if (it == streams_.end() || it->second->answered) return;
   Stream& s = *it->second;
+  if (!s.buffering && s.upstream_id == 0) return;  // the upstream's stream is gone: nowhere to go
   // Request trailers go where the body goes: scanned like it.
   for (const auto& f : fields) {
     if (auto leak = host_.StreamBodyLeak(s.scope.get(), f.name + ": " + f.value)) {
@@ -188,6 +197,11 @@ void Http2Relay::Admit(Stream& s, h2::Fields fields, bool end) {
 }
 
 void Http2Relay::SendRequest(Stream& s) {
+  if (!draining_.empty()) {
+    RefuseAdmitted(s, Refusal{502, "upstream_closed", "the connection to the upstream ended",
+                              "retry the request on a new connection"});
+    return;
+  }
   h2::Fields out;
   out.reserve(s.head.headers.size() + 3);
   out.push_back({":method", s.head.method});
@@ -216,6 +230,8 @@ void Http2Relay::SendRequest(Stream& s) {
   host_.CountHead(head_bytes, true);
   s.summary.bytes_up += head_bytes;
   if (s.buffering) {
+    buffered_ = buffered_ - s.held + s.whole_body.size();  // rewritten: its size may change
+    s.held = s.whole_body.size();
     upstream_->Write(s.upstream_id, s.whole_body);
     s.summary.bytes_up += s.whole_body.size();
     upstream_->End(s.upstream_id, std::move(s.request_trailers));
@@ -244,6 +260,16 @@ void Http2Relay::OnData(int32_t id, std::string_view data) {
   host_.CountBytes(data.size(), true);
   if (s.buffering) {
     client_->Consume(id, data.size());
+    if (buffered_ + data.size() > kMaxBufferedBodies) {
+      RefuseAdmitted(s, Refusal{503, "h2_buffered_bodies",
+                                "this connection already has the gateway hold " +
+                                    std::to_string(kMaxBufferedBodies >> 20) +
+                                    " MiB of request bodies that credentials are written into",
+                                "send fewer such requests at once"});
+      return;
+    }
+    buffered_ += data.size();
+    s.held += data.size();
     s.whole_body.append(data);
     if (s.whole_body.size() > s.whole_body_limit) {
       RefuseAdmitted(s,
@@ -318,7 +344,18 @@ void Http2Relay::OnUpstreamHeaders(int32_t id, h2::HeadersKind kind, h2::Fields 
   size_t head_bytes = FieldBytes(fields);
   host_.CountHead(head_bytes, false);
   s->summary.bytes_down += head_bytes;
+  // The filter exists from the first header block on: a 1xx (103 Early Hints) can echo the
+  // credential as well as the final answer.
+  if (!s->reflection && !s->response_started) s->reflection = s->scope->guard.ResponseFilter();
   if (kind == h2::HeadersKind::kInformational) {
+    // At most a few per stream: each is queued for the sandbox whatever its windows say.
+    if (++s->informational > kMaxInformational) return;
+    if (s->reflection) {
+      for (auto& f : fields) {
+        if (s->reflection->Replace(&f.value))
+          host_.AuditStreamReflection(*s->scope, "header:" + f.name);
+      }
+    }
     (void)client_->SubmitInformational(s->id, fields);  // a gone stream needs no 1xx
     return;
   }
@@ -333,7 +370,6 @@ void Http2Relay::OnUpstreamHeaders(int32_t id, h2::HeadersKind kind, h2::Fields 
     return;
   }
   s->summary.status = h2::ParseStatus(fields.front().value).value_or(0);
-  s->reflection = s->scope->guard.ResponseFilter();
   if (s->reflection) {
     // The body may change length once filtered.
     std::erase_if(fields, [](const h2::Field& f) { return f.name == "content-length"; });
@@ -384,6 +420,9 @@ void Http2Relay::OnUpstreamBodySent(int32_t id, size_t n) {
     size_t k = std::min(n, s->unconsumed_up);
     s->unconsumed_up -= k;
     client_->Consume(s->id, k);
+    k = std::min(n, s->held);
+    s->held -= k;
+    buffered_ -= k;
   }
 }
 
@@ -415,6 +454,8 @@ void Http2Relay::OnUpstreamStreamClose(int32_t id, uint32_t error_code) {
 void Http2Relay::ReleaseUp(Stream& s) {
   client_->Consume(s.id, s.unconsumed_up);
   s.unconsumed_up = 0;
+  buffered_ -= s.held;
+  s.held = 0;
 }
 
 void Http2Relay::Answer(Stream& s, const Refusal& refusal) {
@@ -473,8 +514,9 @@ bool Http2Relay::Feed(bufferevent* bev, h2::Session& session, const char* side) 
   auto n = session.Receive(std::string_view(data, len));
   evbuffer_drain(in, len);
   if (!n.ok()) {
-    closing_ = std::string(side) +
-               (session.violation() ? session.violation()->reason : "h2_protocol_error");
+    std::string why = std::string(side) +
+                      (session.violation() ? session.violation()->reason : "h2_protocol_error");
+    (&session == client_.get() ? closing_ : draining_) = why;
     return false;
   }
   return true;
@@ -490,27 +532,25 @@ void Http2Relay::Flush() {
     if (bufferevent* up = host_.upstream()) moved |= Drain(*upstream_, bufferevent_get_output(up));
     moved |= Drain(*client_, out);
   }
-  if (closing_.empty() && !upstream_->Alive()) {
-    // The upstream went away (GOAWAY, or a protocol error): so does the sandbox's connection,
-    // after its GOAWAY.
-    closing_ =
+  if (draining_.empty() && !upstream_->Alive()) {
+    draining_ =
         upstream_->violation() ? "upstream_" + upstream_->violation()->reason : "upstream_closed";
   }
-  if (closing_.empty() && client_->Alive()) return;
+  if (!draining_.empty() && !drain_started_ && closing_.empty()) {
+    StartDraining();
+    Flush();  // the answers and the GOAWAY go out (last: may close)
+    return;
+  }
+  // Draining: until every answer is out (GOAWAY only then, as strict clients such as
+  // python-h2 read nothing after one).
+  if (closing_.empty() && client_->Alive() && !(drain_started_ && streams_.empty())) return;
+  if (closing_.empty() && !draining_.empty()) closing_ = draining_;
   if (closing_.empty()) closing_ = client_->violation() ? client_->violation()->reason : "done";
   if (client_->violation()) host_.CountH2(Http2Host::H2Event::kGoAway);
   if (client_->Alive()) {
-    // Streams still open get an answer or a reset, then GOAWAY says no more are taken.
+    // The sandbox broke the protocol: streams still open are reset, then GOAWAY.
     for (auto& [id, s] : streams_) {
-      if (!s->response_started) {
-        Refusal r{502, "upstream_closed", "the connection to the upstream ended",
-                  "retry the request"};
-        if (!s->audited) host_.AuditStreamRefused(*s->scope, s->summary, r);
-        s->audited = true;
-        Answer(*s, r);
-      } else if (!s->response_ended) {
-        client_->Reset(id, h2::Session::kCancel);
-      }
+      if (!s->response_ended) client_->Reset(id, h2::Session::kCancel);
       AuditOnce(*s);
     }
     std::string bytes = client_->TakeOutput(kRelayHighWater);
@@ -529,6 +569,21 @@ bool Http2Relay::Drain(h2::Session& session, evbuffer* out) {
   if (bytes.empty()) return false;
   evbuffer_add(out, bytes.data(), bytes.size());
   return true;
+}
+
+void Http2Relay::StartDraining() {
+  drain_started_ = true;
+  for (auto& [id, s] : streams_) {
+    if (!s->response_started) {
+      Refusal r{502, "upstream_closed", "the connection to the upstream ended",
+                "retry the request"};
+      if (!s->audited) host_.AuditStreamRefused(*s->scope, s->summary, r);
+      s->audited = true;
+      Answer(*s, r);
+    } else if (!s->response_ended) {
+      client_->Reset(id, h2::Session::kCancel);  // an answer cut short
+    }
+  }
 }
 
 void Http2Relay::AuditOnce(Stream& s) {
@@ -571,15 +626,14 @@ void Http2Relay::OnUpstreamWrite() { Flush(); }
 
 void Http2Relay::OnUpstreamEof() {
   if (closed_) return;
-  OnUpstreamRead();  // what it sent last (GOAWAY, the end of a response)
-  if (closed_) return;
-  if (closing_.empty()) closing_ = "upstream_closed";
-  Flush();
+  Feed(host_.upstream(), *upstream_, "upstream_");  // what it sent last (GOAWAY, a response's end)
+  if (draining_.empty()) draining_ = "upstream_closed";
+  Flush();  // last: may close
 }
 
 void Http2Relay::OnUpstreamError(bool timeout) {
   if (closed_) return;
-  closing_ = timeout ? "idle_timeout" : "upstream_error";
+  if (draining_.empty()) draining_ = timeout ? "idle_timeout" : "upstream_error";
   Flush();
 }
 

@@ -104,8 +104,12 @@ class Http2Relay : public Relay, private h2::Handler {
   void Admit(Stream& s, h2::Fields fields, bool end);
   void SendRequest(Stream& s);
   // Reopens the sandbox's window for request bytes of `s` that will not be sent upstream (the
-  // connection's window would otherwise shrink for good).
+  // connection's window would otherwise shrink for good), and gives back what it held.
   void ReleaseUp(Stream& s);
+  // The upstream is gone: streams without an answer get a 502 and answers cut short a reset;
+  // new streams are answered 502; the connection ends (with GOAWAY) once every answer has
+  // reached the sandbox.
+  void StartDraining();
   // Answers `s` on its stream with a gateway response and forgets the rest of its request.
   void Answer(Stream& s, const Refusal& refusal);
   // Refuses a stream after its admission: its record, the upstream's stream cancelled.
@@ -130,7 +134,10 @@ class Http2Relay : public Relay, private h2::Handler {
   std::unique_ptr<h2::Session> upstream_;
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;  // by the sandbox's stream id
   std::unordered_map<int32_t, int32_t> upstream_ids_;             // upstream stream id -> sandbox's
-  std::string closing_;  // why the connection ends, once it does
+  std::string closing_;   // why the connection ends now (the sandbox broke the protocol)
+  std::string draining_;  // why the upstream is gone: the connection ends once drained
+  bool drain_started_ = false;
+  size_t buffered_ = 0;  // bytes of request bodies held whole (kMaxBufferedBodies)
   bool closed_ = false;  // Close() was called: return at once
 };
 

@@ -6,12 +6,16 @@ stream it receives (method, path, authority, headers, body digest, which connect
   /blob?bytes=N    N bytes (N <= 16384) with the headers and END_STREAM in one write
   /upload          digests the body; answers {"bytes": n, "sha256": hex}
   /reset           resets the stream (RST_STREAM, REFUSED_STREAM) without an answer
+  /hints           a 103 echoing the request's Authorization in a Link header, then 200 "hinted"
+  /bye?bytes=N     N bytes (N < 256 KiB) and the end of the stream at once, then GOAWAY and the
+                   connection closed
   /early           answers 200 "early" as soon as the headers are in, then resets the stream
                    (NO_ERROR): the rest of the request body is not wanted
   anything else    200 "h2 hello METHOD PATH"
 """
 import hashlib
 import json
+import socket
 import ssl
 import threading
 import urllib.parse
@@ -92,6 +96,7 @@ class _Connection:
         self.streams = {}
         self.pending = {}      # stream -> the blocks still to send (as windows open)
         self.pending_buf = {}  # stream -> the part of the current block not yet sent
+        self.bye = False       # /bye answered: GOAWAY and close
 
     def flush(self):
         out = self.h2.data_to_send()
@@ -109,6 +114,16 @@ class _Connection:
                 self.on_event(ev)
             self.pump()
             self.flush()
+            if self.bye:
+                # GOAWAY, then a graceful close: FIN, and what the gateway still sends read
+                # until it closes too (closing with unread input would reset the connection
+                # and lose the answer in flight).
+                self.h2.close_connection()
+                self.flush()
+                self.sock.shutdown(socket.SHUT_WR)
+                while self.sock.recv(65536):
+                    pass
+                return
 
     def on_event(self, ev):
         if isinstance(ev, h2.events.RequestReceived):
@@ -152,6 +167,20 @@ class _Connection:
             self.h2.send_headers(sid, [(":status", "200"), ("content-length", str(n))])
             self.pending[sid] = pattern_blocks(n)
             self.pending_buf[sid] = b""
+            return
+        if url.path == "/hints":
+            self.h2.send_headers(sid, [(":status", "103"),
+                                       ("link", f"<{s.header('authorization')}>; rel=preload")])
+            self.h2.send_headers(sid, [(":status", "200"), ("content-length", "6")])
+            self.h2.send_data(sid, b"hinted", end_stream=True)
+            return
+        if url.path == "/bye":
+            n = int(query["bytes"][0])
+            self.h2.send_headers(sid, [(":status", "200"), ("content-length", str(n))])
+            step = self.h2.max_outbound_frame_size  # (within the gateway's 256 KiB window)
+            for i in range(0, n, step):
+                self.h2.send_data(sid, b"y" * min(step, n - i), end_stream=i + step >= n)
+            self.bye = True
             return
         if url.path == "/blob":
             n = int(query["bytes"][0])

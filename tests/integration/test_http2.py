@@ -43,7 +43,7 @@ egress:
     http:
       methods: [GET, POST]
       paths: ["/repos/acme/**", "/trailers", "/download", "/upload", "/reset", "/early",
-              "/blob"]
+              "/blob", "/hints", "/bye"]
     credentials: [github]
   - id: open
     hosts: [open.example.test, other.example.test]
@@ -588,3 +588,31 @@ def test_a_stream_in_flight_when_a_reload_ends_the_connection_has_its_record(gw,
     recs = wait_events(gw, "http.request", 1, path="/download?bytes=_")
     assert len(recs) == 1 and recs[0]["status"] == 200 and recs[0]["proto"] == "h2", recs
     assert sid == 1
+
+
+def test_a_credential_echoed_in_a_1xx_is_replaced(gw, upstreams, tmp_path):
+    """103 Early Hints echoing the injected token: replaced like a final answer's headers."""
+    ph = gw.sess["placeholders"]["GITHUB_TOKEN"]
+    heads = tmp_path / "heads"
+    status, version, body, err = curl2(gw, "https://api.example.test/hints", "-D", str(heads),
+                                       "-H", f"Authorization: Bearer {ph}")
+    assert (status, version, body) == (200, "2", b"hinted"), err
+    assert upstreams[0].requests[-1].header("authorization") == f"Bearer {gw.token}"
+    text = heads.read_text()
+    assert "103" in text, "curl saw no 103"
+    assert gw.token not in text, "the real token reached the sandbox in a 1xx"
+    assert wait_events(gw, "credential.reflection_blocked", 1, where="header:link")
+
+
+def test_an_upstream_that_leaves_after_answering_is_drained_to_the_sandbox(gw, upstreams):
+    """The upstream answers (more than the sandbox's window), sends GOAWAY and closes: the
+    sandbox still gets the whole answer before its connection ends."""
+    c = RawH2(gw)
+    try:
+        sid = c.request("/bye?bytes=200000")
+        assert c.pump(lambda: c.done(sid), timeout=20), "the answer never ended"
+        r = c.responses[sid]
+        assert r["reset"] is None and len(r["body"]) == 200000, (r["reset"], bytes(r["body"][:300]))
+    finally:
+        c.close()
+    assert _closed_with(gw, "upstream_closed")
