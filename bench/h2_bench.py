@@ -10,7 +10,8 @@ h2load's per-request log. The gateway runs on CPU 0; h2load, socat and the upstr
 
 Environment: AIRLOCK_BENCH_VERBOSE=1 (a line per run), AIRLOCK_BENCH_PERF=DIR (after the
 measured rounds, one more airlock run of 1 connection x 100 streams under perf, its profile in
-DIR/h2-airlock.data and the hottest symbols in DIR/h2-airlock.txt)."""
+DIR/h2-airlock.data and the hottest symbols in DIR/h2-airlock.txt), AIRLOCK_BENCH_PERF_STREAMS=N
+(that run's streams instead of 100)."""
 import os
 import subprocess
 import sys
@@ -146,7 +147,7 @@ def main():
     if PERF_DIR:
         data = os.path.join(PERF_DIR, "h2-airlock.data")
         perf = start_perf(gateway.pid, data)
-        h2load(8444, 1, 100, per_round)
+        h2load(8444, 1, int(os.environ.get("AIRLOCK_BENCH_PERF_STREAMS", "100")), per_round)
         stop_perf(perf)
         with open(os.path.join(PERF_DIR, "h2-airlock.txt"), "w") as out:
             subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",

@@ -16,7 +16,7 @@
 namespace airlock::ctl {
 namespace {
 
-using audit::Record;
+using Record = audit::ParsedRecord;
 
 bool Matches(const Record& r, const AuditFilter& f) {
   auto eq = [&](const std::string& want, const char* key) {

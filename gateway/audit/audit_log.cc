@@ -9,6 +9,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
+
 #include "gateway/audit/chain.h"
 #include "gateway/oplog/operator_log.h"
 
@@ -18,6 +20,12 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr auto kRetryDelay = std::chrono::milliseconds(500);
+// A deferred wake-up is not waited for once this many records are queued.
+constexpr size_t kWakeAtDepth = 1024;
+
+// DeferWakeupsOnThisThread()'s log and function, per thread.
+thread_local const void* t_deferring_log = nullptr;
+thread_local std::function<void()> t_schedule_wake;
 
 // The index the next rotated file gets: one past the highest existing path.N.
 int NextRotationIndex(const std::string& path) {
@@ -83,7 +91,7 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(AuditOptions options) {
   if (last.empty()) {
     log->prev_ = kGenesisPrev;
   } else {
-    auto rec = Record::parse(last, nullptr, false);
+    auto rec = nlohmann::json::parse(last, nullptr, false);
     if (rec.is_discarded() || !rec.contains("seq") || !rec["seq"].is_number_unsigned()) {
       return Status::Error("the last record of " + path + " is not a valid audit record");
     }
@@ -120,25 +128,50 @@ Status AuditLog::Reopen() {
 }
 
 bool AuditLog::TryAppend(Record record, WrittenCallback written) {
+  size_t depth;
   {
     std::lock_guard<std::mutex> lk(mu_);
     if (!healthy_ || stopping_ || queue_.size() >= options_.queue_capacity) return false;
     queue_.push_back({std::move(record), std::move(written)});
     ++queued_;
+    depth = queue_.size();
   }
-  wake_writer_.notify_one();
+  Wake(depth);
   return true;
 }
 
 void AuditLog::Append(Record record) {
+  size_t depth;
   {
     std::unique_lock<std::mutex> lk(mu_);
-    wake_callers_.wait(lk, [&] { return stopping_ || queue_.size() < options_.queue_capacity; });
+    if (queue_.size() >= options_.queue_capacity) {
+      wake_writer_.notify_one();  // a deferred wake-up would come after this wait: none
+      wake_callers_.wait(lk, [&] { return stopping_ || queue_.size() < options_.queue_capacity; });
+    }
     queue_.push_back({std::move(record), {}});
     ++queued_;
+    depth = queue_.size();
   }
-  wake_writer_.notify_one();
+  Wake(depth);
 }
+
+void AuditLog::Wake(size_t depth) {
+  // A writer with records already queued is awake or woken: no second wake-up until a batch is
+  // long enough not to wait for a deferred one.
+  const size_t wake_at = std::min(kWakeAtDepth, options_.queue_capacity / 2 + 1);
+  if (depth == 1 && t_deferring_log == this) {
+    t_schedule_wake();
+  } else if (depth == 1 || depth == wake_at) {
+    wake_writer_.notify_one();
+  }
+}
+
+void AuditLog::DeferWakeupsOnThisThread(std::function<void()> schedule) {
+  t_deferring_log = this;
+  t_schedule_wake = std::move(schedule);
+}
+
+void AuditLog::WakeWriter() { wake_writer_.notify_one(); }
 
 bool AuditLog::healthy() const {
   std::lock_guard<std::mutex> lk(mu_);
@@ -158,6 +191,8 @@ uint64_t AuditLog::last_seq() const {
 void AuditLog::Flush() {
   std::unique_lock<std::mutex> lk(mu_);
   uint64_t target = queued_;
+  if (written_ >= target) return;
+  sync_now_ = true;
   wake_writer_.notify_one();
   wake_callers_.wait(lk, [&] { return written_ >= target || (stopping_ && !healthy_); });
 }
@@ -170,23 +205,22 @@ bool AuditLog::Rotate() {
   return Reopen().ok();  // not reopened: this write fails, and the next one tries again
 }
 
-bool AuditLog::WriteOne(Record& record) {
-  Record out;
-  out["v"] = kSchemaVersion;
-  out["seq"] = seq_ + 1;
-  out["ts"] = FormatTimestamp(options_.clock->Now());
-  for (auto& [key, value] : record.items()) out[key] = value;
-  if (torn_bytes_ > 0) out["recovered_torn_bytes"] = torn_bytes_;
-  out["prev"] = prev_;
-  std::string line = out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  if (fd_ < 0 && !Reopen().ok()) return false;
-  if (file_bytes_ > 0 && file_bytes_ + line.size() + 1 > options_.rotate_bytes && !Rotate()) {
-    return false;
-  }
-  line.push_back('\n');
+std::string AuditLog::Line(const Record& record, uint64_t seq, const std::string& prev) const {
+  // The writer's fields around the caller's.
+  std::string line;
+  line.reserve(record.members().size() + 160);
+  line += "{\"v\":" + std::to_string(kSchemaVersion) + ",\"seq\":" + std::to_string(seq) +
+          ",\"ts\":\"" + FormatTimestamp(options_.clock->Now()) + "\",";
+  line += record.members();
+  if (torn_bytes_ > 0) line += ",\"recovered_torn_bytes\":" + std::to_string(torn_bytes_);
+  line += ",\"prev\":\"" + prev + "\"}";
+  return line;
+}
+
+bool AuditLog::WriteLines(const std::string& lines) {
   size_t done = 0;
-  while (done < line.size()) {
-    ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
+  while (done < lines.size()) {
+    ssize_t n = ::write(fd_, lines.data() + done, lines.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       write_errno_ = n < 0 ? errno : ENOSPC;
@@ -196,47 +230,93 @@ bool AuditLog::WriteOne(Record& record) {
     }
     done += static_cast<size_t>(n);
   }
-  line.pop_back();
   file_bytes_ += done;
-  prev_ = LinkHash(line, options_.hmac_key);
-  torn_bytes_ = 0;
   return true;
 }
 
-void AuditLog::Run() {
-  std::unique_lock<std::mutex> lk(mu_);
-  uint64_t written_unsynced = 0;
-  while (true) {
-    wake_writer_.wait_for(lk, options_.sync_interval, [&] { return stopping_ || !queue_.empty(); });
-    bool failed = false;
-    while (!queue_.empty()) {
-      Queued& front = queue_.front();  // deque: push_back keeps this reference valid
-      lk.unlock();
-      bool ok = WriteOne(front.record);
-      if (ok && front.written) front.written();
-      lk.lock();
-      if (!ok) {
-        failed = true;
+size_t AuditLog::WriteBatch(const std::vector<Queued*>& batch) {
+  size_t committed = 0;
+  while (committed < batch.size()) {
+    if (fd_ < 0 && !Reopen().ok()) return committed;
+    // Lines for as many records as fit before the file must rotate (at least one), chained on
+    // a copy of seq and prev: they become the log's only once the write succeeds.
+    std::string lines, prev = prev_;
+    uint64_t seq = seq_;
+    const uint64_t torn = torn_bytes_;
+    size_t n = committed;
+    for (; n < batch.size(); ++n) {
+      std::string line = Line(batch[n]->record, seq + 1, prev);
+      if (n > committed && file_bytes_ + lines.size() + line.size() + 1 > options_.rotate_bytes) {
         break;
       }
-      ++seq_;
-      queue_.pop_front();
-      ++written_unsynced;
-      wake_callers_.notify_all();
+      prev = LinkHash(line, options_.hmac_key);
+      ++seq;
+      lines += line;
+      lines += '\n';
+      torn_bytes_ = 0;  // reported once, in the first line (restored below if the write fails)
     }
-    if (written_unsynced > 0) {
+    if ((file_bytes_ > 0 && file_bytes_ + lines.size() > options_.rotate_bytes && !Rotate()) ||
+        !WriteLines(lines)) {
+      torn_bytes_ = torn;
+      return committed;
+    }
+    prev_ = std::move(prev);
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      seq_ = seq;
+    }
+    for (size_t i = committed; i < n; ++i) {
+      if (batch[i]->written) batch[i]->written();
+    }
+    committed = n;
+  }
+  return committed;
+}
+
+void AuditLog::Run() {
+  using SteadyClock = std::chrono::steady_clock;
+  std::unique_lock<std::mutex> lk(mu_);
+  uint64_t unsynced = 0;
+  SteadyClock::time_point last_sync{};
+  std::vector<Queued*> batch;
+  while (true) {
+    // Sleep until records arrive, or a pending sync is due.
+    auto wait = options_.sync_interval;
+    if (unsynced > 0) {
+      wait = std::chrono::duration_cast<std::chrono::milliseconds>(std::max(
+          SteadyClock::duration::zero(), last_sync + options_.sync_interval - SteadyClock::now()));
+    }
+    wake_writer_.wait_for(lk, wait, [&] { return stopping_ || sync_now_ || !queue_.empty(); });
+    // Every record queued now is one batch (push_back keeps references into a deque valid).
+    batch.clear();
+    for (Queued& q : queue_) batch.push_back(&q);
+    bool failed = false;
+    if (!batch.empty()) {
+      lk.unlock();
+      size_t done = WriteBatch(batch);
+      lk.lock();
+      failed = done < batch.size();
+      for (size_t i = 0; i < done; ++i) queue_.pop_front();
+      unsynced += done;
+      if (done > 0) wake_callers_.notify_all();
+    }
+    const bool due = SteadyClock::now() - last_sync >= options_.sync_interval;
+    if (unsynced > 0 && (due || sync_now_ || stopping_ || failed)) {
+      sync_now_ = !queue_.empty();  // Flush() may wait for records queued during this batch
       lk.unlock();
       bool synced = fdatasync(fd_) == 0;
       const int sync_errno = errno;
       lk.lock();
+      last_sync = SteadyClock::now();
       if (synced) {
-        written_ += written_unsynced;
-        written_unsynced = 0;
+        written_ += unsynced;
+        unsynced = 0;
       } else {
         write_errno_ = sync_errno;
         failed = true;
       }
     }
+    if (unsynced == 0 && queue_.empty()) sync_now_ = false;  // nothing left to sync for Flush()
     // The operator hears of the change, not of every retry.
     if (failed && healthy_) {
       oplog::Log(oplog::Level::kError, "audit.write_failed",
@@ -248,7 +328,7 @@ void AuditLog::Run() {
     }
     healthy_ = !failed;
     wake_callers_.notify_all();
-    if (stopping_ && (queue_.empty() || failed)) break;
+    if (stopping_ && ((queue_.empty() && unsynced == 0) || failed)) break;
     if (failed) {
       wake_writer_.wait_for(lk, kRetryDelay, [&] { return stopping_; });
     }

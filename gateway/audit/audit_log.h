@@ -1,12 +1,11 @@
 // AuditLog: the JSON-lines audit log. Callers on any thread queue records; one writer thread
-// gives each its "v", "seq", "ts" and "prev", writes it with one write(2), and fdatasync()s
-// periodically. A full queue pushes back (TryAppend() refuses, Append() waits) and nothing is
-// ever dropped; when the file cannot be written the log turns unhealthy, keeps the records, and
-// retries, while the gateway refuses new connections (fail closed). Files rotate by size and the
-// chain continues across them. Thread-safe.
+// takes everything queued at once (group commit), gives each record its "v", "seq", "ts" and
+// "prev", writes the batch with one write(2), and fdatasync()s at most once per sync interval
+// (at once when the last sync is older than that). A full queue pushes back (TryAppend() refuses,
+// Append() waits) and nothing is ever dropped; when the file cannot be written the log turns
+// unhealthy, keeps the records, and retries, while the gateway refuses new connections (fail
+// closed). Files rotate by size and the chain continues across them. Thread-safe.
 #pragma once
-
-#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <condition_variable>
@@ -17,13 +16,14 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "gateway/audit/record.h"
 #include "gateway/base/clock.h"
 #include "gateway/base/status.h"
 
 namespace airlock::audit {
 
-using Record = nlohmann::ordered_json;
 // Called on the writer thread once a record is in the file (written, not yet synced).
 using WrittenCallback = std::function<void()>;
 
@@ -62,15 +62,28 @@ class AuditLog final : public AuditSink {
 
   // Waits until every record queued so far is written and synced.
   void Flush();
+  // For a thread that runs an event loop (a worker): the first record it queues into an empty
+  // queue does not wake the writer but calls `schedule` (on this thread), which must arrange for
+  // WakeWriter() once the loop has handled the events at hand, so that the records they produce
+  // are written as one batch and the writer does not preempt the worker for each of them.
+  void DeferWakeupsOnThisThread(std::function<void()> schedule);
+  void WakeWriter();
   size_t queue_depth() const;
   uint64_t last_seq() const;
 
  private:
   explicit AuditLog(AuditOptions options);
+  struct Queued;
+  void Wake(size_t depth);  // after queueing the depth-th record
   Status Reopen();
   void Run();
-  bool WriteOne(Record& record);
-  bool Rotate();  // false: the new file could not be opened
+  // Writes `batch` in order, in as few write(2)s as rotation allows; returns how many records
+  // are in the file (the rest stay queued: the write failed). Writer thread only.
+  size_t WriteBatch(const std::vector<Queued*>& batch);
+  // The line of `record` as the next record after `seq` and `prev`.
+  std::string Line(const Record& record, uint64_t seq, const std::string& prev) const;
+  bool WriteLines(const std::string& lines);  // one write(2) of whole lines, undone if cut short
+  bool Rotate();                              // false: the new file could not be opened
 
   AuditOptions options_;
   int fd_ = -1;
@@ -88,8 +101,9 @@ class AuditLog final : public AuditSink {
     WrittenCallback written;
   };
   std::deque<Queued> queue_;
-  uint64_t queued_ = 0;   // records ever queued
-  uint64_t written_ = 0;  // records ever written and synced
+  uint64_t queued_ = 0;    // records ever queued
+  uint64_t written_ = 0;   // records ever written and synced
+  bool sync_now_ = false;  // Flush() is waiting: sync without waiting for the interval
   bool healthy_ = true;
   bool stopping_ = false;
   std::thread writer_;

@@ -57,7 +57,7 @@ void ChainVerifier::Add(const std::string& file, std::optional<std::string_view>
     }
     std::string_view line = data.substr(pos, nl - pos);
     pos = nl + 1;
-    auto rec = Record::parse(line, nullptr, false);
+    auto rec = ParsedRecord::parse(line, nullptr, false);
     if (rec.is_discarded() || !rec.is_object() || !rec.contains("seq") ||
         !rec["seq"].is_number_unsigned() || !rec.contains("prev") || !rec["prev"].is_string()) {
       report_.tampering.push_back({file, line_no, "not an audit record"});
@@ -108,7 +108,7 @@ VerifyReport VerifyFiles(const std::vector<std::string>& files, std::string_view
 }
 
 bool ForEachRecord(const std::vector<std::string>& files,
-                   const std::function<void(const Record&, std::string_view line)>& fn) {
+                   const std::function<void(const ParsedRecord&, std::string_view line)>& fn) {
   bool all = true;
   for (const auto& file : files) {
     std::string data;
@@ -122,7 +122,7 @@ bool ForEachRecord(const std::vector<std::string>& files,
       if (nl == std::string::npos) break;  // torn tail
       std::string_view line(data.data() + pos, nl - pos);
       pos = nl + 1;
-      auto rec = Record::parse(line, nullptr, false);
+      auto rec = ParsedRecord::parse(line, nullptr, false);
       if (!rec.is_discarded()) fn(rec, line);
     }
   }

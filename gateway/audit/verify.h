@@ -3,6 +3,8 @@
 // such), and record iteration for query and tail. Not thread-safe; one caller at a time.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -10,9 +12,10 @@
 #include <string_view>
 #include <vector>
 
-#include "gateway/audit/audit_log.h"
-
 namespace airlock::audit {
+
+// A record as read back from a file.
+using ParsedRecord = nlohmann::ordered_json;
 
 struct VerifyIssue {
   std::string file;
@@ -53,6 +56,6 @@ std::vector<std::string> LogFiles(const std::string& path);
 
 // Calls fn for every complete line that parses as a record; returns false if a file is missing.
 bool ForEachRecord(const std::vector<std::string>& files,
-                   const std::function<void(const Record&, std::string_view line)>& fn);
+                   const std::function<void(const ParsedRecord&, std::string_view line)>& fn);
 
 }  // namespace airlock::audit

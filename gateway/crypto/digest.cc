@@ -11,6 +11,14 @@
 namespace airlock::crypto {
 namespace {
 
+// SHA-256 fetched once: fetching it on every call (what EVP_sha256() leads to) costs more than
+// hashing a short line, and the audit log hashes every record.
+const EVP_MD* Sha256() {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  if (md == nullptr) std::abort();
+  return md;
+}
+
 std::string Hex(const unsigned char* d, unsigned int n) {
   return HexEncode(std::string_view(reinterpret_cast<const char*>(d), n));
 }
@@ -20,14 +28,14 @@ std::string Hex(const unsigned char* d, unsigned int n) {
 std::string Sha256Hex(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
-  if (EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr) != 1) std::abort();
+  if (EVP_Digest(data.data(), data.size(), md, &n, Sha256(), nullptr) != 1) std::abort();
   return Hex(md, n);
 }
 
 std::string HmacSha256(std::string_view key, std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
-  if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+  if (!HMAC(Sha256(), key.data(), static_cast<int>(key.size()),
             reinterpret_cast<const unsigned char*>(data.data()), data.size(), md, &n)) {
     std::abort();
   }

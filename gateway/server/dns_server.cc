@@ -154,22 +154,22 @@ void DnsServer::Audit(const std::string& session, const std::string& policy,
                       const sockaddr_storage& peer, const dns::Query& q,
                       const std::string& decision, const std::string& reason,
                       const std::vector<net::IpAddress>& answers, bool* recorded) {
-  audit::Record r{{"event", "dns.query"}};
+  audit::Record r("dns.query");
   if (!session.empty()) {
-    r["session"] = session;
-    r["policy"] = policy;
+    r.Set("session", session);
+    r.Set("policy", policy);
   }
   auto addr = AddressOf(peer);
-  r["src"] = addr ? addr->ToString() : "unknown";
-  r["src_port"] = PortOf(peer);
-  r["name"] = q.name;
-  r["qtype"] = std::string(dns::TypeName(q.type));
-  r["decision"] = decision;
-  r["reason"] = reason;
+  r.Set("src", addr ? addr->ToString() : "unknown");
+  r.Set("src_port", PortOf(peer));
+  r.Set("name", q.name);
+  r.Set("qtype", std::string(dns::TypeName(q.type)));
+  r.Set("decision", decision);
+  r.Set("reason", reason);
   if (!answers.empty()) {
     std::vector<std::string> ips;
     for (const auto& a : answers) ips.push_back(a.ToString());
-    r["answers"] = ips;
+    r.Set("answers", ips);
   }
   g_.metrics.CountDecision(decision, reason);
   *recorded = g_.audit->TryAppend(std::move(r));
@@ -190,15 +190,15 @@ void DnsServer::Handle(std::string packet, const sockaddr_storage& peer,
   std::set<std::string> keys;
   credentials::CollectPlaceholderKeys(q.name, &keys);
   if (auto owner = g_.sessions->FindPlaceholder(keys)) {
-    audit::Record r{
-        {"event", "credential.leak_blocked"}, {"credential", owner->credential}, {"where", "dns"}};
+    audit::Record r("credential.leak_blocked");
+    r.Set("credential", owner->credential).Set("where", "dns");
     if (session) {
-      r["session"] = sid;
-      r["policy"] = pname;
+      r.Set("session", sid);
+      r.Set("policy", pname);
     }
-    if (owner->session != sid) r["placeholder_session"] = owner->session;
-    r["src"] = source ? source->ToString() : "unknown";
-    r["qtype"] = std::string(dns::TypeName(q.type));
+    if (owner->session != sid) r.Set("placeholder_session", owner->session);
+    r.Set("src", source ? source->ToString() : "unknown");
+    r.Set("qtype", std::string(dns::TypeName(q.type)));
     g_.metrics.CountDecision("deny", "credential_leak_blocked");
     g_.audit->TryAppend(std::move(r));
     reply->Send(dns::BuildAnswer(q, dns::Rcode::kRefused, {}, 0));

@@ -33,12 +33,11 @@ sockaddr_storage MakeAddr(const config::HostPort& hp, socklen_t* len) {
 
 // credential.refresh or credential.error: names and times, never a token.
 audit::Record CredentialRecord(const credentials::RefreshEvent& e) {
-  audit::Record r{{"event", e.ok ? "credential.refresh" : "credential.error"},
-                  {"credential", e.credential},
-                  {"next_attempt_s", e.next_attempt.count()}};
-  if (!e.ok) r["error"] = e.error;
-  if (e.expires_at) r["expires_at"] = audit::FormatTimestamp(*e.expires_at);
-  if (!e.ok) r["token_valid"] = e.serving;
+  audit::Record r(e.ok ? "credential.refresh" : "credential.error");
+  r.Set("credential", e.credential).Set("next_attempt_s", e.next_attempt.count());
+  if (!e.ok) r.Set("error", e.error);
+  if (e.expires_at) r.Set("expires_at", audit::FormatTimestamp(*e.expires_at));
+  if (!e.ok) r.Set("token_valid", e.serving);
   return r;
 }
 
@@ -133,7 +132,16 @@ Status Gateway::Init() {
   main_base_.reset(event_base_new());
   int n = c.workers > 0 ? c.workers
                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<WorkerConnections>());
+  for (int i = 0; i < n; ++i) {
+    workers_.push_back(std::make_unique<WorkerConnections>());
+    // A worker wakes the audit writer once per turn of its loop, not once per record: the
+    // wake-up is posted behind the events it is handling (ARCHITECTURE.md 44).
+    Worker* w = &workers_.back()->worker;
+    audit::AuditLog* audit = audit_.get();
+    w->Post([w, audit] {
+      audit->DeferWakeupsOnThisThread([w, audit] { w->Post([audit] { audit->WakeWriter(); }); });
+    });
+  }
 
   socklen_t len = 0;
   sockaddr_storage ss = MakeAddr(c.proxy, &len);
@@ -166,8 +174,9 @@ Status Gateway::Init() {
   hooks.ca_certificate = [this] { return tls_->ca_certificate_pem(); };
   hooks.make_placeholders = [this](const std::string& policy) { return MakePlaceholders(policy); };
   hooks.session_created = [this](const control::Session& s) {
-    audit::Record r{{"event", "session.create"}, {"session", s.id}, {"policy", s.policy}};
-    if (s.source) r["src"] = s.source->ToString();
+    audit::Record r("session.create");
+    r.Set("session", s.id).Set("policy", s.policy);
+    if (s.source) r.Set("src", s.source->ToString());
     audit_->Append(std::move(r));
   };
   hooks.session_ended = [this](const control::Session& s, const char* reason) {
@@ -220,11 +229,11 @@ Status Gateway::Init() {
 int Gateway::Run() {
   for (auto& w : workers_) w->worker.Start();
   if (dns_worker_) dns_worker_->Start();
-  audit::Record start{{"event", "gateway.start"},
-                      {"version", "0.1.0"},
-                      {"policies", state_.policies.Get()->Names()},
-                      {"sessions", sessions_->size()},
-                      {"workers", workers_.size()}};
+  audit::Record start("gateway.start");
+  start.Set("version", "0.1.0")
+      .Set("policies", state_.policies.Get()->Names())
+      .Set("sessions", sessions_->size())
+      .Set("workers", workers_.size());
   audit_->Append(std::move(start));
   const auto& c = state_.config;
   oplog::Log(oplog::Level::kInfo, "gateway.start",
@@ -235,7 +244,7 @@ int Gateway::Run() {
               oplog::F("audit", c.audit_path)});
   SdNotify("READY=1\nSTATUS=serving");
   event_base_dispatch(main_base_.get());
-  audit_->Append(audit::Record{{"event", "gateway.stop"}});
+  audit_->Append(audit::Record("gateway.stop"));
   audit_->Flush();
   oplog::Log(oplog::Level::kInfo, "gateway.stop",
              {oplog::F("audit_healthy", audit_->healthy() ? "true" : "false")});
@@ -311,10 +320,10 @@ Status Gateway::ApplyReload(const char* trigger) {
   config::Diagnostics diags;
   auto set = policy::LoadPolicySet({state_.config.policy_dir}, PolicyOptions(), &diags);
   if (!set) {
-    audit_->Append(audit::Record{{"event", "policy.reject"},
-                                 {"trigger", trigger},
-                                 {"reason", "invalid_policy"},
-                                 {"errors", diags.ToString()}});
+    audit_->Append(audit::Record("policy.reject")
+                       .Set("trigger", trigger)
+                       .Set("reason", "invalid_policy")
+                       .Set("errors", diags.ToString()));
     oplog::Log(oplog::Level::kWarn, "policy.reject",
                {oplog::F("trigger", trigger), oplog::F("dir", state_.config.policy_dir),
                 oplog::F("errors", diags.ToString())});
@@ -325,7 +334,7 @@ Status Gateway::ApplyReload(const char* trigger) {
   oplog::Log(oplog::Level::kInfo, "policy.load",
              {oplog::F("trigger", trigger), oplog::F("policies", Joined(shared->Names()))});
   audit_->Append(
-      audit::Record{{"event", "policy.load"}, {"trigger", trigger}, {"policies", shared->Names()}});
+      audit::Record("policy.load").Set("trigger", trigger).Set("policies", shared->Names()));
   ForEachConnection([shared](ProxyConnection* c) {
     if (!c->StillAllowed(*shared)) c->Terminate("policy_reload");
   });
@@ -334,7 +343,7 @@ Status Gateway::ApplyReload(const char* trigger) {
 
 void Gateway::EndSession(const control::Session& s, const char* event, const char* reason) {
   audit_->Append(
-      audit::Record{{"event", event}, {"session", s.id}, {"policy", s.policy}, {"reason", reason}});
+      audit::Record(event).Set("session", s.id).Set("policy", s.policy).Set("reason", reason));
   std::string id = s.id;
   state_.dns_mappings.DropSession(id);
   ForEachConnection([id](ProxyConnection* c) {

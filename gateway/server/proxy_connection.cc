@@ -108,23 +108,26 @@ ProxyConnection::~ProxyConnection() = default;
 
 // Audit records.
 
-audit::Record ProxyConnection::BaseRecord(const char* event) const {
-  audit::Record r;
-  r["event"] = event;
-  r["conn"] = id_;
+audit::Record ProxyConnection::BaseRecord(const char* event, std::string_view rule) const {
+  audit::Record r(event);
+  r.Set("conn", id_);
   if (session_) {
-    r["session"] = session_->id;
-    r["policy"] = session_->policy;
+    r.Set("session", session_->id);
+    r.Set("policy", session_->policy);
   }
-  r["src"] = peer_ip_;
-  r["src_port"] = peer_port_;
+  r.Set("src", peer_ip_);
+  r.Set("src_port", peer_port_);
   if (!target_.host.empty()) {
-    r["host"] = guard_.Scrub(target_.host);  // a name can carry one (CONNECT, SNI)
-    r["port"] = target_.port;
+    r.Set("host", guard_.Scrub(target_.host));  // a name can carry one (CONNECT, SNI)
+    r.Set("port", target_.port);
   }
-  if (original_dst_) r["original_ip"] = original_dst_->ToString();
-  if (!decision_.rule_id().empty()) r["rule"] = std::string(decision_.rule_id());
+  if (original_dst_) r.Set("original_ip", original_dst_->ToString());
+  if (!rule.empty()) r.Set("rule", rule);
   return r;
+}
+
+audit::Record ProxyConnection::BaseRecord(const char* event) const {
+  return BaseRecord(event, decision_.rule_id());
 }
 
 const char* ProxyConnection::TlsMode() const {
@@ -141,39 +144,39 @@ const char* ProxyConnection::ProtoName() const {
 
 void ProxyConnection::AuditOpen(const std::string& decision, const std::string& reason) {
   audit::Record r = BaseRecord("connection.open");
-  r["decision"] = decision;
-  r["reason"] = reason;
-  r["proto"] = ProtoName();
-  if (const char* mode = TlsMode()) r["tls"] = mode;
+  r.Set("decision", decision);
+  r.Set("reason", reason);
+  r.Set("proto", ProtoName());
+  if (const char* mode = TlsMode()) r.Set("tls", mode);
   g_.metrics.CountDecision(decision, reason);
   g_.audit->Append(std::move(r));
 }
 
 void ProxyConnection::AuditRequest(const RequestSummary& s) {
   audit::Record rec = BaseRecord("http.request");
-  rec["method"] = s.method;
-  rec["path"] = guard_.Scrub(s.path);
-  rec["status"] = s.status;
-  rec["decision"] = std::string(policy::VerdictName(decision_.verdict));
-  rec["reason"] = std::string(policy::ReasonName(decision_.reason));
-  rec["bytes_up"] = s.bytes_up;
-  rec["bytes_down"] = s.bytes_down;
-  rec["duration_ms"] = s.duration.count();
-  if (inspected_) rec["tls"] = "inspected";
-  if (!guard_.injected().empty()) rec["credentials"] = guard_.injected();  // never values
+  rec.Set("method", s.method);
+  rec.Set("path", guard_.Scrub(s.path));
+  rec.Set("status", s.status);
+  rec.Set("decision", std::string(policy::VerdictName(decision_.verdict)));
+  rec.Set("reason", std::string(policy::ReasonName(decision_.reason)));
+  rec.Set("bytes_up", s.bytes_up);
+  rec.Set("bytes_down", s.bytes_down);
+  rec.Set("duration_ms", s.duration.count());
+  if (inspected_) rec.Set("tls", "inspected");
+  if (!guard_.injected().empty()) rec.Set("credentials", guard_.injected());  // never values
   g_.audit->Append(std::move(rec));
 }
 
 void ProxyConnection::DenyRequest(const Refusal& refusal, uint64_t bytes_up) {
   audit::Record rec = BaseRecord("http.request");
-  rec["method"] = request_.head().method;
-  rec["path"] = guard_.Scrub(audit::RedactTarget(request_.head().target));
-  rec["status"] = refusal.status;
-  rec["decision"] = "deny";
-  rec["reason"] = refusal.reason;
-  rec["bytes_up"] = bytes_up;  // 0 unless refused while its body was being forwarded
-  rec["bytes_down"] = 0;
-  rec["tls"] = "inspected";
+  rec.Set("method", request_.head().method);
+  rec.Set("path", guard_.Scrub(audit::RedactTarget(request_.head().target)));
+  rec.Set("status", refusal.status);
+  rec.Set("decision", "deny");
+  rec.Set("reason", refusal.reason);
+  rec.Set("bytes_up", bytes_up);  // 0 unless refused while its body was being forwarded
+  rec.Set("bytes_down", 0);
+  rec.Set("tls", "inspected");
   g_.metrics.CountDecision("deny", refusal.reason);
   g_.audit->Append(std::move(rec));
   Refuse(refusal);
@@ -185,11 +188,11 @@ void ProxyConnection::OpenThenDial() {
   std::string decision(policy::VerdictName(decision_.verdict));
   std::string reason(policy::ReasonName(decision_.reason));
   audit::Record r = BaseRecord("connection.open");
-  r["decision"] = decision;
-  r["reason"] = reason;
-  r["ip"] = allowed_[next_address_].ToString();
-  r["proto"] = ProtoName();
-  if (const char* mode = TlsMode()) r["tls"] = mode;
+  r.Set("decision", decision);
+  r.Set("reason", reason);
+  r.Set("ip", allowed_[next_address_].ToString());
+  r.Set("proto", ProtoName());
+  if (const char* mode = TlsMode()) r.Set("tls", mode);
   uint64_t id = id_;
   WorkerConnections* w = &w_;
   bool queued = g_.audit->TryAppend(std::move(r), [w, id] {
@@ -260,13 +263,13 @@ void ProxyConnection::Close(const std::string& reason) {
   if (relay_) relay_->OnClosing();
   if (opened_) {
     audit::Record r = BaseRecord("connection.close");
-    if (dialed_) r["ip"] = dialed_->ToString();
-    r["bytes_up"] = bytes_up_;
-    r["bytes_down"] = bytes_down_;
-    r["duration_ms"] = duration_cast<milliseconds>(steady_clock::now() - started_).count();
-    r["reason"] = reason;
-    if (!tls_error_.empty()) r["tls_error"] = tls_error_;
-    if (!client_tls_error_.empty()) r["client_tls_error"] = client_tls_error_;
+    if (dialed_) r.Set("ip", dialed_->ToString());
+    r.Set("bytes_up", bytes_up_);
+    r.Set("bytes_down", bytes_down_);
+    r.Set("duration_ms", duration_cast<milliseconds>(steady_clock::now() - started_).count());
+    r.Set("reason", reason);
+    if (!tls_error_.empty()) r.Set("tls_error", tls_error_);
+    if (!client_tls_error_.empty()) r.Set("client_tls_error", client_tls_error_);
     g_.audit->Append(std::move(r));
   }
   if (counted_in_session_) session_->usage->connections--;
@@ -400,9 +403,9 @@ CredentialGuard::Scope ProxyConnection::GuardScope() const {
 
 Refusal ProxyConnection::AuditLeak(const CredentialGuard::Leak& leak) {
   audit::Record r = BaseRecord("credential.leak_blocked");
-  r["credential"] = leak.credential;
-  r["where"] = leak.where;
-  if (!leak.placeholder_session.empty()) r["placeholder_session"] = leak.placeholder_session;
+  r.Set("credential", leak.credential);
+  r.Set("where", leak.where);
+  if (!leak.placeholder_session.empty()) r.Set("placeholder_session", leak.placeholder_session);
   g_.audit->Append(std::move(r));
   return CredentialGuard::LeakRefusal(leak, target_.host);
 }
@@ -446,8 +449,8 @@ std::unique_ptr<credentials::ReflectionFilter> ProxyConnection::ResponseFilter()
 
 void ProxyConnection::AuditReflection(const std::string& where) {
   audit::Record r = BaseRecord("credential.reflection_blocked");
-  r["credentials"] = guard_.injected();
-  r["where"] = where;
+  r.Set("credentials", guard_.injected());
+  r.Set("where", where);
   g_.audit->Append(std::move(r));
 }
 

@@ -160,7 +160,8 @@ class ProxyConnection : public ExchangeHost, public Http2Host {
   const char* TlsMode() const;
   void AuditOpen(const std::string& decision, const std::string& reason);
   const char* ProtoName() const;
-  audit::Record BaseRecord(const char* event) const;
+  audit::Record BaseRecord(const char* event) const;  // with the connection's rule
+  audit::Record BaseRecord(const char* event, std::string_view rule) const;
   // A stream's records: the connection's fields with the stream's rule.
   audit::Record StreamRecord(const char* event, const StreamScope& scope) const;
   CredentialGuard::Scope StreamGuardScope(const StreamScope& scope) const;

@@ -37,13 +37,7 @@ std::unique_ptr<StreamScope> ProxyConnection::NewStream() {
 }
 
 audit::Record ProxyConnection::StreamRecord(const char* event, const StreamScope& scope) const {
-  audit::Record r = BaseRecord(event);
-  if (scope.decision.rule_id().empty()) {
-    r.erase("rule");
-  } else {
-    r["rule"] = std::string(scope.decision.rule_id());
-  }
-  return r;
+  return BaseRecord(event, scope.decision.rule_id());
 }
 
 CredentialGuard::Scope ProxyConnection::StreamGuardScope(const StreamScope& scope) const {
@@ -95,41 +89,41 @@ void ProxyConnection::DenyStream(const StreamScope& scope, const http::HttpHead&
 void ProxyConnection::AuditStreamRefused(const StreamScope& scope, const RequestSummary& summary,
                                          const Refusal& refusal) {
   audit::Record rec = StreamRecord("http.request", scope);
-  rec["method"] = summary.method;
-  rec["path"] = guard_.Scrub(summary.path);
-  rec["status"] = refusal.status;
-  rec["decision"] = "deny";
-  rec["reason"] = refusal.reason;
-  rec["bytes_up"] = summary.bytes_up;  // 0 unless refused while its body was being forwarded
-  rec["bytes_down"] = 0;
-  rec["tls"] = "inspected";
-  rec["proto"] = "h2";
+  rec.Set("method", summary.method);
+  rec.Set("path", guard_.Scrub(summary.path));
+  rec.Set("status", refusal.status);
+  rec.Set("decision", "deny");
+  rec.Set("reason", refusal.reason);
+  rec.Set("bytes_up", summary.bytes_up);  // 0 unless refused while its body was being forwarded
+  rec.Set("bytes_down", 0);
+  rec.Set("tls", "inspected");
+  rec.Set("proto", "h2");
   g_.metrics.CountDecision("deny", refusal.reason);
   g_.audit->Append(std::move(rec));
 }
 
 void ProxyConnection::AuditStream(const StreamScope& scope, const RequestSummary& s) {
   audit::Record rec = StreamRecord("http.request", scope);
-  rec["method"] = s.method;
-  rec["path"] = guard_.Scrub(s.path);
-  rec["status"] = s.status;
-  rec["decision"] = std::string(policy::VerdictName(scope.decision.verdict));
-  rec["reason"] = std::string(policy::ReasonName(scope.decision.reason));
-  rec["bytes_up"] = s.bytes_up;
-  rec["bytes_down"] = s.bytes_down;
-  rec["duration_ms"] = s.duration.count();
-  rec["tls"] = "inspected";
-  rec["proto"] = "h2";
-  if (!scope.guard.injected().empty()) rec["credentials"] = scope.guard.injected();
+  rec.Set("method", s.method);
+  rec.Set("path", guard_.Scrub(s.path));
+  rec.Set("status", s.status);
+  rec.Set("decision", std::string(policy::VerdictName(scope.decision.verdict)));
+  rec.Set("reason", std::string(policy::ReasonName(scope.decision.reason)));
+  rec.Set("bytes_up", s.bytes_up);
+  rec.Set("bytes_down", s.bytes_down);
+  rec.Set("duration_ms", s.duration.count());
+  rec.Set("tls", "inspected");
+  rec.Set("proto", "h2");
+  if (!scope.guard.injected().empty()) rec.Set("credentials", scope.guard.injected());
   g_.audit->Append(std::move(rec));
 }
 
 Refusal ProxyConnection::AuditStreamLeak(const StreamScope& scope,
                                          const CredentialGuard::Leak& leak) {
   audit::Record r = StreamRecord("credential.leak_blocked", scope);
-  r["credential"] = leak.credential;
-  r["where"] = leak.where;
-  if (!leak.placeholder_session.empty()) r["placeholder_session"] = leak.placeholder_session;
+  r.Set("credential", leak.credential);
+  r.Set("where", leak.where);
+  if (!leak.placeholder_session.empty()) r.Set("placeholder_session", leak.placeholder_session);
   g_.audit->Append(std::move(r));
   return CredentialGuard::LeakRefusal(leak, target_.host);
 }
@@ -147,8 +141,8 @@ std::optional<Refusal> ProxyConnection::RewriteStream(StreamScope* scope, http::
 
 void ProxyConnection::AuditStreamReflection(const StreamScope& scope, const std::string& where) {
   audit::Record r = StreamRecord("credential.reflection_blocked", scope);
-  r["credentials"] = scope.guard.injected();
-  r["where"] = where;
+  r.Set("credentials", scope.guard.injected());
+  r.Set("where", where);
   g_.audit->Append(std::move(r));
 }
 

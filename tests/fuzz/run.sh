@@ -48,8 +48,9 @@ run_one() {  # run_one NAME
   log=$(mktemp)
   local rc=0 pid cpu=0 interrupted=0 tick
   tick=$(getconf CLK_TCK)
-  # -timeout (wall seconds for one input) leaves room for a run at nice 19 on a busy machine.
-  "$bin" -max_total_time=$((seconds * 4)) -timeout=30 -rss_limit_mb=2048 -malloc_limit_mb=2048 \
+  # -timeout counts wall seconds for one input: 600 leaves room for a run at nice 19 while the
+  # machine builds (at 30, a starved input was once reported as a hang).
+  "$bin" -max_total_time=$((seconds * 4)) -timeout=600 -rss_limit_mb=2048 -malloc_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$artifacts/$name-" "$work" "$seeds" >"$log" 2>&1 &
   pid=$!
   # Poll the fuzzer's user + system time (fields 14 and 15 of /proc/PID/stat) until it has had

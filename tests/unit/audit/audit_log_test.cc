@@ -44,7 +44,7 @@ class AuditLogTest : public testing::Test {
   }
   void WriteN(AuditLog& log, int n, const std::string& event = "test.event") {
     for (int i = 0; i < n; ++i) {
-      log.Append(Record{{"event", event}, {"n", i}});
+      log.Append(Record(event).Set("n", i));
     }
     log.Flush();
   }
@@ -69,14 +69,14 @@ TEST_F(AuditLogTest, RecordsCarrySchemaSeqTimeAndChain) {
   WriteN(*log, 3);
   auto lines = Lines(path_);
   ASSERT_EQ(lines.size(), 3u);
-  auto first = Record::parse(lines[0]);
+  auto first = ParsedRecord::parse(lines[0]);
   EXPECT_EQ(first["v"], 1);
   EXPECT_EQ(first["seq"], 1);
   EXPECT_EQ(first["ts"], "2026-11-22T02:21:07.123456Z");
   EXPECT_EQ(first["event"], "test.event");
   EXPECT_EQ(first["prev"], kGenesisPrev);
   EXPECT_EQ(lines[0].rfind("{\"v\":1,\"seq\":1,\"ts\":", 0), 0u) << lines[0];
-  auto second = Record::parse(lines[1]);
+  auto second = ParsedRecord::parse(lines[1]);
   EXPECT_EQ(second["prev"], LinkHash(lines[0], ""));
   auto report = VerifyFiles({path_}, "");
   EXPECT_TRUE(report.ok());
@@ -139,7 +139,7 @@ TEST_F(AuditLogTest, TornLastLineIsACrashNotTampering) {
   WriteN(*log, 1, "gateway.start");
   auto lines = Lines(path_);
   ASSERT_EQ(lines.size(), 4u);
-  auto rec = Record::parse(lines[3]);
+  auto rec = ParsedRecord::parse(lines[3]);
   EXPECT_EQ(rec["seq"], 4);
   EXPECT_EQ(rec["recovered_torn_bytes"], 33);
   auto after = VerifyFiles({path_}, "");
@@ -179,6 +179,47 @@ TEST_F(AuditLogTest, RotationKeepsOneChain) {
   EXPECT_TRUE(VerifyFiles(LogFiles(path_), "").ok());
 }
 
+TEST_F(AuditLogTest, GroupCommitKeepsOrderCallbacksAndRotation) {
+  AuditOptions o;
+  o.rotate_bytes = 4096;
+  std::vector<int> written;  // writer thread only, read after the log is closed
+  {
+    auto log = OpenLog(o);
+    // Queued faster than they are written: the writer takes them in batches.
+    for (int i = 0; i < 500; ++i) {
+      ASSERT_TRUE(log->TryAppend(Record("test.event").Set("n", i),
+                                 [&written, i] { written.push_back(i); }));
+    }
+  }
+  ASSERT_EQ(written.size(), 500u);
+  for (int i = 0; i < 500; ++i) ASSERT_EQ(written[i], i);
+  auto files = LogFiles(path_);
+  ASSERT_GT(files.size(), 3u);
+  for (const auto& f : files) EXPECT_LE(fs::file_size(f), o.rotate_bytes) << f;
+  auto report = VerifyFiles(files, "");
+  EXPECT_TRUE(report.ok());
+  EXPECT_EQ(report.records, 500u);
+  int n = 0;
+  ForEachRecord(files, [&](const ParsedRecord& r, std::string_view) { EXPECT_EQ(r["n"], n++); });
+  EXPECT_EQ(n, 500);
+}
+
+TEST_F(AuditLogTest, FlushSyncsWithoutWaitingForTheInterval) {
+  AuditOptions o;
+  o.sync_interval = std::chrono::hours(1);
+  auto log = OpenLog(o);
+  WriteN(*log, 3);  // returns once synced: an hour's wait would time the test out
+  // With nothing left to sync, a Flush() must leave the writer asleep (it once left it spinning
+  // with the lock held, and the next call hung).
+  for (int i = 0; i < 200; ++i) {
+    log->Flush();
+    std::this_thread::yield();
+    EXPECT_EQ(log->last_seq(), 3u);
+  }
+  WriteN(*log, 2);
+  EXPECT_EQ(Lines(path_).size(), 5u);
+}
+
 TEST_F(AuditLogTest, HmacKeyedChain) {
   AuditOptions o;
   o.hmac_key = "k3y";
@@ -194,12 +235,12 @@ TEST_F(AuditLogTest, UnwritableLogFailsClosedAndKeepsRecords) {
   o.queue_capacity = 2;
   auto log = OpenLog(o);
   ASSERT_TRUE(log);
-  EXPECT_TRUE(log->TryAppend(Record{{"event", "connection.open"}}));
+  EXPECT_TRUE(log->TryAppend(Record("connection.open")));
   for (int i = 0; i < 100 && log->healthy(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_FALSE(log->healthy());
-  EXPECT_FALSE(log->TryAppend(Record{{"event", "connection.open"}}));
+  EXPECT_FALSE(log->TryAppend(Record("connection.open")));
   EXPECT_EQ(log->queue_depth(), 1u);  // kept, not dropped
   EXPECT_EQ(log->last_seq(), 0u);
 }
@@ -223,6 +264,15 @@ TEST(AuditChain, Timestamps) {
             "1970-01-01T00:00:00.000000Z");
   EXPECT_EQ(FormatTimestamp(system_clock::time_point(microseconds(1795314067000001))),
             "2026-11-22T02:21:07.000001Z");
+  // The date is kept between calls: it must change with the second, in either direction.
+  EXPECT_EQ(FormatTimestamp(system_clock::time_point(microseconds(1795314067999999))),
+            "2026-11-22T02:21:07.999999Z");
+  EXPECT_EQ(FormatTimestamp(system_clock::time_point(microseconds(1795314068000000))),
+            "2026-11-22T02:21:08.000000Z");
+  EXPECT_EQ(FormatTimestamp(system_clock::time_point(microseconds(1795314067000000))),
+            "2026-11-22T02:21:07.000000Z");
+  EXPECT_EQ(FormatTimestamp(system_clock::time_point(microseconds(-1))),
+            "1969-12-31T23:59:59.999999Z");
 }
 
 }  // namespace
