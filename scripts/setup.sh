@@ -18,7 +18,7 @@ declare -A GROUPS_PKGS=(
   [build]="build-essential cmake ninja-build pkg-config libevent-dev libssl-dev libc-ares-dev
            libyaml-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
            node-llhttp nlohmann-json3-dev libpsl-dev publicsuffix libnftables-dev libcli11-dev
-           clang-16 libclang-rt-16-dev libnghttp2-dev"
+           clang-16 libclang-rt-16-dev libnghttp2-dev libjemalloc-dev"
   [test]="curl openssl nftables iproute2 socat iperf3 python3 python3-yaml python3-jsonschema python3-pytest iputils-ping
           git nodejs python3-requests python3-websockets python3-cryptography python3-boto3
           awscli gh python3-h2 python3-httpx python3-grpcio"
