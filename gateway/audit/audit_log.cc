@@ -25,7 +25,7 @@ constexpr size_t kWakeAtDepth = 1024;
 
 // DeferWakeupsOnThisThread()'s log and function, per thread.
 thread_local const void* t_deferring_log = nullptr;
-thread_local std::function<void()> t_schedule_wake;
+thread_local std::function<void(bool)> t_schedule_wake;
 
 // The index the next rotated file gets: one past the highest existing path.N.
 int NextRotationIndex(const std::string& path) {
@@ -128,6 +128,7 @@ Status AuditLog::Reopen() {
 }
 
 bool AuditLog::TryAppend(Record record, WrittenCallback written) {
+  const bool urgent = static_cast<bool>(written);
   size_t depth;
   {
     std::lock_guard<std::mutex> lk(mu_);
@@ -136,7 +137,7 @@ bool AuditLog::TryAppend(Record record, WrittenCallback written) {
     ++queued_;
     depth = queue_.size();
   }
-  Wake(depth);
+  Wake(depth, urgent);
   return true;
 }
 
@@ -152,22 +153,22 @@ void AuditLog::Append(Record record) {
     ++queued_;
     depth = queue_.size();
   }
-  Wake(depth);
+  Wake(depth, false);
 }
 
-void AuditLog::Wake(size_t depth) {
-  // A writer with records already queued is awake or woken: no second wake-up until a batch is
-  // long enough not to wait for a deferred one.
+void AuditLog::Wake(size_t depth, bool urgent) {
+  // A writer with records already queued is awake or woken (or, from a deferring thread, about
+  // to be): no second wake-up, unless work waits for this record or the batch is long enough.
   const size_t wake_at = std::min(kWakeAtDepth, options_.queue_capacity / 2 + 1);
-  if (depth == 1 && t_deferring_log == this) {
-    t_schedule_wake();
-  } else if (depth == 1 || depth == wake_at) {
+  if (t_deferring_log == this && depth < wake_at) {
+    if (depth == 1 || urgent) t_schedule_wake(urgent);
+  } else if (depth == 1 || depth == wake_at || urgent) {
     wake_writer_.notify_one();
   }
 }
 
-void AuditLog::DeferWakeupsOnThisThread(std::function<void()> schedule) {
-  t_deferring_log = this;
+void AuditLog::DeferWakeupsOnThisThread(std::function<void(bool urgent)> schedule) {
+  t_deferring_log = schedule ? this : nullptr;
   t_schedule_wake = std::move(schedule);
 }
 

@@ -62,11 +62,13 @@ class AuditLog final : public AuditSink {
 
   // Waits until every record queued so far is written and synced.
   void Flush();
-  // For a thread that runs an event loop (a worker): the first record it queues into an empty
-  // queue does not wake the writer but calls `schedule` (on this thread), which must arrange for
-  // WakeWriter() once the loop has handled the events at hand, so that the records they produce
-  // are written as one batch and the writer does not preempt the worker for each of them.
-  void DeferWakeupsOnThisThread(std::function<void()> schedule);
+  // For a thread that runs an event loop (a worker): records it queues do not wake the writer
+  // themselves but call `schedule` (on this thread) when the writer may need waking: with
+  // `urgent` for a record with a WrittenCallback (work waits for it), otherwise for the first
+  // record into an empty queue. `schedule` must arrange for WakeWriter() on this thread: soon
+  // when urgent, within a short delay otherwise, so that records are written in batches and the
+  // writer does not preempt the worker for each of them. An empty function ends the deferral.
+  void DeferWakeupsOnThisThread(std::function<void(bool urgent)> schedule);
   void WakeWriter();
   size_t queue_depth() const;
   uint64_t last_seq() const;
@@ -74,7 +76,7 @@ class AuditLog final : public AuditSink {
  private:
   explicit AuditLog(AuditOptions options);
   struct Queued;
-  void Wake(size_t depth);  // after queueing the depth-th record
+  void Wake(size_t depth, bool urgent);  // after queueing the depth-th record
   Status Reopen();
   void Run();
   // Writes `batch` in order, in as few write(2)s as rotation allows; returns how many records

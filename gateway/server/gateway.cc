@@ -134,13 +134,10 @@ Status Gateway::Init() {
                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < n; ++i) {
     workers_.push_back(std::make_unique<WorkerConnections>());
-    // A worker wakes the audit writer once per turn of its loop, not once per record: the
-    // wake-up is posted behind the events it is handling (ARCHITECTURE.md 44).
+    // The worker decides when to wake the audit writer (AuditWaker, ARCHITECTURE.md 44).
     Worker* w = &workers_.back()->worker;
-    audit::AuditLog* audit = audit_.get();
-    w->Post([w, audit] {
-      audit->DeferWakeupsOnThisThread([w, audit] { w->Post([audit] { audit->WakeWriter(); }); });
-    });
+    AuditWaker* waker = audit_wakers_.emplace_back(std::make_unique<AuditWaker>(*w, *audit_)).get();
+    w->Post([waker] { waker->Register(); });
   }
 
   socklen_t len = 0;

@@ -12,6 +12,7 @@
 #include "gateway/control/control_api.h"
 #include "gateway/credentials/broker.h"
 #include "gateway/policy/policy_loader.h"
+#include "gateway/server/audit_waker.h"
 #include "gateway/server/dns_server.h"
 #include "gateway/server/error_summary.h"
 #include "gateway/server/event_loop.h"
@@ -53,6 +54,7 @@ class Gateway {
   std::unique_ptr<control::ControlApi> control_api_;
   EventBasePtr main_base_;
   std::vector<std::unique_ptr<WorkerConnections>> workers_;
+  std::vector<std::unique_ptr<AuditWaker>> audit_wakers_;  // one per worker, freed before it
   size_t next_worker_ = 0;
   ListenerPtr proxy_listener_;
   ListenerPtr transparent_listener_;

@@ -220,6 +220,29 @@ TEST_F(AuditLogTest, FlushSyncsWithoutWaitingForTheInterval) {
   EXPECT_EQ(Lines(path_).size(), 5u);
 }
 
+TEST_F(AuditLogTest, DeferredWakeupsAreScheduledOnceOrWhenWorkWaits) {
+  AuditOptions o;
+  o.sync_interval = std::chrono::hours(1);  // the writer sleeps until it is woken
+  auto log = OpenLog(o);
+  std::vector<bool> scheduled;  // `urgent` of each call
+  log->DeferWakeupsOnThisThread([&](bool urgent) { scheduled.push_back(urgent); });
+  log->Append(Record("a"));  // the first into an empty queue: a wake-up within the delay
+  log->Append(Record("b"));  // the writer is already to be woken
+  bool written = false;
+  ASSERT_TRUE(log->TryAppend(Record("c"), [&written] { written = true; }));  // work waits: now
+  EXPECT_EQ(scheduled, (std::vector<bool>{false, true}));
+  EXPECT_EQ(log->queue_depth(), 3u);  // nothing woke the writer but the schedule
+  log->WakeWriter();
+  log->Flush();
+  EXPECT_TRUE(written);
+  EXPECT_EQ(Lines(path_).size(), 3u);
+  log->DeferWakeupsOnThisThread({});
+  log->Append(Record("d"));  // woken directly again
+  EXPECT_EQ(scheduled.size(), 2u);
+  log->Flush();
+  EXPECT_EQ(Lines(path_).size(), 4u);
+}
+
 TEST_F(AuditLogTest, HmacKeyedChain) {
   AuditOptions o;
   o.hmac_key = "k3y";
