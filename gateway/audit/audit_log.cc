@@ -206,14 +206,15 @@ bool AuditLog::Rotate() {
   return Reopen().ok();  // not reopened: this write fails, and the next one tries again
 }
 
-std::string AuditLog::Line(const Record& record, uint64_t seq, const std::string& prev) const {
+std::string AuditLog::Line(const Record& record, uint64_t seq, const std::string& prev,
+                           uint64_t torn) const {
   // The writer's fields around the caller's.
   std::string line;
   line.reserve(record.members().size() + 160);
   line += "{\"v\":" + std::to_string(kSchemaVersion) + ",\"seq\":" + std::to_string(seq) +
           ",\"ts\":\"" + FormatTimestamp(options_.clock->Now()) + "\",";
   line += record.members();
-  if (torn_bytes_ > 0) line += ",\"recovered_torn_bytes\":" + std::to_string(torn_bytes_);
+  if (torn > 0) line += ",\"recovered_torn_bytes\":" + std::to_string(torn);
   line += ",\"prev\":\"" + prev + "\"}";
   return line;
 }
@@ -243,10 +244,11 @@ size_t AuditLog::WriteBatch(const std::vector<Queued*>& batch) {
     // a copy of seq and prev: they become the log's only once the write succeeds.
     std::string lines, prev = prev_;
     uint64_t seq = seq_;
-    const uint64_t torn = torn_bytes_;
     size_t n = committed;
     for (; n < batch.size(); ++n) {
-      std::string line = Line(batch[n]->record, seq + 1, prev);
+      // A torn tail found at open is reported once, in the first line written.
+      const uint64_t torn = n == committed ? torn_bytes_ : 0;
+      std::string line = Line(batch[n]->record, seq + 1, prev, torn);
       if (n > committed && file_bytes_ + lines.size() + line.size() + 1 > options_.rotate_bytes) {
         break;
       }
@@ -254,14 +256,13 @@ size_t AuditLog::WriteBatch(const std::vector<Queued*>& batch) {
       ++seq;
       lines += line;
       lines += '\n';
-      torn_bytes_ = 0;  // reported once, in the first line (restored below if the write fails)
     }
     if ((file_bytes_ > 0 && file_bytes_ + lines.size() > options_.rotate_bytes && !Rotate()) ||
         !WriteLines(lines)) {
-      torn_bytes_ = torn;
       return committed;
     }
     prev_ = std::move(prev);
+    torn_bytes_ = 0;
     {
       std::lock_guard<std::mutex> lk(mu_);
       seq_ = seq;
