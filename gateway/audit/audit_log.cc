@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 
@@ -206,17 +207,25 @@ bool AuditLog::Rotate() {
   return Reopen().ok();  // not reopened: this write fails, and the next one tries again
 }
 
-std::string AuditLog::Line(const Record& record, uint64_t seq, const std::string& prev,
-                           uint64_t torn) const {
+void AuditLog::AppendLine(std::string* out, const Record& record, uint64_t seq,
+                          std::string_view prev, uint64_t torn) const {
   // The writer's fields around the caller's.
-  std::string line;
-  line.reserve(record.members().size() + 160);
-  line += "{\"v\":" + std::to_string(kSchemaVersion) + ",\"seq\":" + std::to_string(seq) +
-          ",\"ts\":\"" + FormatTimestamp(options_.clock->Now()) + "\",";
-  line += record.members();
-  if (torn > 0) line += ",\"recovered_torn_bytes\":" + std::to_string(torn);
-  line += ",\"prev\":\"" + prev + "\"}";
-  return line;
+  std::string& line = *out;
+  char digits[24];
+  auto number = [&](uint64_t v) {
+    line.append(digits, static_cast<size_t>(std::to_chars(digits, digits + 24, v).ptr - digits));
+  };
+  line.append("{\"v\":");
+  number(kSchemaVersion);
+  line.append(",\"seq\":");
+  number(seq);
+  line.append(",\"ts\":\"").append(FormatTimestamp(options_.clock->Now())).append("\",");
+  line.append(record.members());
+  if (torn > 0) {
+    line.append(",\"recovered_torn_bytes\":");
+    number(torn);
+  }
+  line.append(",\"prev\":\"").append(prev).append("\"}");
 }
 
 bool AuditLog::WriteLines(const std::string& lines) {
@@ -248,13 +257,14 @@ size_t AuditLog::WriteBatch(const std::vector<Queued*>& batch) {
     for (; n < batch.size(); ++n) {
       // A torn tail found at open is reported once, in the first line written.
       const uint64_t torn = n == committed ? torn_bytes_ : 0;
-      std::string line = Line(batch[n]->record, seq + 1, prev, torn);
-      if (n > committed && file_bytes_ + lines.size() + line.size() + 1 > options_.rotate_bytes) {
+      const size_t start = lines.size();
+      AppendLine(&lines, batch[n]->record, seq + 1, prev, torn);
+      if (n > committed && file_bytes_ + lines.size() + 1 > options_.rotate_bytes) {
+        lines.resize(start);  // for the next file
         break;
       }
-      prev = LinkHash(line, options_.hmac_key);
+      prev = LinkHash(std::string_view(lines).substr(start), options_.hmac_key);
       ++seq;
-      lines += line;
       lines += '\n';
     }
     if ((file_bytes_ > 0 && file_bytes_ + lines.size() > options_.rotate_bytes && !Rotate()) ||

@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -82,9 +83,10 @@ class AuditLog final : public AuditSink {
   // Writes `batch` in order, in as few write(2)s as rotation allows; returns how many records
   // are in the file (the rest stay queued: the write failed). Writer thread only.
   size_t WriteBatch(const std::vector<Queued*>& batch);
-  // The line of `record` as the next record after `seq` and `prev`, reporting `torn` bytes.
-  std::string Line(const Record& record, uint64_t seq, const std::string& prev,
-                   uint64_t torn) const;
+  // Appends the line of `record` (no newline) as number `seq` chained to `prev`, reporting
+  // `torn` bytes.
+  void AppendLine(std::string* out, const Record& record, uint64_t seq, std::string_view prev,
+                  uint64_t torn) const;
   bool WriteLines(const std::string& lines);  // one write(2) of whole lines, undone if cut short
   bool Rotate();                              // false: the new file could not be opened
 

@@ -1,6 +1,8 @@
 // Record's serialisation and the JSON string escaping it uses.
 #include "gateway/audit/record.h"
 
+#include <array>
+
 namespace airlock::audit {
 namespace {
 
@@ -24,6 +26,13 @@ size_t Utf8Length(std::string_view s) {
   return 0;
 }
 
+// Bytes that stand for themselves in a JSON string: printable ASCII but the quote and backslash.
+constexpr std::array<bool, 256> kPlain = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x20; c < 0x80; ++c) t[c] = c != '"' && c != '\\';
+  return t;
+}();
+
 }  // namespace
 
 void AppendJsonString(std::string* out, std::string_view s) {
@@ -33,11 +42,7 @@ void AppendJsonString(std::string* out, std::string_view s) {
   while (i < s.size()) {
     // The run of characters that need nothing, appended at once.
     size_t plain = i;
-    while (plain < s.size()) {
-      const unsigned char c = static_cast<unsigned char>(s[plain]);
-      if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') break;
-      ++plain;
-    }
+    while (plain < s.size() && kPlain[static_cast<unsigned char>(s[plain])]) ++plain;
     out->append(s.substr(i, plain - i));
     i = plain;
     if (i == s.size()) break;
@@ -90,10 +95,15 @@ Record::Record(std::string_view event) {
   Set("event", event);
 }
 
+Record::Record(std::string_view event, const Record& shared) : Record(event) {
+  if (!shared.members_.empty()) members_.append(",").append(shared.members_);
+}
+
 void Record::Key(std::string_view key) {
   if (!members_.empty()) members_.push_back(',');
-  AppendJsonString(&members_, key);
-  members_.push_back(':');
+  members_.push_back('"');
+  members_.append(key);  // a schema name: nothing to escape
+  members_.append("\":");
 }
 
 Record& Record::Set(std::string_view key, std::string_view value) {
@@ -119,7 +129,7 @@ Record& Record::Set(std::string_view key, const std::vector<std::string>& values
   return *this;
 }
 
-Record& Record::SetNumber(std::string_view key, const std::string& digits) {
+Record& Record::SetNumber(std::string_view key, std::string_view digits) {
   Key(key);
   members_.append(digits);
   return *this;

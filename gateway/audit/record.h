@@ -1,15 +1,16 @@
 // Record: one audit record's fields, serialised as they are added (the members of a JSON object,
 // without its braces), so that a record costs one string to build, queue and write instead of a
-// tree of JSON values. Keys are the schema's (docs/AUDIT_LOG.md), each set at most once; values
-// are strings (escaped; bytes that are not UTF-8 become U+FFFD), integers, booleans or lists of
-// strings. Built on any thread, then moved to the audit writer.
+// tree of JSON values. Keys are the schema's names (docs/AUDIT_LOG.md), plain ASCII written as
+// they are, each set at most once; values are strings (escaped; bytes that are not UTF-8 become
+// U+FFFD), integers, booleans or lists of strings. Built on any thread, then moved to the audit
+// writer.
 #pragma once
 
+#include <charconv>
 #include <concepts>
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <type_traits>
 #include <vector>
 
 namespace airlock::audit {
@@ -17,6 +18,11 @@ namespace airlock::audit {
 class Record {
  public:
   explicit Record(std::string_view event);
+  // No event: fields that several records share, serialised once (a connection's, repeated by
+  // each of its HTTP/2 streams' records).
+  Record() = default;
+  // `event`, then `shared`'s fields.
+  Record(std::string_view event, const Record& shared);
 
   Record& Set(std::string_view key, std::string_view value);
   Record& Set(std::string_view key, const char* value) { return Set(key, std::string_view(value)); }
@@ -26,11 +32,9 @@ class Record {
   Record& Set(std::string_view key, bool value);
   template <std::integral T>
   requires(!std::same_as<T, bool>) Record& Set(std::string_view key, T value) {
-    if constexpr (std::is_signed_v<T>) {
-      return SetNumber(key, std::to_string(int64_t{value}));
-    } else {
-      return SetNumber(key, std::to_string(uint64_t{value}));
-    }
+    char digits[24];
+    auto end = std::to_chars(digits, digits + sizeof(digits), value).ptr;
+    return SetNumber(key, std::string_view(digits, static_cast<size_t>(end - digits)));
   }
   Record& Set(std::string_view key, const std::vector<std::string>& values);
 
@@ -38,7 +42,7 @@ class Record {
   const std::string& members() const { return members_; }
 
  private:
-  Record& SetNumber(std::string_view key, const std::string& digits);
+  Record& SetNumber(std::string_view key, std::string_view digits);
   void Key(std::string_view key);
 
   std::string members_;

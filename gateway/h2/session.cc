@@ -108,7 +108,9 @@ struct Session::Impl {
 
   static int OnBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* user) {
     auto* self = static_cast<Impl*>(user);
-    self->blocks[frame->hd.stream_id] = Block{};
+    Block& b = self->blocks[frame->hd.stream_id];
+    b = Block{};
+    b.fields.reserve(16);  // a request's usual count: no regrowth field by field
     return 0;
   }
 
@@ -325,13 +327,20 @@ Result<size_t> Session::Receive(std::string_view bytes) {
 
 std::string Session::TakeOutput(size_t max) {
   std::string out;
-  while (out.size() < max) {
+  TakeOutput(max, [&](std::string_view piece) { out.append(piece); });
+  return out;
+}
+
+size_t Session::TakeOutput(size_t max, const std::function<void(std::string_view)>& sink) {
+  size_t taken = 0;
+  while (taken < max) {
     const uint8_t* data = nullptr;
     ssize_t n = nghttp2_session_mem_send(impl_->session, &data);
     if (n <= 0) break;  // nothing more (or a fatal error: the session is then over)
-    out.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+    sink(std::string_view(reinterpret_cast<const char*>(data), static_cast<size_t>(n)));
+    taken += static_cast<size_t>(n);
   }
-  return out;
+  return taken;
 }
 
 bool Session::Alive() const {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -82,6 +83,9 @@ class Session {
   Result<size_t> Receive(std::string_view bytes);
   // Frames to write to the peer, up to about `max` bytes (empty: nothing to send now).
   std::string TakeOutput(size_t max);
+  // The same, handed to `sink` piece by piece as nghttp2 frames them (no copy in between);
+  // returns the bytes handed over.
+  size_t TakeOutput(size_t max, const std::function<void(std::string_view)>& sink);
   // False when the session is over: nothing more to read or to write.
   bool Alive() const;
 

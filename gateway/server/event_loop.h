@@ -24,12 +24,16 @@ struct EventFree {
 struct BufferEventFree {
   void operator()(bufferevent* b) const { bufferevent_free(b); }
 };
+struct EvBufferFree {
+  void operator()(evbuffer* b) const { evbuffer_free(b); }
+};
 struct ListenerFree {
   void operator()(evconnlistener* l) const { evconnlistener_free(l); }
 };
 using EventBasePtr = std::unique_ptr<event_base, EventBaseFree>;
 using EventPtr = std::unique_ptr<event, EventFree>;
 using BufferEventPtr = std::unique_ptr<bufferevent, BufferEventFree>;
+using EvBufferPtr = std::unique_ptr<evbuffer, EvBufferFree>;
 using ListenerPtr = std::unique_ptr<evconnlistener, ListenerFree>;
 
 // Must run once, before any event_base is created (enables cross-thread event_active).

@@ -111,6 +111,8 @@ Http2Relay::~Http2Relay() = default;
 Result<std::unique_ptr<Http2Relay>> Http2Relay::Create(Http2Host& host) {
   std::unique_ptr<Http2Relay> r(new Http2Relay(host));
   r->upstream_handler_ = std::make_unique<UpstreamHandler>(*r);
+  r->staged_.reset(evbuffer_new());
+  if (!r->staged_) return Status::Error("cannot set up an HTTP/2 relay: out of memory");
   h2::Limits limits;
   auto client = h2::Session::Create(h2::Role::kServer, *r, limits);
   if (!client.ok()) return client.status();
@@ -508,12 +510,20 @@ void Http2Relay::RefuseAdmitted(Stream& s, const Refusal& refusal) {
 
 bool Http2Relay::Feed(bufferevent* bev, h2::Session& session, const char* side) {
   evbuffer* in = bufferevent_get_input(bev);
-  size_t len = evbuffer_get_length(in);
-  if (len == 0) return true;
-  auto* data = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ssize_t>(len)));
-  auto n = session.Receive(std::string_view(data, len));
-  evbuffer_drain(in, len);
-  if (!n.ok()) {
+  // Chunk by chunk as the buffer holds them, uncopied (nghttp2 keeps its state across calls).
+  Status status = Status::Ok();
+  for (size_t len; status.ok() && (len = evbuffer_get_length(in)) > 0;) {
+    evbuffer_iovec chunk;
+    if (evbuffer_peek(in, -1, nullptr, &chunk, 1) < 1 || chunk.iov_len == 0) {
+      chunk = {evbuffer_pullup(in, -1), len};  // an empty chain first: made one
+    }
+    auto n =
+        session.Receive(std::string_view(static_cast<const char*>(chunk.iov_base), chunk.iov_len));
+    evbuffer_drain(in, chunk.iov_len);
+    if (!n.ok()) status = n.status();
+  }
+  if (!status.ok()) {
+    evbuffer_drain(in, evbuffer_get_length(in));
     std::string why = std::string(side) +
                       (session.violation() ? session.violation()->reason : "h2_protocol_error");
     (&session == client_.get() ? closing_ : draining_) = why;
@@ -565,9 +575,13 @@ void Http2Relay::Flush() {
 bool Http2Relay::Drain(h2::Session& session, evbuffer* out) {
   size_t queued = evbuffer_get_length(out);
   if (queued >= kRelayHighWater) return false;  // resumes from the write callback
-  std::string bytes = session.TakeOutput(kRelayHighWater - queued);
-  if (bytes.empty()) return false;
-  evbuffer_add(out, bytes.data(), bytes.size());
+  evbuffer* staged = staged_.get();
+  if (session.TakeOutput(kRelayHighWater - queued, [staged](std::string_view piece) {
+        evbuffer_add(staged, piece.data(), piece.size());
+      }) == 0) {
+    return false;
+  }
+  evbuffer_add_buffer(out, staged);  // the chains move, uncopied
   return true;
 }
 

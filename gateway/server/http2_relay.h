@@ -114,15 +114,15 @@ class Http2Relay : public Relay, private h2::Handler {
   void Answer(Stream& s, const Refusal& refusal);
   // Refuses a stream after its admission: its record, the upstream's stream cancelled.
   void RefuseAdmitted(Stream& s, const Refusal& refusal);
-  void FinishResponse(Stream& s, h2::Fields trailers);
   Stream* ByUpstream(int32_t id);
   // Its http.request record, unless it has one.
   void AuditOnce(Stream& s);
   // Feeds a side's input to its session; false (closing_ set, `side` its prefix) when the
   // peer broke the protocol.
   bool Feed(bufferevent* bev, h2::Session& session, const char* side);
-  // Moves what `session` has to send into `out` while `out` holds less than kRelayHighWater;
-  // true if anything moved.
+  // Moves what `session` has to send into `out` while `out` holds less than kRelayHighWater,
+  // frames gathered in staged_ first so that `out` (a TLS bufferevent's, which encrypts on
+  // every addition) takes them in one piece; true if anything moved.
   bool Drain(h2::Session& session, evbuffer* out);
   // Writes what both sessions have to send and ends the connection when they are done. Call
   // last: may close.
@@ -132,6 +132,7 @@ class Http2Relay : public Relay, private h2::Handler {
   std::unique_ptr<UpstreamHandler> upstream_handler_;
   std::unique_ptr<h2::Session> client_;
   std::unique_ptr<h2::Session> upstream_;
+  EvBufferPtr staged_;                                            // Drain's
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;  // by the sandbox's stream id
   std::unordered_map<int32_t, int32_t> upstream_ids_;             // upstream stream id -> sandbox's
   std::string closing_;   // why the connection ends now (the sandbox broke the protocol)

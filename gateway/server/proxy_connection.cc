@@ -110,6 +110,13 @@ ProxyConnection::~ProxyConnection() = default;
 
 audit::Record ProxyConnection::BaseRecord(const char* event, std::string_view rule) const {
   audit::Record r(event);
+  AddConnectionFields(&r);
+  if (!rule.empty()) r.Set("rule", rule);
+  return r;
+}
+
+void ProxyConnection::AddConnectionFields(audit::Record* record) const {
+  audit::Record& r = *record;
   r.Set("conn", id_);
   if (session_) {
     r.Set("session", session_->id);
@@ -122,8 +129,6 @@ audit::Record ProxyConnection::BaseRecord(const char* event, std::string_view ru
     r.Set("port", target_.port);
   }
   if (original_dst_) r.Set("original_ip", original_dst_->ToString());
-  if (!rule.empty()) r.Set("rule", rule);
-  return r;
 }
 
 audit::Record ProxyConnection::BaseRecord(const char* event) const {

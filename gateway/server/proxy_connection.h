@@ -162,7 +162,9 @@ class ProxyConnection : public ExchangeHost, public Http2Host {
   const char* ProtoName() const;
   audit::Record BaseRecord(const char* event) const;  // with the connection's rule
   audit::Record BaseRecord(const char* event, std::string_view rule) const;
-  // A stream's records: the connection's fields with the stream's rule.
+  // The fields that say which connection a record is about (conn, session, src, host...).
+  void AddConnectionFields(audit::Record* r) const;
+  // A stream's records: the connection's fields (stream_fields_) with the stream's rule.
   audit::Record StreamRecord(const char* event, const StreamScope& scope) const;
   CredentialGuard::Scope StreamGuardScope(const StreamScope& scope) const;
   Refusal AuditStreamLeak(const StreamScope& scope, const CredentialGuard::Leak& leak);
@@ -203,7 +205,8 @@ class ProxyConnection : public ExchangeHost, public Http2Host {
   bool inspected_ = false;    // the rule inspects: TLS is terminated on both ends
   bool sandbox_tls_ = false;  // the sandbox's handshake is done
   std::string sni_;
-  bool client_offers_h2_ = false;                              // the sandbox's ClientHello lists h2
+  audit::Record stream_fields_;    // HTTP/2: AddConnectionFields once for every stream's records
+  bool client_offers_h2_ = false;  // the sandbox's ClientHello lists h2
   tls::AppProtocol app_protocol_ = tls::AppProtocol::kHttp11;  // what the upstream chose
   std::optional<Refusal> upstream_failure_;  // answers the next request inside TLS
   std::string tls_error_;                    // why the upstream's handshake failed

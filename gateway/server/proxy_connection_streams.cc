@@ -20,6 +20,7 @@ void ProxyConnection::StartHttp2() {
     return;
   }
   Http2Relay* r = relay.value().get();
+  AddConnectionFields(&stream_fields_);  // what every stream's records repeat
   exchange_ = nullptr;
   relay_ = std::move(relay).value();
   request_.Reset();
@@ -37,7 +38,9 @@ std::unique_ptr<StreamScope> ProxyConnection::NewStream() {
 }
 
 audit::Record ProxyConnection::StreamRecord(const char* event, const StreamScope& scope) const {
-  return BaseRecord(event, scope.decision.rule_id());
+  audit::Record r(event, stream_fields_);
+  if (!scope.decision.rule_id().empty()) r.Set("rule", scope.decision.rule_id());
+  return r;
 }
 
 CredentialGuard::Scope ProxyConnection::StreamGuardScope(const StreamScope& scope) const {

@@ -151,6 +151,7 @@ bool AuthorityMatchesSni(std::string_view authority, std::string_view sni, uint1
 }
 
 bool SameHost(std::string_view a, std::string_view b) {
+  if (a == b) return net::NormalizeHost(a).error == net::HostError::kNone;  // the usual case
   net::NormalizedHost na = net::NormalizeHost(a);
   net::NormalizedHost nb = net::NormalizeHost(b);
   return na.error == net::HostError::kNone && nb.error == net::HostError::kNone &&

@@ -30,6 +30,16 @@ TEST(AuditRecord, WritesEveryKindOfValue) {
   EXPECT_EQ(j["credentials"][1], "openai");
 }
 
+TEST(AuditRecord, SharedFieldsFollowTheEvent) {
+  Record shared;
+  shared.Set("conn", 7).Set("host", "a.example");
+  Record r("http.request", shared);
+  r.Set("rule", "r1");
+  EXPECT_EQ(r.members(), R"("event":"http.request","conn":7,"host":"a.example","rule":"r1")");
+  EXPECT_EQ(Record("e", Record()).members(), R"("event":"e")");   // nothing shared: no comma
+  EXPECT_EQ(shared.members(), R"("conn":7,"host":"a.example")");  // left as it was
+}
+
 TEST(AuditRecord, EscapesStrings) {
   Record r("e");
   r.Set("path", std::string_view("/a\"b\\c\n\r\t\b\f\x01\x1f\x7f", 14));
