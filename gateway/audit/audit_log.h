@@ -89,6 +89,10 @@ class AuditLog final : public AuditSink {
                   uint64_t torn) const;
   bool WriteLines(const std::string& lines);  // one write(2) of whole lines, undone if cut short
   bool Rotate();                              // false: the new file could not be opened
+  // After a sync: the file's pages leave the page cache. The gateway never reads them back, and
+  // the pages the next lines need are then recently freed ones, not fresh memory (in a VM a
+  // fresh page is a fault on the host: writing into them cost up to 10x, ARCHITECTURE 46).
+  void ReleaseCache();
 
   AuditOptions options_;
   int fd_ = -1;
