@@ -7,6 +7,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -35,6 +36,12 @@ using EventPtr = std::unique_ptr<event, EventFree>;
 using BufferEventPtr = std::unique_ptr<bufferevent, BufferEventFree>;
 using EvBufferPtr = std::unique_ptr<evbuffer, EvBufferFree>;
 using ListenerPtr = std::unique_ptr<evconnlistener, ListenerFree>;
+
+// A duration as libevent's timeouts take it.
+inline timeval ToTimeval(std::chrono::milliseconds ms) {
+  return timeval{static_cast<time_t>(ms.count() / 1000),
+                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+}
 
 // Must run once, before any event_base is created (enables cross-thread event_active).
 void EnableLibeventThreads();

@@ -45,6 +45,7 @@ class Metrics {
   uint64_t Decisions(const std::string& decision, const std::string& reason) const;
   std::atomic<uint64_t> bytes_up{0};
   std::atomic<uint64_t> bytes_down{0};
+  std::atomic<uint64_t> spliced_bytes{0};  // of both, through SpliceRelay's pipes
   std::atomic<uint64_t> resolver_errors{0};
   std::atomic<uint64_t> active_connections{0};
   // HTTP/2 inside inspected TLS.

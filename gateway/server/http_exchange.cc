@@ -277,7 +277,7 @@ void Http1Exchange::HandleResponse() {
         summary_.status = rh.status;
         summary_.duration = duration_cast<milliseconds>(steady_clock::now() - started_);
         host_.AuditRequest(summary_);
-        tunnel_.emplace(host_);
+        tunnel_ = MakeTunnel(host_);
         tunnel_->Start();
         return;
       }

@@ -112,7 +112,7 @@ class Http1Exchange : public Relay {
   http::MessageParser& response_;
   const size_t max_head_bytes_;
   State state_ = State::kReadingHead;
-  std::optional<TunnelRelay> tunnel_;                          // after a 101
+  std::unique_ptr<Tunnel> tunnel_;                             // after a 101
   std::unique_ptr<credentials::ReflectionFilter> reflection_;  // this response's, if any
   std::optional<Refusal> body_leak_;  // the request body carried a placeholder: discarding it
   size_t whole_body_limit_ = 0;       // kBufferingBody

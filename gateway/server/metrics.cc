@@ -31,6 +31,9 @@ std::string Metrics::Render(size_t sessions, size_t audit_queue,
   out += "# TYPE airlock_bytes_total counter\n";
   out += "airlock_bytes_total{direction=\"up\"} " + std::to_string(bytes_up.load()) + "\n";
   out += "airlock_bytes_total{direction=\"down\"} " + std::to_string(bytes_down.load()) + "\n";
+  out += "# HELP airlock_spliced_bytes_total Bytes tunnelled with splice(2), never copied.\n";
+  out += "# TYPE airlock_spliced_bytes_total counter\n";
+  out += "airlock_spliced_bytes_total " + std::to_string(spliced_bytes.load()) + "\n";
   out += "# HELP airlock_resolver_errors_total Failed upstream name resolutions.\n";
   out += "# TYPE airlock_resolver_errors_total counter\n";
   out += "airlock_resolver_errors_total " + std::to_string(resolver_errors.load()) + "\n";

@@ -30,11 +30,6 @@ using std::chrono::duration_cast;
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
-timeval ToTimeval(milliseconds ms) {
-  return timeval{static_cast<time_t>(ms.count() / 1000),
-                 static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
-}
-
 Refusal AuditUnavailable() {
   return Refusal{503, "audit_unavailable",
                  "the audit log cannot be written; no connection is allowed",
@@ -938,8 +933,8 @@ void ProxyConnection::StartRelay() {
     return;
   }
   if (target_.tunnel && !inspected_) {
-    auto tunnel = std::make_unique<TunnelRelay>(*this);
-    TunnelRelay* t = tunnel.get();
+    std::unique_ptr<Tunnel> tunnel = MakeTunnel(*this);
+    Tunnel* t = tunnel.get();
     exchange_ = nullptr;
     relay_ = std::move(tunnel);
     t->Start();  // the buffered ClientHello, if any
@@ -965,16 +960,18 @@ void ProxyConnection::StartRelay() {
 
 void ProxyConnection::CountHead(size_t n, bool upward) { (upward ? bytes_up_ : bytes_down_) += n; }
 
-void ProxyConnection::CountBytes(size_t n, bool upward) {
+void ProxyConnection::CountSpliced(size_t n) { g_.metrics.spliced_bytes += n; }
+
+bool ProxyConnection::CountBytes(size_t n, bool upward) {
   if (!upward) {
     bytes_down_ += n;
     if (session_) session_->usage->bytes_in += n;
     g_.metrics.bytes_down += n;
-    return;
+    return true;
   }
   bytes_up_ += n;
   g_.metrics.bytes_up += n;
-  if (!session_) return;
+  if (!session_) return true;
   uint64_t sent = session_->usage->bytes_out += n;
   const policy::CompiledPolicy* p = decision_.policy;
   if (p && p->policy().limits.bytes_out && sent > *p->policy().limits.bytes_out &&
@@ -988,6 +985,7 @@ void ProxyConnection::CountBytes(size_t n, bool upward) {
       if (it != w->live.end()) it->second->Terminate("limit_bytes_out");
     });
   }
+  return !over_budget_;
 }
 
 }  // namespace airlock::server

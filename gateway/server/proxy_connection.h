@@ -67,7 +67,9 @@ class ProxyConnection : public ExchangeHost, public Http2Host {
   // RelayHost and ExchangeHost.
   bufferevent* client() override { return client_.get(); }
   bufferevent* upstream() override { return upstream_.get(); }
-  void CountBytes(size_t n, bool upward) override;
+  bool CountBytes(size_t n, bool upward) override;
+  void CountSpliced(size_t n) override;
+  std::chrono::milliseconds IdleTimeout() const override { return g_.config.idle_timeout; }
   void CountHead(size_t n, bool upward) override;
   void Close(const std::string& reason) override;
   Admission AdmitRequest(const http::HttpHead& head) override;

@@ -6,6 +6,7 @@
 // forwards their callbacks to the relay. Everything here lives on the connection's worker thread.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 
@@ -19,8 +20,14 @@ class RelayHost {
   virtual ~RelayHost() = default;
   virtual bufferevent* client() = 0;
   virtual bufferevent* upstream() = 0;  // null while there is no upstream
-  // Payload bytes relayed: the connection's, the session's and the gateway's counters.
-  virtual void CountBytes(size_t n, bool upward) = 0;
+  // Payload bytes relayed: the connection's, the session's and the gateway's counters. False
+  // once the session's byte budget is spent (the connection is then ended shortly): a relay
+  // that can hold the bytes back (SpliceRelay) sends nothing more upward.
+  virtual bool CountBytes(size_t n, bool upward) = 0;
+  // How long a side may stay silent (or not take bytes) before the connection ends.
+  virtual std::chrono::milliseconds IdleTimeout() const = 0;
+  // Of those, bytes that went through a pipe, never copied (SpliceRelay): a metric.
+  virtual void CountSpliced(size_t n) = 0;
   // Head bytes written by the gateway: the connection's counters only.
   virtual void CountHead(size_t n, bool upward) = 0;
   // Ends the connection now (writes connection.close). The relay is destroyed with it: return
@@ -42,6 +49,14 @@ class Relay {
   // The connection is ending, for whatever reason (also from outside: a reload, the session's
   // end, shutdown): write the records of requests still in flight. Must not close.
   virtual void OnClosing() {}
+};
+
+// A relay that moves bytes both ways unchanged (TunnelRelay, SpliceRelay: MakeTunnel picks).
+class Tunnel : public Relay {
+ public:
+  // Moves whatever both sides have buffered already (a ClientHello read while deciding, bytes
+  // after a 101). May close the connection: call last.
+  virtual void Start() = 0;
 };
 
 // Pause reading from a side once the other side has this much queued for writing.

@@ -3,7 +3,14 @@
 
 #include <sys/socket.h>
 
+#include "gateway/server/splice_relay.h"
+
 namespace airlock::server {
+
+std::unique_ptr<Tunnel> MakeTunnel(RelayHost& host) {
+  if (auto splice = SpliceRelay::Create(host)) return splice;
+  return std::make_unique<TunnelRelay>(host);
+}
 
 void TunnelRelay::Start() {
   bufferevent_enable(host_.upstream(), EV_READ);

@@ -4,16 +4,16 @@
 // ends when both sides have closed and everything is written. Lives on its connection's worker.
 #pragma once
 
+#include <memory>
+
 #include "gateway/server/relay.h"
 
 namespace airlock::server {
 
-class TunnelRelay : public Relay {
+class TunnelRelay : public Tunnel {
  public:
   explicit TunnelRelay(RelayHost& host) : host_(host) {}
-  // Moves whatever both sides have buffered already (a ClientHello read while deciding, bytes
-  // after a 101). May close the connection: call last.
-  void Start();
+  void Start() override;
 
   void OnClientRead() override;
   void OnClientWrite() override;
@@ -31,5 +31,9 @@ class TunnelRelay : public Relay {
   bool client_eof_ = false;
   bool upstream_eof_ = false;
 };
+
+// The tunnel for the connection's two ends: SpliceRelay between plain sockets (zero copy),
+// TunnelRelay when either end is TLS or splicing cannot be set up.
+std::unique_ptr<Tunnel> MakeTunnel(RelayHost& host);
 
 }  // namespace airlock::server

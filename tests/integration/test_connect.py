@@ -90,3 +90,8 @@ def test_tcp_rule_tunnels_raw_bytes_with_half_close(gateway):
     rec = gateway.records(lambda r: any(x["event"] == "connection.close" for x in r))
     closed = [r for r in rec if r["event"] == "connection.close"][0]
     assert closed["bytes_up"] == 200014 and closed["bytes_down"] == 15
+    # Between two plain sockets the bytes went through pipes (splice), not the gateway's memory.
+    import urllib.request
+    text = urllib.request.urlopen("http://127.0.0.1:9464/metrics", timeout=5).read().decode()
+    spliced = [line for line in text.splitlines() if line.startswith("airlock_spliced_bytes_total ")]
+    assert spliced and int(spliced[0].split()[1]) >= 200014 + 15

@@ -118,6 +118,12 @@ def test_byte_budget_ends_a_tunnel(tmp_path, dns):
         except ConnectionResetError:
             ended = True  # closed with unread input: a reset
         assert ended, "the tunnel must end past the byte budget"
+        # Nothing past the budget reached the upstream.
+        up.settimeout(5)
+        received = 0
+        while chunk := up.recv(65536):
+            received += len(chunk)
+        assert received <= 64 * 1024
         up.close()
         c.close()
         rec = g.records(lambda r: any(x.get("reason") == "limit_bytes_out" for x in r))

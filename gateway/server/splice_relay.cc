@@ -1,0 +1,176 @@
+// Zero-copy tunnels: splice(2) from socket to pipe to socket (see splice_relay.h).
+#include "gateway/server/splice_relay.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace airlock::server {
+
+// One way through the tunnel: `from`'s bytes into the pipe, the pipe's into `to`.
+struct SpliceRelay::Direction {
+  SpliceRelay* relay = nullptr;
+  bool upward = false;
+  int from = -1;
+  int to = -1;
+  evbuffer* queued = nullptr;  // `to`'s bufferevent output: bytes from before splicing, first
+  int pipe[2] = {-1, -1};
+  size_t capacity = 0;  // of the pipe
+  size_t in_pipe = 0;
+  bool eof = false;      // `from` has ended
+  bool shut = false;     // ... and `to` was told (SHUT_WR)
+  bool stopped = false;  // over the byte budget: nothing more is written
+  bool writable = true;  // `to` took everything last time it was offered
+  EventPtr read_event;   // `from` readable
+  EventPtr write_event;  // `to` writable
+};
+
+namespace {
+
+constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+
+bool Blocked(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
+
+}  // namespace
+
+SpliceRelay::SpliceRelay(RelayHost& host) : host_(host), idle_(ToTimeval(host.IdleTimeout())) {}
+
+SpliceRelay::~SpliceRelay() {
+  for (Direction* d : {up_.get(), down_.get()}) {
+    if (!d) continue;
+    for (int fd : d->pipe) {
+      if (fd >= 0) close(fd);
+    }
+  }
+}
+
+std::unique_ptr<SpliceRelay> SpliceRelay::Create(RelayHost& host) {
+  bufferevent* client = host.client();
+  bufferevent* upstream = host.upstream();
+  if (!upstream || bufferevent_get_underlying(client) || bufferevent_get_underlying(upstream)) {
+    return nullptr;  // TLS filters: their bytes pass through OpenSSL in user space
+  }
+  std::unique_ptr<SpliceRelay> r(new SpliceRelay(host));
+  r->up_ = std::make_unique<Direction>();
+  r->down_ = std::make_unique<Direction>();
+  if (!r->Setup(*r->up_, client, upstream, true) || !r->Setup(*r->down_, upstream, client, false)) {
+    return nullptr;  // out of descriptors or memory: the buffered tunnel needs neither
+  }
+  return r;
+}
+
+bool SpliceRelay::Setup(Direction& d, bufferevent* from, bufferevent* to, bool upward) {
+  d.relay = this;
+  d.upward = upward;
+  d.from = bufferevent_getfd(from);
+  d.to = bufferevent_getfd(to);
+  d.queued = bufferevent_get_output(to);
+  if (pipe2(d.pipe, O_NONBLOCK | O_CLOEXEC) != 0) return false;
+  int size = fcntl(d.pipe[1], F_GETPIPE_SZ);
+  if (size <= 0) return false;
+  d.capacity = static_cast<size_t>(size);
+  event_base* base = bufferevent_get_base(from);
+  d.read_event.reset(event_new(base, d.from, EV_READ | EV_PERSIST, OnEvent, &d));
+  d.write_event.reset(event_new(base, d.to, EV_WRITE | EV_PERSIST, OnEvent, &d));
+  return d.read_event && d.write_event;
+}
+
+void SpliceRelay::Start() {
+  bufferevent* client = host_.client();
+  bufferevent* upstream = host_.upstream();
+  // From here on the descriptors are this relay's to watch.
+  bufferevent_disable(client, EV_READ | EV_WRITE);
+  bufferevent_disable(upstream, EV_READ | EV_WRITE);
+  // What was read before splicing began goes out first, counted like the rest.
+  for (auto [from, d] : {std::pair{client, up_.get()}, std::pair{upstream, down_.get()}}) {
+    evbuffer* in = bufferevent_get_input(from);
+    size_t n = evbuffer_get_length(in);
+    if (n > 0) {
+      evbuffer_add_buffer(d->queued, in);
+      if (!host_.CountBytes(n, d->upward)) d->stopped = true;
+    }
+  }
+  if (!Pump(*down_) || !Pump(*up_)) return;
+  MaybeFinish();
+}
+
+void SpliceRelay::OnEvent(evutil_socket_t, short what, void* arg) {
+  auto* d = static_cast<Direction*>(arg);
+  SpliceRelay* self = d->relay;
+  if (what & EV_TIMEOUT) {
+    self->host_.Close("idle_timeout");
+    return;
+  }
+  if (what & EV_WRITE) d->writable = true;
+  if (!self->Pump(*d)) return;
+  self->MaybeFinish();
+}
+
+bool SpliceRelay::Pump(Direction& d) {
+  // The side a failure is on names the reason, as the bufferevents' errors did.
+  auto fail = [&](bool on_from) {
+    const bool client_side = on_from == d.upward;
+    host_.Close(client_side ? "client_error" : "upstream_error");
+    return false;
+  };
+  for (bool progress = true; progress;) {
+    progress = false;
+    // 1. Out to `to`: the bytes queued before splicing, then the pipe's.
+    while (!d.stopped && d.writable && evbuffer_get_length(d.queued) > 0) {
+      // A bufferevent's output is frozen at its start for all but the bufferevent: thawed for
+      // this write, as libevent's own writer does.
+      evbuffer_unfreeze(d.queued, 1);
+      int n = evbuffer_write(d.queued, d.to);
+      const int err = errno;
+      evbuffer_freeze(d.queued, 1);
+      if (n < 0 && !Blocked(err)) return fail(false);
+      if (n <= 0) d.writable = false;
+    }
+    if (!d.stopped && d.writable && d.in_pipe > 0 && evbuffer_get_length(d.queued) == 0) {
+      ssize_t n = splice(d.pipe[0], nullptr, d.to, nullptr, d.in_pipe, kSpliceFlags);
+      if (n < 0 && !Blocked(errno)) return fail(false);
+      if (n > 0) {
+        d.in_pipe -= static_cast<size_t>(n);
+        host_.CountSpliced(static_cast<size_t>(n));
+        progress = true;
+      } else {
+        d.writable = false;
+      }
+    }
+    // 2. In from `from`, while the pipe has room (the back-pressure: a slow `to` stops this).
+    if (!d.eof && !d.stopped && d.in_pipe < d.capacity) {
+      ssize_t n = splice(d.from, nullptr, d.pipe[1], nullptr, d.capacity - d.in_pipe, kSpliceFlags);
+      if (n < 0 && !Blocked(errno)) return fail(true);
+      if (n == 0) d.eof = true;
+      if (n > 0) {
+        d.in_pipe += static_cast<size_t>(n);
+        if (!host_.CountBytes(static_cast<size_t>(n), d.upward)) d.stopped = true;
+        progress = true;
+      }
+    }
+  }
+  // Half-close: the EOF goes on once everything before it is out.
+  if (d.eof && !d.shut && d.in_pipe == 0 && evbuffer_get_length(d.queued) == 0) {
+    shutdown(d.to, SHUT_WR);
+    d.shut = true;
+  }
+  // Watch `from` while there is room to read into, `to` while bytes wait for it. The idle
+  // timeout runs on each: no byte read (or no room to write) for that long ends the tunnel.
+  const bool want_read = !d.eof && !d.stopped && d.in_pipe < d.capacity;
+  const bool want_write = !d.stopped && !d.writable;
+  if (want_read != static_cast<bool>(event_pending(d.read_event.get(), EV_READ, nullptr))) {
+    want_read ? event_add(d.read_event.get(), &idle_) : event_del(d.read_event.get());
+  }
+  if (want_write != static_cast<bool>(event_pending(d.write_event.get(), EV_WRITE, nullptr))) {
+    want_write ? event_add(d.write_event.get(), &idle_) : event_del(d.write_event.get());
+  }
+  return true;
+}
+
+void SpliceRelay::MaybeFinish() {
+  if (up_->shut && down_->shut) host_.Close("done");
+}
+
+}  // namespace airlock::server
