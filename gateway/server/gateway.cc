@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstring>
 #include <fstream>
@@ -19,6 +20,22 @@
 
 namespace airlock::server {
 namespace {
+
+// Below this many open files the gateway says so at start: a spliced tunnel holds six
+// descriptors (two sockets, two pipes), an inspected connection two.
+constexpr uint64_t kFewOpenFiles = 16384;
+
+// Raises the soft open-file limit (often 1024) to the hard one; returns the limit in force.
+uint64_t RaiseOpenFileLimit() {
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) != 0) return 0;
+  if (r.rlim_cur < r.rlim_max) {
+    rlimit raised = r;
+    raised.rlim_cur = r.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) r = raised;
+  }
+  return static_cast<uint64_t>(r.rlim_cur);
+}
 
 // Names for the operator's log: "a,b,c".
 std::string Joined(const std::vector<std::string>& names) {
@@ -60,6 +77,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Create(config::GatewayConfig config) {
 
 Status Gateway::Init() {
   const config::GatewayConfig& c = state_.config;
+  open_files_ = RaiseOpenFileLimit();
   audit::AuditOptions ao;
   ao.path = c.audit_path;
   ao.rotate_bytes = c.audit_rotate_bytes;
@@ -150,6 +168,8 @@ Status Gateway::Init() {
     return Status::Error("cannot listen on " + c.proxy.host + ":" + std::to_string(c.proxy.port) +
                          ": " + std::strerror(errno));
   }
+  proxy_pause_ = std::make_unique<AcceptPause>(main_base_.get(), proxy_listener_.get(), "proxy");
+  evconnlistener_set_error_cb(proxy_listener_.get(), OnAcceptError);
 
   if (c.transparent) {
     socklen_t tlen = 0;
@@ -162,6 +182,9 @@ Status Gateway::Init() {
       return Status::Error("cannot listen on " + c.transparent->host + ":" +
                            std::to_string(c.transparent->port) + ": " + std::strerror(errno));
     }
+    transparent_pause_ =
+        std::make_unique<AcceptPause>(main_base_.get(), transparent_listener_.get(), "transparent");
+    evconnlistener_set_error_cb(transparent_listener_.get(), OnAcceptError);
   }
 
   control::ControlHooks hooks;
@@ -238,7 +261,14 @@ int Gateway::Run() {
               oplog::F("proxy", c.proxy.host + ":" + std::to_string(c.proxy.port)),
               oplog::F("policies", Joined(state_.policies.Get()->Names())),
               oplog::F("sessions", sessions_->size()), oplog::F("workers", workers_.size()),
-              oplog::F("audit", c.audit_path)});
+              oplog::F("audit", c.audit_path), oplog::F("open_files", open_files_)});
+  if (open_files_ < kFewOpenFiles) {
+    oplog::Log(oplog::Level::kWarn, "gateway.open_files_low",
+               {oplog::F("open_files", open_files_),
+                oplog::F("hint",
+                         "a tunnel holds up to 6 descriptors: raise the hard limit "
+                         "(LimitNOFILE=, ulimit -Hn) for more than a few thousand")});
+  }
   SdNotify("READY=1\nSTATUS=serving");
   event_base_dispatch(main_base_.get());
   audit_->Append(audit::Record("gateway.stop"));
@@ -255,6 +285,13 @@ void Gateway::OnProxyAccept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, i
 void Gateway::OnTransparentAccept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len,
                                   void* arg) {
   static_cast<Gateway*>(arg)->Dispatch(fd, sa, len, ProxyConnection::Mode::kTransparent);
+}
+
+void Gateway::OnAcceptError(evconnlistener* listener, void* arg) {
+  const int error = errno;  // accept(2)'s
+  auto* self = static_cast<Gateway*>(arg);
+  (listener == self->proxy_listener_.get() ? self->proxy_pause_ : self->transparent_pause_)
+      ->Failed(error);
 }
 
 void Gateway::Dispatch(evutil_socket_t fd, sockaddr* sa, int len, ProxyConnection::Mode mode) {
@@ -361,6 +398,8 @@ void Gateway::BeginShutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
   SdNotify("STOPPING=1");
+  proxy_pause_.reset();  // (its timer would enable the listener)
+  transparent_pause_.reset();
   proxy_listener_.reset();  // stop accepting
   transparent_listener_.reset();
   drain_deadline_ = std::chrono::steady_clock::now() + state_.config.drain_timeout;

@@ -12,6 +12,7 @@
 #include "gateway/control/control_api.h"
 #include "gateway/credentials/broker.h"
 #include "gateway/policy/policy_loader.h"
+#include "gateway/server/accept_pause.h"
 #include "gateway/server/audit_waker.h"
 #include "gateway/server/dns_server.h"
 #include "gateway/server/error_summary.h"
@@ -41,6 +42,7 @@ class Gateway {
   static void OnTransparentAccept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len,
                                   void* arg);
   void Dispatch(evutil_socket_t fd, sockaddr* sa, int len, ProxyConnection::Mode mode);
+  static void OnAcceptError(evconnlistener* listener, void* arg);
   static void OnSignal(evutil_socket_t sig, short, void* arg);
   static void OnTick(evutil_socket_t, short, void* arg);
   void BeginShutdown();
@@ -56,8 +58,11 @@ class Gateway {
   std::vector<std::unique_ptr<WorkerConnections>> workers_;
   std::vector<std::unique_ptr<AuditWaker>> audit_wakers_;  // one per worker, freed before it
   size_t next_worker_ = 0;
+  uint64_t open_files_ = 0;  // the open-file limit, raised to the hard one at start
   ListenerPtr proxy_listener_;
   ListenerPtr transparent_listener_;
+  std::unique_ptr<AcceptPause> proxy_pause_;
+  std::unique_ptr<AcceptPause> transparent_pause_;
   std::unique_ptr<SimpleHttpServer> control_server_;
   std::unique_ptr<SimpleHttpServer> metrics_server_;
   std::unique_ptr<Worker> dns_worker_;  // the DNS responder's thread

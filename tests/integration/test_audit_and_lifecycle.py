@@ -178,6 +178,45 @@ def test_slowloris_is_cut_off_and_others_are_served(tmp_path, dns, upstream):
         g.stop()
 
 
+def test_out_of_descriptors_pauses_accepting_and_recovers(gateway, upstream):
+    """At the open-file limit accept(2) fails with EMFILE and the pending connection stays in
+    the backlog: the listener pauses (said once per pause in the operator's log) instead of
+    retrying at once forever, and serves again once descriptors are free."""
+    gateway.session()
+    assert "open_files=" in open(gateway.log.name).read()  # the limit in force, at start
+    pid = gateway.proc.pid
+    in_use = len(os.listdir(f"/proc/{pid}/fd"))
+    subprocess.run(["prlimit", "--pid", str(pid), f"--nofile={in_use + 4}:{in_use + 4}"],
+                   check=True)
+    idle = []
+    try:
+        for _ in range(12):  # more than the gateway can accept
+            idle.append(socket.create_connection(("127.0.0.1", 3128), timeout=5))
+        log = gateway.log.name
+        deadline = time.time() + 10
+        while "gateway.accept_paused" not in open(log).read() and time.time() < deadline:
+            time.sleep(0.05)
+        text = open(log).read()
+        assert "gateway.accept_paused" in text and "listener=proxy" in text
+        assert "Error from accept" not in text  # libevent's own warning: the busy loop
+        paused_at = time.time()
+        # While paused, the pending connections wait; once ours close, they are served again.
+        for s in idle:
+            s.close()
+        idle = []
+        deadline = time.time() + 10
+        while time.time() < deadline and curl("http://web.test:8080/")[0] != 200:
+            time.sleep(0.05)
+        assert curl("http://web.test:8080/")[0] == 200
+        # One line per pause of 100 ms at most: not one per failed accept.
+        pauses = open(log).read().count("gateway.accept_paused")
+        assert pauses <= (time.time() - paused_at) / 0.1 + 2
+    finally:
+        for s in idle:
+            s.close()
+        subprocess.run(["prlimit", "--pid", str(pid), "--nofile=65536:65536"], check=False)
+
+
 def test_sigterm_drains_and_logs_stop(gateway):
     gateway.session()
     assert curl("http://web.test:8080/")[0] == 200

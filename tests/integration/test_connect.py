@@ -3,8 +3,10 @@ CONNECT host, checked before anything is dialled; tcp rules tunnel raw bytes."""
 import json
 import socket
 import subprocess
+import threading
 
 from conftest import listen, recv_all, curl, raw_request
+from test_inspect import ASAN, rss_bytes, wait_stalled
 
 
 def test_https_through_connect_with_matching_sni(gateway, tls_upstream):
@@ -95,3 +97,46 @@ def test_tcp_rule_tunnels_raw_bytes_with_half_close(gateway):
     text = urllib.request.urlopen("http://127.0.0.1:9464/metrics", timeout=5).read().decode()
     spliced = [line for line in text.splitlines() if line.startswith("airlock_spliced_bytes_total ")]
     assert spliced and int(spliced[0].split()[1]) >= 200014 + 15
+
+
+def test_a_slow_reader_holds_the_tunnel_not_the_gateways_memory(gateway):
+    """A raw TCP tunnel whose client reads nothing: the upstream is held once the pipe and the
+    socket buffers are full, the gateway's memory does not grow with what it is sent, and every
+    byte sent arrives once the client reads."""
+    gateway.session()
+    srv = listen("127.0.0.4", 9000)
+    c = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+    c.sendall(b"CONNECT raw.test:9000 HTTP/1.1\r\nHost: raw.test:9000\r\n\r\n")
+    assert c.recv(4096) == b"HTTP/1.1 200 Connection established\r\n\r\n"
+    up, _ = srv.accept()
+    before = rss_bytes(gateway.proc.pid)
+    sent = [0]
+
+    def pump():
+        chunk = b"y" * 65536
+        try:
+            while True:
+                sent[0] += up.send(chunk)
+        except OSError:
+            pass  # shut down below
+
+    t = threading.Thread(target=pump, daemon=True)
+    t.start()
+    held = wait_stalled(lambda: sent[0])
+    assert held is not None, "the upstream never stalled"
+    assert held < 64 << 20, f"{held >> 20} MiB left the upstream for a reader that reads nothing"
+    grown = rss_bytes(gateway.proc.pid) - before
+    if not ASAN:
+        assert grown < 8 << 20, f"the gateway grew by {grown >> 20} MiB for a stalled tunnel"
+    up.shutdown(socket.SHUT_RDWR)  # ends the pump; what it sent still arrives, then EOF
+    t.join(timeout=10)
+    got = 0
+    while True:
+        d = c.recv(1 << 20)
+        if not d:
+            break
+        got += len(d)
+    assert got == sent[0]
+    c.close()
+    up.close()
+    srv.close()
