@@ -19,6 +19,9 @@ struct SpliceRelay::Direction {
   int pipe[2] = {-1, -1};
   size_t capacity = 0;  // of the pipe
   size_t in_pipe = 0;
+  // The pipe took nothing more though it holds less than its capacity: its slots are used up
+  // (each piece of a TCP segment takes one). Read again once bytes leave it.
+  bool pipe_full = false;
   bool eof = false;      // `from` has ended
   bool shut = false;     // ... and `to` was told (SHUT_WR)
   bool stopped = false;  // over the byte budget: nothing more is written
@@ -30,6 +33,8 @@ struct SpliceRelay::Direction {
 namespace {
 
 constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+// Bytes one callback moves at most before it lets the worker's other connections run.
+constexpr size_t kMaxPerCall = 1 << 20;
 
 bool Blocked(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
 
@@ -96,6 +101,10 @@ void SpliceRelay::Start() {
   MaybeFinish();
 }
 
+void SpliceRelay::OnUpstreamError(bool timeout) {
+  host_.Close(timeout ? "idle_timeout" : "upstream_error");
+}
+
 void SpliceRelay::OnEvent(evutil_socket_t, short what, void* arg) {
   auto* d = static_cast<Direction*>(arg);
   SpliceRelay* self = d->relay;
@@ -115,7 +124,13 @@ bool SpliceRelay::Pump(Direction& d) {
     host_.Close(client_side ? "client_error" : "upstream_error");
     return false;
   };
+  size_t moved = 0;
+  bool more = false;  // stopped at kMaxPerCall: to be continued from the event loop
   for (bool progress = true; progress;) {
+    if (moved >= kMaxPerCall) {
+      more = true;
+      break;
+    }
     progress = false;
     // 1. Out to `to`: the bytes queued before splicing, then the pipe's.
     while (!d.stopped && d.writable && evbuffer_get_length(d.queued) > 0) {
@@ -133,6 +148,8 @@ bool SpliceRelay::Pump(Direction& d) {
       if (n < 0 && !Blocked(errno)) return fail(false);
       if (n > 0) {
         d.in_pipe -= static_cast<size_t>(n);
+        d.pipe_full = false;
+        moved += static_cast<size_t>(n);
         host_.CountSpliced(static_cast<size_t>(n));
         progress = true;
       } else {
@@ -140,9 +157,13 @@ bool SpliceRelay::Pump(Direction& d) {
       }
     }
     // 2. In from `from`, while the pipe has room (the back-pressure: a slow `to` stops this).
-    if (!d.eof && !d.stopped && d.in_pipe < d.capacity) {
+    if (!d.eof && !d.stopped && !d.pipe_full && d.in_pipe < d.capacity) {
       ssize_t n = splice(d.from, nullptr, d.pipe[1], nullptr, d.capacity - d.in_pipe, kSpliceFlags);
       if (n < 0 && !Blocked(errno)) return fail(true);
+      // Nothing taken with bytes already in the pipe: no data, or no slot left; either way
+      // there is no point in reading before some leave it (otherwise a level-triggered read
+      // event on a socket the pipe cannot take from would fire in a loop).
+      if (n < 0 && d.in_pipe > 0) d.pipe_full = true;
       if (n == 0) d.eof = true;
       if (n > 0) {
         d.in_pipe += static_cast<size_t>(n);
@@ -158,7 +179,7 @@ bool SpliceRelay::Pump(Direction& d) {
   }
   // Watch `from` while there is room to read into, `to` while bytes wait for it. The idle
   // timeout runs on each: no byte read (or no room to write) for that long ends the tunnel.
-  const bool want_read = !d.eof && !d.stopped && d.in_pipe < d.capacity;
+  const bool want_read = !d.eof && !d.stopped && !d.pipe_full && d.in_pipe < d.capacity;
   const bool want_write = !d.stopped && !d.writable;
   if (want_read != static_cast<bool>(event_pending(d.read_event.get(), EV_READ, nullptr))) {
     want_read ? event_add(d.read_event.get(), &idle_) : event_del(d.read_event.get());
@@ -166,6 +187,7 @@ bool SpliceRelay::Pump(Direction& d) {
   if (want_write != static_cast<bool>(event_pending(d.write_event.get(), EV_WRITE, nullptr))) {
     want_write ? event_add(d.write_event.get(), &idle_) : event_del(d.write_event.get());
   }
+  if (more) event_active(d.read_event.get(), EV_READ, 1);  // the rest, after the others
   return true;
 }
 

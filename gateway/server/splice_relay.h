@@ -24,14 +24,15 @@ class SpliceRelay : public Tunnel {
 
   void Start() override;
 
-  // The bufferevents are disabled while splicing: none of these is called.
+  // The bufferevents are disabled while splicing: none of these is called, but for an upstream
+  // error the bufferevent had seen before Start() (delivered late), which ends the tunnel.
   void OnClientRead() override {}
   void OnClientWrite() override {}
   void OnClientEof() override {}
   void OnUpstreamRead() override {}
   void OnUpstreamWrite() override {}
   void OnUpstreamEof() override {}
-  void OnUpstreamError(bool) override {}
+  void OnUpstreamError(bool timeout) override;
 
  private:
   struct Direction;
