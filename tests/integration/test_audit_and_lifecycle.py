@@ -11,7 +11,9 @@ import subprocess
 import threading
 import time
 
-from conftest import CTL_BIN, DEFAULT_POLICY, curl, listen, raw_request, read_records
+import pytest
+
+from conftest import BUILD, CTL_BIN, DEFAULT_POLICY, curl, listen, raw_request, read_records
 
 
 def verify(path):
@@ -178,6 +180,11 @@ def test_slowloris_is_cut_off_and_others_are_served(tmp_path, dns, upstream):
         g.stop()
 
 
+# The sanitizers' runtime probes memory through a pipe(2) (IsAccessibleMemoryRange): at the
+# open-file limit that fails, and UBSan's vptr check then reports every virtual call as one on
+# an invalid object. The release build runs this test.
+@pytest.mark.skipif("asan" in os.path.basename(os.path.normpath(BUILD)),
+                    reason="the sanitizer runtime itself needs descriptors")
 def test_out_of_descriptors_pauses_accepting_and_recovers(gateway, upstream):
     """At the open-file limit accept(2) fails with EMFILE and the pending connection stays in
     the backlog: the listener pauses (said once per pause in the operator's log) instead of
@@ -214,7 +221,6 @@ def test_out_of_descriptors_pauses_accepting_and_recovers(gateway, upstream):
     finally:
         for s in idle:
             s.close()
-        subprocess.run(["prlimit", "--pid", str(pid), "--nofile=65536:65536"], check=False)
 
 
 def test_sigterm_drains_and_logs_stop(gateway):
