@@ -111,10 +111,16 @@ def make_upstream_pki(host, *more):
     return {"ca": ca_cert, "upstream_pem": pem}
 
 
-def start_inspecting_airlock(pki, hosts, cidr, build):
+def start_inspecting_airlock(pki, hosts, cidr, build, tcp_ports=()):
     """airlock-gateway on 127.0.0.1:3128 (one worker, audit log on) with a rule inspecting
     `hosts` (GET /bench/**) whose upstreams are in `cidr` (port 443), trusting the bench CA, and
-    a session for 127.0.0.1: (process, port, the gateway's CA certificate)."""
+    a session for 127.0.0.1: (process, port, the gateway's CA certificate). `tcp_ports`: a `tcp`
+    rule for the same hosts on those ports as well (raw tunnels)."""
+    tcp_rule = f"""  - id: bench-raw
+    hosts: [{", ".join(hosts)}]
+    ports: [{", ".join(map(str, tcp_ports))}]
+    protocol: tcp
+""" if tcp_ports else ""
     write("airlock/policies/bench.yaml", f"""version: v1
 name: bench
 egress:
@@ -124,10 +130,10 @@ egress:
     http:
       methods: [GET]
       paths: ["/bench/**"]
-private:
+{tcp_rule}private:
   - id: bench-net
     cidr: {cidr}
-    ports: [443]
+    ports: [{", ".join(map(str, (443, *tcp_ports)))}]
 """)
     d = os.path.join(TMP, "airlock")
     cfg = write("airlock/airlock.yaml", f"""listen:
