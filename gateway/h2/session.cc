@@ -148,6 +148,9 @@ struct Session::Impl {
           kind = HeadersKind::kRequest;  // nghttp2 checked that pseudo-headers come first
         }
         const bool end = frame->hd.flags & NGHTTP2_FLAG_END_STREAM;
+        // Marks the stream as one the handler knows (OnFrameSend tells refusals apart by it).
+        if (kind == HeadersKind::kRequest)
+          nghttp2_session_set_stream_user_data(self->session, id, self);
         self->handler.OnHeaders(id, kind, std::move(fields), end);
         if (end) self->handler.OnEndStream(id);
         break;
@@ -203,6 +206,23 @@ struct Session::Impl {
 
   static int OnFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user) {
     auto* self = static_cast<Impl*>(user);
+    // A request nghttp2 refused by itself: past the concurrency limit (the stream never
+    // existed) or a header block it found malformed (a block begun, never delivered). The
+    // stream's own close follows this callback.
+    const int32_t id = frame->hd.stream_id;
+    if (frame->hd.type == NGHTTP2_RST_STREAM && self->role == Role::kServer &&
+        nghttp2_session_get_stream_user_data(self->session, id) == nullptr) {
+      auto block = self->blocks.find(id);
+      const bool begun = block != self->blocks.end();
+      if (begun || frame->rst_stream.error_code == NGHTTP2_REFUSED_STREAM) {
+        Fields partial;
+        if (begun) {
+          partial = std::move(block->second.fields);
+          self->blocks.erase(block);
+        }
+        self->handler.OnRefused(id, frame->rst_stream.error_code, std::move(partial));
+      }
+    }
     // nghttp2 ends a session on most protocol errors by itself: say why.
     if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR &&
         !self->violation) {

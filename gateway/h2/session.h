@@ -69,6 +69,11 @@ class Handler {
   virtual void OnBodySent(int32_t stream, size_t n) = 0;
   // The stream is gone (`error_code` 0: it ended normally).
   virtual void OnStreamClose(int32_t stream, uint32_t error_code) = 0;
+  // Server role: nghttp2 itself refused a request stream before its headers reached OnHeaders
+  // (RST_STREAM with `error_code`: REFUSED_STREAM past the concurrency limit, PROTOCOL_ERROR
+  // for a malformed header block); `partial`: the fields read before it gave up, if any. The
+  // stream is gone; nothing else is said of it.
+  virtual void OnRefused(int32_t stream, uint32_t error_code, Fields partial) = 0;
 };
 
 class Session {

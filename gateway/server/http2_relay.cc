@@ -100,6 +100,7 @@ class Http2Relay::UpstreamHandler : public h2::Handler {
   void OnEndStream(int32_t id) override { relay_.OnUpstreamEndStream(id); }
   void OnBodySent(int32_t id, size_t n) override { relay_.OnUpstreamBodySent(id, n); }
   void OnStreamClose(int32_t id, uint32_t code) override { relay_.OnUpstreamStreamClose(id, code); }
+  void OnRefused(int32_t, uint32_t, h2::Fields) override {}  // a server's event only
 
  private:
   Http2Relay& relay_;
@@ -329,6 +330,27 @@ void Http2Relay::OnStreamClose(int32_t id, uint32_t error_code) {
   ReleaseUp(s);
   AuditOnce(s);
   streams_.erase(it);
+}
+
+void Http2Relay::OnRefused(int32_t, uint32_t error_code, h2::Fields partial) {
+  // Never decided, never sent: recorded all the same (status 0: no answer but the reset).
+  RequestSummary summary;
+  for (const auto& f : partial) {
+    if (f.name == ":method") summary.method = f.value;
+    if (f.name == ":path") summary.path = audit::RedactTarget(f.value);
+  }
+  const bool refused = error_code == h2::Session::kRefusedStream;
+  Refusal r = refused ? Refusal{0, "h2_stream_refused",
+                                "the sandbox opened more concurrent streams than the gateway's "
+                                "limit allows",
+                                "wait for open streams to end before opening more"}
+                      : Refusal{0, "h2_malformed_request",
+                                "the request's header block broke HTTP/2's rules (a "
+                                "connection-specific, upper-case or invalid field, or a "
+                                "pseudo-header missing or misplaced)",
+                                "send the request as RFC 9113 section 8 describes"};
+  host_.CountH2(Http2Host::H2Event::kStreamReset);
+  host_.AuditStreamRefused(*host_.NewStream(), summary, r);
 }
 
 // The upstream's side.

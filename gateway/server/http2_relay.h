@@ -94,6 +94,7 @@ class Http2Relay : public Relay, private h2::Handler {
   void OnEndStream(int32_t id) override;
   void OnBodySent(int32_t id, size_t n) override;
   void OnStreamClose(int32_t id, uint32_t error_code) override;
+  void OnRefused(int32_t id, uint32_t error_code, h2::Fields partial) override;
   // The same for the upstream's session.
   void OnUpstreamHeaders(int32_t id, h2::HeadersKind kind, h2::Fields fields, bool end);
   void OnUpstreamData(int32_t id, std::string_view data);

@@ -39,6 +39,7 @@ class Answerer : public h2::Handler {
   void OnEndStream(int32_t) override {}
   void OnBodySent(int32_t, size_t) override {}
   void OnStreamClose(int32_t, uint32_t) override {}
+  void OnRefused(int32_t, uint32_t, airlock::h2::Fields) override {}
 };
 
 }  // namespace

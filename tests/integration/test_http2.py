@@ -282,6 +282,30 @@ def test_allowed_and_denied_streams_share_one_connection(gw, upstreams):
     assert metric("airlock_h2_streams_total") == 4
 
 
+def test_a_malformed_stream_is_refused_and_recorded(gw, upstreams):
+    """nghttp2 resets a stream whose header block breaks HTTP/2's rules before the relay sees
+    it: the stream gets RST_STREAM(PROTOCOL_ERROR), nothing goes upstream, the connection lives
+    on, and the audit log still has the request."""
+    c = RawH2(gw)
+    c.h2.config.normalize_outbound_headers = False  # (python-h2 would drop the field)
+    try:
+        bad = c.request("/repos/acme/bad?token=abc", extra=[("connection", "keep-alive")])
+        assert c.pump(lambda: c.done(bad)), "no answer to the malformed stream"
+        assert c.responses[bad]["reset"] == 1, c.responses[bad]  # PROTOCOL_ERROR
+        good = c.request("/repos/acme/good")
+        assert c.pump(lambda: c.done(good))
+        assert c.responses[good]["headers"][":status"] == "200"
+    finally:
+        c.close()
+    assert [r.path for r in upstreams[0].requests] == ["/repos/acme/good"]
+    recs = wait_events(gw, "http.request", 2)
+    refused = [r for r in recs if r["reason"] == "h2_malformed_request"]
+    assert len(refused) == 1, recs
+    r = refused[0]
+    assert (r["method"], r["path"], r["status"], r["decision"], r["proto"]) == \
+        ("GET", "/repos/acme/bad?token=_", 0, "deny", "h2"), r
+
+
 def test_authority_for_another_host_is_refused_on_its_stream(gw, upstreams):
     c = RawH2(gw)
     try:

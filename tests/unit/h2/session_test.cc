@@ -35,6 +35,10 @@ struct Recorder : Handler {
     streams[id].closed = true;
     streams[id].error = error;
   }
+  void OnRefused(int32_t id, uint32_t error, Fields partial) override {
+    refused[id] = {error, std::move(partial)};
+  }
+  std::map<int32_t, std::pair<uint32_t, Fields>> refused;
 };
 
 std::string Find(const Fields& fields, std::string_view name) {
@@ -99,6 +103,35 @@ TEST_F(SessionPair, RequestResponseAndTrailers) {
   EXPECT_EQ(Find(resp.trailers, "grpc-status"), "0");
   EXPECT_TRUE(resp.ended && resp.closed);
   EXPECT_EQ(resp.error, 0u);
+}
+
+TEST_F(SessionPair, StreamsNghttp2RefusesAreReported) {
+  Limits one;
+  one.max_concurrent_streams = 1;
+  Make(one);
+  // Sent before the client has the server's SETTINGS: the second is past the limit.
+  auto first = client->SubmitRequest(Request("/first"), false);
+  auto second = client->SubmitRequest(Request("/second"), false);
+  Fields bad = Request("/bad");
+  bad.push_back({"connection", "close"});  // connection-specific: malformed in HTTP/2
+  ASSERT_TRUE(first.ok() && second.ok());
+  ASSERT_TRUE(Exchange());
+  EXPECT_EQ(Find(server_events.streams[first.value()].headers, ":path"), "/first");
+  ASSERT_EQ(server_events.refused.count(second.value()), 1u);
+  EXPECT_EQ(server_events.refused[second.value()].first, Session::kRefusedStream);
+  EXPECT_EQ(server_events.streams.count(second.value()), 0u);  // nothing else said of it
+
+  ASSERT_TRUE(server->SubmitResponse(first.value(), {{":status", "204"}}, false).ok());
+  ASSERT_TRUE(Exchange());
+  auto third = client->SubmitRequest(bad, false);
+  ASSERT_TRUE(third.ok());
+  ASSERT_TRUE(Exchange());
+  ASSERT_EQ(server_events.refused.count(third.value()), 1u);
+  EXPECT_EQ(server_events.refused[third.value()].first, Session::kProtocolError);
+  EXPECT_EQ(Find(server_events.refused[third.value()].second, ":path"), "/bad");
+  EXPECT_EQ(server_events.streams[third.value()].headers.size(), 0u);
+  // A stream the handler knew and reset itself is no refusal.
+  EXPECT_EQ(server_events.refused.size(), 2u);
 }
 
 TEST_F(SessionPair, ASenderWaitsUntilTheReceiverConsumes) {
