@@ -2,7 +2,13 @@
 memory on 127.0.0.2:8080, and a socat sink on 127.0.0.2:9000 for tunnels. For each proxy and for
 a direct baseline: plain HTTP forwarding with keep-alive (wrk, 16 connections), connection churn
 (wrk with Connection: close), and CONNECT bulk throughput (2 GiB through socat). The proxy's CPU
-time is read from /proc. Results are printed as a table with ratios."""
+time is read from /proc. Results are printed as a table with ratios.
+
+Pinning (on a machine with two CPUs or more): every proxy runs on CPU 0; wrk, the bulk client,
+the upstream and the sink on CPU 1, so that the proxy's core measures the proxy rather than
+its contention with the load. airlock runs twice, with 1 and with 2 workers (both on CPU 0).
+haproxy in TCP mode (a port forwarding to the sink, no CONNECT) is the tunnel peer: it is
+measured for bulk throughput only."""
 import os
 import re
 import shutil
@@ -21,10 +27,17 @@ UPSTREAM = "127.0.0.2:8080"
 BULK_BYTES = 2 << 30
 
 procs = []
+TWO_CPUS = len(os.sched_getaffinity(0)) >= 2
+PROXY_CPU, LOAD_CPU = "0", "1"
 
 
-def start(args, **kw):
-    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+def pinned(args, cpu):
+    return ["taskset", "-c", cpu] + args if TWO_CPUS else args
+
+
+def start(args, cpu=PROXY_CPU, **kw):
+    p = subprocess.Popen(pinned(args, cpu), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         **kw)
     procs.append(p)
     return p
 
@@ -76,13 +89,14 @@ frontend fe
   bind {UPSTREAM}
   http-request return status 200 content-type text/plain string "hello from upstream"
 """)
-    start(["haproxy", "-f", cfg])
-    start(["socat", "-u", "TCP-LISTEN:9000,bind=127.0.0.2,reuseaddr,fork", "OPEN:/dev/null"])
+    start(["haproxy", "-f", cfg], cpu=LOAD_CPU)
+    start(["socat", "-u", "TCP-LISTEN:9000,bind=127.0.0.2,reuseaddr,fork", "OPEN:/dev/null"],
+          cpu=LOAD_CPU)
     wait_port(8080, "127.0.0.2")
     wait_port(9000, "127.0.0.2")
 
 
-def start_airlock():
+def start_airlock(workers=1):
     policies = os.path.join(TMP, "policies")
     os.makedirs(policies, exist_ok=True)
     write("policies/bench.yaml", """version: v1
@@ -90,19 +104,19 @@ name: bench
 private:
   - {id: upstream, cidr: 127.0.0.2/32, ports: [8080, 9000]}
 """)
-    cfg = write("airlock.yaml", f"""listen:
-  proxy: 127.0.0.1:3128
-  control: {TMP}/control.sock
-workers: 1
-state_dir: {TMP}/state
+    cfg = write(f"airlock-{workers}.yaml", f"""listen:
+  proxy: 127.0.0.1:{3127 + workers}
+  control: {TMP}/control-{workers}.sock
+workers: {workers}
+state_dir: {TMP}/state-{workers}
 policy_dir: {policies}
 audit:
-  path: {TMP}/audit/audit.jsonl
+  path: {TMP}/audit-{workers}/audit.jsonl
   rotate_bytes: 1073741824
 """)
     p = start([os.path.join(BUILD, "gateway", "airlock-gateway"), "--config", cfg])
-    wait_port(3128)
-    subprocess.run(["curl", "-s", "--unix-socket", f"{TMP}/control.sock", "-X", "POST",
+    wait_port(3127 + workers)
+    subprocess.run(["curl", "-s", "--unix-socket", f"{TMP}/control-{workers}.sock", "-X", "POST",
                     "-d", '{"policy":"bench","source":"127.0.0.1","token":false,'
                           '"ttl_seconds":86400}', "http://x/v1/sessions"], check=True,
                    capture_output=True)
@@ -112,7 +126,7 @@ audit:
 def start_squid():
     os.makedirs(os.path.join(TMP, "squid"), exist_ok=True)
     os.chmod(os.path.join(TMP, "squid"), 0o777)
-    cfg = write("squid.conf", f"""http_port 127.0.0.1:3129
+    cfg = write("squid.conf", f"""http_port 127.0.0.1:3130
 http_access allow all
 acl CONNECT method CONNECT
 cache deny all
@@ -125,14 +139,14 @@ workers 1
 shutdown_lifetime 1 seconds
 """)
     p = start(["squid", "-N", "-f", cfg])
-    wait_port(3129)
+    wait_port(3130)
     return p
 
 
 def start_tinyproxy():
     cfg = write("tinyproxy.conf", """User nobody
 Group nogroup
-Port 3130
+Port 3132
 Listen 127.0.0.1
 Timeout 600
 MaxClients 2000
@@ -142,7 +156,27 @@ DisableViaHeader Yes
 LogLevel Critical
 """)
     p = start(["tinyproxy", "-d", "-c", cfg])
-    wait_port(3130)
+    wait_port(3132)
+    return p
+
+
+def start_haproxy_tcp():
+    cfg = write("haproxy-tcp.cfg", """global
+  maxconn 4000
+  nbthread 1
+defaults
+  mode tcp
+  timeout client 30s
+  timeout server 30s
+  timeout connect 5s
+frontend tunnel
+  bind 127.0.0.1:3131
+  default_backend sink
+backend sink
+  server sink 127.0.0.2:9000
+""")
+    p = start(["haproxy", "-f", cfg])
+    wait_port(3131)
     return p
 
 
@@ -153,8 +187,8 @@ wrk.headers["Host"] = "{UPSTREAM}"
 {'wrk.headers["Connection"] = "close"' if close else ''}
 """)
     target = f"http://127.0.0.1:{port}" if port else f"http://{UPSTREAM}"
-    out = subprocess.run(["wrk", "-t1", "-c16", f"-d{SECONDS}s", "--latency", "-s", script,
-                          target], capture_output=True, text=True).stdout
+    out = subprocess.run(pinned(["wrk", "-t1", "-c16", f"-d{SECONDS}s", "--latency", "-s", script,
+                                 target], LOAD_CPU), capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -162,13 +196,26 @@ wrk.headers["Host"] = "{UPSTREAM}"
     return rps, total, int(non2xx.group(1)) if non2xx else 0, lat
 
 
-def bulk(port):
-    dest = "TCP:127.0.0.2:9000" if not port else \
-        f"PROXY:127.0.0.1:127.0.0.2:9000,proxyport={port}"
+def bulk(port, plain_tcp=False):
+    if not port:
+        dest = "TCP:127.0.0.2:9000"
+    elif plain_tcp:
+        dest = f"TCP:127.0.0.1:{port}"  # a TCP-mode proxy: no CONNECT
+    else:
+        dest = f"PROXY:127.0.0.1:127.0.0.2:9000,proxyport={port}"
     start_t = time.time()
-    subprocess.run(f"head -c {BULK_BYTES} /dev/zero | socat -u -b 262144 - {dest}", shell=True,
-                   check=True, stderr=subprocess.DEVNULL)
+    pipeline = f"head -c {BULK_BYTES} /dev/zero | socat -u -b 262144 - {dest}"
+    subprocess.run(pinned(["sh", "-c", pipeline], LOAD_CPU), check=True,
+                   stderr=subprocess.DEVNULL)
     return BULK_BYTES / (time.time() - start_t) / 1e6
+
+
+def measure_tunnel_only(name, proc, port):
+    """A TCP-mode proxy: bulk throughput only (it forwards a port, it cannot proxy HTTP)."""
+    before = cpu_seconds(proc.pid)
+    mbps = bulk(port, plain_tcp=True)
+    return {"name": name, "rps": 0, "lat": {}, "cpu_us_per_req": 0, "churn": 0, "errors": 0,
+            "mbps": mbps, "cpu_s_per_gb": (cpu_seconds(proc.pid) - before) / (BULK_BYTES / 1e9)}
 
 
 def measure(name, proc, port):
@@ -187,25 +234,34 @@ def measure(name, proc, port):
 def main():
     start_upstreams()
     rows = [measure("direct", None, None)]
-    for name, starter, port in [("airlock", start_airlock, 3128), ("squid", start_squid, 3129),
-                                ("tinyproxy", start_tinyproxy, 3130)]:
+    for name, starter, port in [("airlock", start_airlock, 3128),
+                                ("airlock-2w", lambda: start_airlock(2), 3129),
+                                ("squid", start_squid, 3130), ("tinyproxy", start_tinyproxy, 3132)]:
         p = starter()
         rows.append(measure(name, p, port))
+    rows.append(measure_tunnel_only("haproxy-tcp", start_haproxy_tcp(), 3131))
     by = {r["name"]: r for r in rows}
     print(f"\nSide-by-side, {SECONDS}s per run, wrk 1 thread x 16 connections, 2 GiB bulk; "
-          f"airlock with 1 worker and its audit log on.\n")
-    print(f"{'proxy':<10} {'req/s':>9} {'p50':>9} {'p99':>9} {'CPU µs/req':>11} "
-          f"{'churn conn/s':>13} {'CONNECT MB/s':>13} {'CPU s/GB':>9} {'errors':>7}")
+          f"airlock with 1 worker (airlock-2w: 2) and its audit log on; "
+          f"{'proxies on CPU 0, load and upstream on CPU 1' if TWO_CPUS else 'unpinned'}.\n")
+    print(f"{'proxy':<11} {'req/s':>9} {'p50':>9} {'p99':>9} {'CPU µs/req':>11} "
+          f"{'churn conn/s':>13} {'tunnel MB/s':>12} {'CPU s/GB':>9} {'errors':>7}")
     for r in rows:
-        print(f"{r['name']:<10} {r['rps']:>9.0f} {r['lat'].get('50', '-'):>9} "
-              f"{r['lat'].get('99', '-'):>9} {r['cpu_us_per_req']:>11.1f} {r['churn']:>13.0f} "
-              f"{r['mbps']:>13.0f} {r['cpu_s_per_gb']:>9.2f} {r['errors']:>7}")
+        http = r["rps"] > 0
+        rps, cpu, churn = ((f"{r['rps']:.0f}", f"{r['cpu_us_per_req']:.1f}", f"{r['churn']:.0f}")
+                           if http else ("-", "-", "-"))
+        print(f"{r['name']:<11} {rps:>9} {r['lat'].get('50', '-'):>9} "
+              f"{r['lat'].get('99', '-'):>9} {cpu:>11} {churn:>13} "
+              f"{r['mbps']:>12.0f} {r['cpu_s_per_gb']:>9.2f} {r['errors']:>7}")
     a = by["airlock"]
     print("\nRatios (airlock / peer):")
-    for peer in ["direct", "squid", "tinyproxy"]:
+    for peer in ["direct", "squid", "tinyproxy", "airlock-2w"]:
         p = by[peer]
-        print(f"  vs {peer:<10} req/s {a['rps'] / p['rps']:.2f}x   churn "
-              f"{a['churn'] / p['churn']:.2f}x   CONNECT throughput {a['mbps'] / p['mbps']:.2f}x")
+        print(f"  vs {peer:<11} req/s {a['rps'] / p['rps']:.2f}x   churn "
+              f"{a['churn'] / p['churn']:.2f}x   tunnel throughput {a['mbps'] / p['mbps']:.2f}x")
+    h = by["haproxy-tcp"]
+    print(f"  vs haproxy-tcp tunnel throughput {a['mbps'] / h['mbps']:.2f}x   CPU per GB "
+          f"{a['cpu_s_per_gb'] / h['cpu_s_per_gb']:.2f}x" if h["cpu_s_per_gb"] else "")
 
 
 try:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Side-by-side proxy benchmarks: airlock-gateway, squid and tinyproxy against a direct baseline,
-# in one run, in a network namespace of its own (loopback only), reported as ratios.
+# Side-by-side proxy benchmarks: airlock-gateway (1 and 2 workers), squid, tinyproxy and, for
+# tunnels, haproxy in TCP mode, against a direct baseline, in one run, in a network namespace of
+# its own (loopback only), proxies pinned to CPU 0 and the load to CPU 1, reported as ratios.
 #   bench/run_proxy_bench.sh [SECONDS_PER_RUN]        (default 5)
 # Installs the peers with scripts/setup.sh bench; builds the release tree first.
 set -euo pipefail
