@@ -98,8 +98,9 @@ struct Session::Impl {
   std::unordered_map<int32_t, Outbox> outboxes;
   std::unordered_map<int32_t, Block> blocks;
   std::optional<Violation> violation;
-  RateLimit resets;   // RST_STREAM received (rapid reset)
-  RateLimit control;  // PING and SETTINGS received
+  int32_t last_refused = 0;  // OnInvalidFrame's last report
+  RateLimit resets;          // RST_STREAM received (rapid reset)
+  RateLimit control;         // PING and SETTINGS received
 
   void Fail(Violation v, uint32_t code) {
     if (!violation) violation = std::move(v);
@@ -204,25 +205,34 @@ struct Session::Impl {
     return 0;
   }
 
+  // A request nghttp2 refuses by itself, said when it decides (the RST_STREAM it queues may
+  // never be sent: the peer may reset the stream first, or the connection end): past the
+  // concurrency limit before our SETTINGS were acknowledged (the stream never existed), or a
+  // header block that breaks HTTP's rules (a block begun, never delivered).
+  static int OnInvalidFrame(nghttp2_session*, const nghttp2_frame* frame, int error, void* user) {
+    auto* self = static_cast<Impl*>(user);
+    const int32_t id = frame->hd.stream_id;
+    if (self->role != Role::kServer || frame->hd.type != NGHTTP2_HEADERS ||
+        (error != NGHTTP2_ERR_REFUSED_STREAM && error != NGHTTP2_ERR_HTTP_HEADER &&
+         error != NGHTTP2_ERR_HTTP_MESSAGING) ||
+        nghttp2_session_get_stream_user_data(self->session, id) != nullptr ||
+        id == self->last_refused) {
+      return 0;
+    }
+    self->last_refused = id;  // one report per stream
+    Fields partial;
+    if (auto block = self->blocks.find(id); block != self->blocks.end()) {
+      partial = std::move(block->second.fields);
+      self->blocks.erase(block);
+    }
+    self->handler.OnRefused(
+        id, error == NGHTTP2_ERR_REFUSED_STREAM ? Session::kRefusedStream : Session::kProtocolError,
+        std::move(partial));
+    return 0;
+  }
+
   static int OnFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user) {
     auto* self = static_cast<Impl*>(user);
-    // A request nghttp2 refused by itself: past the concurrency limit (the stream never
-    // existed) or a header block it found malformed (a block begun, never delivered). The
-    // stream's own close follows this callback.
-    const int32_t id = frame->hd.stream_id;
-    if (frame->hd.type == NGHTTP2_RST_STREAM && self->role == Role::kServer &&
-        nghttp2_session_get_stream_user_data(self->session, id) == nullptr) {
-      auto block = self->blocks.find(id);
-      const bool begun = block != self->blocks.end();
-      if (begun || frame->rst_stream.error_code == NGHTTP2_REFUSED_STREAM) {
-        Fields partial;
-        if (begun) {
-          partial = std::move(block->second.fields);
-          self->blocks.erase(block);
-        }
-        self->handler.OnRefused(id, frame->rst_stream.error_code, std::move(partial));
-      }
-    }
     // nghttp2 ends a session on most protocol errors by itself: say why.
     if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR &&
         !self->violation) {
@@ -300,6 +310,7 @@ Result<std::unique_ptr<Session>> Session::Create(Role role, Handler& handler,
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, Impl::OnDataChunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, Impl::OnStreamClose);
   nghttp2_session_callbacks_set_on_frame_send_callback(cbs, Impl::OnFrameSend);
+  nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, Impl::OnInvalidFrame);
   // Windows reopen only as the caller consumes (end-to-end flow control).
   nghttp2_option_set_no_auto_window_update(opt, 1);
   nghttp2_option_set_max_outbound_ack(opt, 1000);

@@ -70,9 +70,10 @@ class Handler {
   // The stream is gone (`error_code` 0: it ended normally).
   virtual void OnStreamClose(int32_t stream, uint32_t error_code) = 0;
   // Server role: nghttp2 itself refused a request stream before its headers reached OnHeaders
-  // (RST_STREAM with `error_code`: REFUSED_STREAM past the concurrency limit, PROTOCOL_ERROR
-  // for a malformed header block); `partial`: the fields read before it gave up, if any. The
-  // stream is gone; nothing else is said of it.
+  // (`error_code`: REFUSED_STREAM past the concurrency limit before the peer acknowledged our
+  // SETTINGS, PROTOCOL_ERROR for a header block that breaks HTTP's rules); `partial`: the
+  // fields read before it gave up, if any. Nothing else is said of the stream. (A peer past the
+  // limit after acknowledging it breaks the protocol: the session ends with a violation.)
   virtual void OnRefused(int32_t stream, uint32_t error_code, Fields partial) = 0;
 };
 

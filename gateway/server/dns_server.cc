@@ -98,6 +98,7 @@ Status DnsServer::Listen(const sockaddr* addr, socklen_t len) {
     return Status::Error(std::string("cannot bind the DNS responder (TCP): ") +
                          std::strerror(errno));
   }
+  tcp_pause_ = std::make_unique<AcceptPause>(tcp_listener_.get(), OnTcpAccept, this, "dns");
   return Status::Ok();
 }
 

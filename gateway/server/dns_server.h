@@ -12,6 +12,7 @@
 #include <string>
 
 #include "gateway/dns/message.h"
+#include "gateway/server/accept_pause.h"
 #include "gateway/server/event_loop.h"
 #include "gateway/server/gateway_state.h"
 
@@ -43,6 +44,7 @@ class DnsServer {
   evutil_socket_t udp_fd_ = -1;
   EventPtr udp_event_;
   ListenerPtr tcp_listener_;
+  std::unique_ptr<AcceptPause> tcp_pause_;  // (freed before the listener)
   std::map<std::string, Bucket> buckets_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -168,8 +168,7 @@ Status Gateway::Init() {
     return Status::Error("cannot listen on " + c.proxy.host + ":" + std::to_string(c.proxy.port) +
                          ": " + std::strerror(errno));
   }
-  proxy_pause_ = std::make_unique<AcceptPause>(main_base_.get(), proxy_listener_.get(), "proxy");
-  evconnlistener_set_error_cb(proxy_listener_.get(), OnAcceptError);
+  proxy_pause_ = std::make_unique<AcceptPause>(proxy_listener_.get(), OnProxyAccept, this, "proxy");
 
   if (c.transparent) {
     socklen_t tlen = 0;
@@ -182,9 +181,8 @@ Status Gateway::Init() {
       return Status::Error("cannot listen on " + c.transparent->host + ":" +
                            std::to_string(c.transparent->port) + ": " + std::strerror(errno));
     }
-    transparent_pause_ =
-        std::make_unique<AcceptPause>(main_base_.get(), transparent_listener_.get(), "transparent");
-    evconnlistener_set_error_cb(transparent_listener_.get(), OnAcceptError);
+    transparent_pause_ = std::make_unique<AcceptPause>(transparent_listener_.get(),
+                                                       OnTransparentAccept, this, "transparent");
   }
 
   control::ControlHooks hooks;
@@ -285,13 +283,6 @@ void Gateway::OnProxyAccept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, i
 void Gateway::OnTransparentAccept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len,
                                   void* arg) {
   static_cast<Gateway*>(arg)->Dispatch(fd, sa, len, ProxyConnection::Mode::kTransparent);
-}
-
-void Gateway::OnAcceptError(evconnlistener* listener, void* arg) {
-  const int error = errno;  // accept(2)'s
-  auto* self = static_cast<Gateway*>(arg);
-  (listener == self->proxy_listener_.get() ? self->proxy_pause_ : self->transparent_pause_)
-      ->Failed(error);
 }
 
 void Gateway::Dispatch(evutil_socket_t fd, sockaddr* sa, int len, ProxyConnection::Mode mode) {

@@ -42,7 +42,6 @@ class Gateway {
   static void OnTransparentAccept(evconnlistener*, evutil_socket_t fd, sockaddr* sa, int len,
                                   void* arg);
   void Dispatch(evutil_socket_t fd, sockaddr* sa, int len, ProxyConnection::Mode mode);
-  static void OnAcceptError(evconnlistener* listener, void* arg);
   static void OnSignal(evutil_socket_t sig, short, void* arg);
   static void OnTick(evutil_socket_t, short, void* arg);
   void BeginShutdown();

@@ -110,6 +110,7 @@ Status SimpleHttpServer::ListenUnix(const std::string& path) {
                                           reinterpret_cast<sockaddr*>(&sun), sizeof(sun)));
   umask(old);
   if (!listener_) return Status::Error("cannot listen on " + path + ": " + std::strerror(errno));
+  pause_ = std::make_unique<AcceptPause>(listener_.get(), OnAccept, this, "control");
   chmod(path.c_str(), 0600);
   return Status::Ok();
 }
@@ -119,6 +120,7 @@ Status SimpleHttpServer::ListenTcp(const sockaddr* addr, socklen_t len) {
       base_, OnAccept, this, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 64,
       addr, static_cast<int>(len)));
   if (!listener_) return Status::Error(std::string("cannot listen: ") + std::strerror(errno));
+  pause_ = std::make_unique<AcceptPause>(listener_.get(), OnAccept, this, "http");
   return Status::Ok();
 }
 

@@ -6,9 +6,11 @@
 #include <sys/socket.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "gateway/base/status.h"
+#include "gateway/server/accept_pause.h"
 #include "gateway/server/event_loop.h"
 
 namespace airlock::server {
@@ -35,6 +37,7 @@ class SimpleHttpServer {
   event_base* base_;
   SimpleHandler handler_;
   ListenerPtr listener_;
+  std::unique_ptr<AcceptPause> pause_;  // (freed before the listener)
 };
 
 }  // namespace airlock::server
