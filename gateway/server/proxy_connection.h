@@ -31,6 +31,7 @@
 #include "gateway/server/gateway_state.h"
 #include "gateway/server/http2_relay.h"
 #include "gateway/server/http_exchange.h"
+#include "gateway/server/pipe_pool.h"
 #include "gateway/server/request_checks.h"
 #include "gateway/server/tls_bufferevent.h"
 #include "gateway/tls/inspector.h"
@@ -42,6 +43,7 @@ class ProxyConnection;
 // The connections of one worker, by id. Touched only on that worker's thread.
 struct WorkerConnections {
   Worker worker;
+  PipePool pipes{64};  // declared before `live`: outlives every relay that borrows from it
   std::unordered_map<uint64_t, ProxyConnection*> live;
   LingeringTls lingering;  // closed connections' TLS, writing its last bytes
 };
@@ -69,6 +71,7 @@ class ProxyConnection : public ExchangeHost, public Http2Host {
   bufferevent* upstream() override { return upstream_.get(); }
   bool CountBytes(size_t n, bool upward) override;
   void CountSpliced(size_t n) override;
+  PipePool& Pipes() override { return w_.pipes; }
   std::chrono::milliseconds IdleTimeout() const override { return g_.config.idle_timeout; }
   void CountHead(size_t n, bool upward) override;
   void Close(const std::string& reason) override;

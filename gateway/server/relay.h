@@ -14,6 +14,8 @@
 
 namespace airlock::server {
 
+class PipePool;
+
 // What a relay may ask of the connection that owns it.
 class RelayHost {
  public:
@@ -28,6 +30,8 @@ class RelayHost {
   virtual std::chrono::milliseconds IdleTimeout() const = 0;
   // Of those, bytes that went through a pipe, never copied (SpliceRelay): a metric.
   virtual void CountSpliced(size_t n) = 0;
+  // The worker's pipes, lent to a SpliceRelay while bytes move.
+  virtual PipePool& Pipes() = 0;
   // Head bytes written by the gateway: the connection's counters only.
   virtual void CountHead(size_t n, bool upward) = 0;
   // Ends the connection now (writes connection.close). The relay is destroyed with it: return

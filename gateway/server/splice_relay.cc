@@ -3,9 +3,10 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <cerrno>
+
+#include "gateway/server/pipe_pool.h"
 
 namespace airlock::server {
 
@@ -16,8 +17,7 @@ struct SpliceRelay::Direction {
   int from = -1;
   int to = -1;
   evbuffer* queued = nullptr;  // `to`'s bufferevent output: bytes from before splicing, first
-  int pipe[2] = {-1, -1};
-  size_t capacity = 0;  // of the pipe
+  PipePool::Pipe pipe;         // the worker's, lent while bytes are in it
   size_t in_pipe = 0;
   // The pipe took nothing more though it holds less than its capacity: its slots are used up
   // (each piece of a TCP segment takes one). Read again once bytes leave it.
@@ -28,6 +28,13 @@ struct SpliceRelay::Direction {
   bool writable = true;  // `to` took everything last time it was offered
   EventPtr read_event;   // `from` readable
   EventPtr write_event;  // `to` writable
+
+  // Whether `from` may be read: room in the pipe; without a pipe, room to take one (or, when
+  // none can be had, to copy through `queued`, which must then be empty).
+  bool Room() const {
+    if (pipe.valid()) return !pipe_full && in_pipe < pipe.capacity;
+    return evbuffer_get_length(queued) == 0;
+  }
 };
 
 namespace {
@@ -35,6 +42,8 @@ namespace {
 constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
 // Bytes one callback moves at most before it lets the worker's other connections run.
 constexpr size_t kMaxPerCall = 1 << 20;
+// Bytes read into user space at a time when no pipe can be had (out of descriptors).
+constexpr int kCopyChunk = 64 << 10;
 
 bool Blocked(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
 
@@ -45,8 +54,10 @@ SpliceRelay::SpliceRelay(RelayHost& host) : host_(host), idle_(ToTimeval(host.Id
 SpliceRelay::~SpliceRelay() {
   for (Direction* d : {up_.get(), down_.get()}) {
     if (!d) continue;
-    for (int fd : d->pipe) {
-      if (fd >= 0) close(fd);
+    if (d->in_pipe == 0) {
+      host_.Pipes().Give(&d->pipe);
+    } else {
+      PipePool::Discard(&d->pipe);  // bytes nobody will read
     }
   }
 }
@@ -61,7 +72,7 @@ std::unique_ptr<SpliceRelay> SpliceRelay::Create(RelayHost& host) {
   r->up_ = std::make_unique<Direction>();
   r->down_ = std::make_unique<Direction>();
   if (!r->Setup(*r->up_, client, upstream, true) || !r->Setup(*r->down_, upstream, client, false)) {
-    return nullptr;  // out of descriptors or memory: the buffered tunnel needs neither
+    return nullptr;  // out of memory
   }
   return r;
 }
@@ -72,10 +83,6 @@ bool SpliceRelay::Setup(Direction& d, bufferevent* from, bufferevent* to, bool u
   d.from = bufferevent_getfd(from);
   d.to = bufferevent_getfd(to);
   d.queued = bufferevent_get_output(to);
-  if (pipe2(d.pipe, O_NONBLOCK | O_CLOEXEC) != 0) return false;
-  int size = fcntl(d.pipe[1], F_GETPIPE_SZ);
-  if (size <= 0) return false;
-  d.capacity = static_cast<size_t>(size);
   event_base* base = bufferevent_get_base(from);
   d.read_event.reset(event_new(base, d.from, EV_READ | EV_PERSIST, OnEvent, &d));
   d.write_event.reset(event_new(base, d.to, EV_WRITE | EV_PERSIST, OnEvent, &d));
@@ -144,7 +151,7 @@ bool SpliceRelay::Pump(Direction& d) {
       if (n <= 0) d.writable = false;
     }
     if (!d.stopped && d.writable && d.in_pipe > 0 && evbuffer_get_length(d.queued) == 0) {
-      ssize_t n = splice(d.pipe[0], nullptr, d.to, nullptr, d.in_pipe, kSpliceFlags);
+      ssize_t n = splice(d.pipe.read_end, nullptr, d.to, nullptr, d.in_pipe, kSpliceFlags);
       if (n < 0 && !Blocked(errno)) return fail(false);
       if (n > 0) {
         d.in_pipe -= static_cast<size_t>(n);
@@ -156,21 +163,38 @@ bool SpliceRelay::Pump(Direction& d) {
         d.writable = false;
       }
     }
-    // 2. In from `from`, while the pipe has room (the back-pressure: a slow `to` stops this).
-    if (!d.eof && !d.stopped && !d.pipe_full && d.in_pipe < d.capacity) {
-      ssize_t n = splice(d.from, nullptr, d.pipe[1], nullptr, d.capacity - d.in_pipe, kSpliceFlags);
-      if (n < 0 && !Blocked(errno)) return fail(true);
-      // Nothing taken with bytes already in the pipe: no data, or no slot left; either way
-      // there is no point in reading before some leave it (otherwise a level-triggered read
-      // event on a socket the pipe cannot take from would fire in a loop).
-      if (n < 0 && d.in_pipe > 0) d.pipe_full = true;
+    // 2. In from `from`, while there is room (the back-pressure: a slow `to` stops this).
+    if (!d.eof && !d.stopped && d.Room()) {
+      ssize_t n = -1;
+      int err = EAGAIN;
+      if (d.pipe.valid() || host_.Pipes().Take(&d.pipe)) {
+        n = splice(d.from, nullptr, d.pipe.write_end, nullptr, d.pipe.capacity - d.in_pipe,
+                   kSpliceFlags);
+        err = errno;
+        // Nothing taken with bytes already in the pipe: no data, or no slot left; either way
+        // there is no point in reading before some leave it (otherwise a level-triggered read
+        // event on a socket the pipe cannot take from would fire in a loop).
+        if (n < 0 && d.in_pipe > 0) d.pipe_full = true;
+        if (n > 0) d.in_pipe += static_cast<size_t>(n);
+      } else {
+        // No pipe to be had (the process is out of descriptors): these bytes go through user
+        // space, no more than a pipe would hold, written before anything more is read.
+        n = evbuffer_read(d.queued, d.from, kCopyChunk);
+        err = errno;
+        if (n > 0) moved += static_cast<size_t>(n);
+      }
+      if (n < 0 && !Blocked(err)) return fail(true);
       if (n == 0) d.eof = true;
       if (n > 0) {
-        d.in_pipe += static_cast<size_t>(n);
         if (!host_.CountBytes(static_cast<size_t>(n), d.upward)) d.stopped = true;
         progress = true;
       }
     }
+  }
+  // An empty pipe goes back to the worker's pool: an idle tunnel holds none.
+  if (d.pipe.valid() && d.in_pipe == 0) {
+    host_.Pipes().Give(&d.pipe);
+    d.pipe_full = false;
   }
   // Half-close: the EOF goes on once everything before it is out.
   if (d.eof && !d.shut && d.in_pipe == 0 && evbuffer_get_length(d.queued) == 0) {
@@ -179,7 +203,7 @@ bool SpliceRelay::Pump(Direction& d) {
   }
   // Watch `from` while there is room to read into, `to` while bytes wait for it. The idle
   // timeout runs on each: no byte read (or no room to write) for that long ends the tunnel.
-  const bool want_read = !d.eof && !d.stopped && !d.pipe_full && d.in_pipe < d.capacity;
+  const bool want_read = !d.eof && !d.stopped && d.Room();
   const bool want_write = !d.stopped && !d.writable;
   if (want_read != static_cast<bool>(event_pending(d.read_event.get(), EV_READ, nullptr))) {
     want_read ? event_add(d.read_event.get(), &idle_) : event_del(d.read_event.get());

@@ -6,7 +6,10 @@
 // side's reads and writes, and byte accounting as bytes are read; bytes past the session's byte
 // budget are never written. Bytes the connection had buffered before (a ClientHello read while
 // deciding, bytes after a 101) go first. While it runs, the connection's bufferevents are
-// disabled: it watches the two descriptors itself. Lives on its connection's worker.
+// disabled: it watches the two descriptors itself. The pipes are the worker's (PipePool), held
+// only while bytes are in them, so an idle tunnel costs its two sockets; when none can be had
+// (out of descriptors) the bytes go through user space, as bounded. Lives on its connection's
+// worker.
 #pragma once
 
 #include <memory>
@@ -18,7 +21,7 @@ namespace airlock::server {
 class SpliceRelay : public Tunnel {
  public:
   // Null when the bufferevents are not both plain sockets (TLS filters: the bytes are
-  // decrypted in user space anyway) or no pipe can be had; the caller uses TunnelRelay.
+  // decrypted in user space anyway); the caller uses TunnelRelay.
   static std::unique_ptr<SpliceRelay> Create(RelayHost& host);
   ~SpliceRelay() override;
 

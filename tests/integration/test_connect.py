@@ -1,12 +1,14 @@
 """CONNECT: decided before the tunnel opens; for TLS rules the ClientHello's SNI must equal the
 CONNECT host, checked before anything is dialled; tcp rules tunnel raw bytes."""
 import json
+import os
 import socket
 import subprocess
 import threading
 
 from conftest import listen, recv_all, curl, raw_request
-from test_inspect import ASAN, rss_bytes, wait_stalled
+import pytest
+from test_inspect import ASAN, poll, rss_bytes, wait_stalled
 
 
 def test_https_through_connect_with_matching_sni(gateway, tls_upstream):
@@ -97,6 +99,138 @@ def test_tcp_rule_tunnels_raw_bytes_with_half_close(gateway):
     text = urllib.request.urlopen("http://127.0.0.1:9464/metrics", timeout=5).read().decode()
     spliced = [line for line in text.splitlines() if line.startswith("airlock_spliced_bytes_total ")]
     assert spliced and int(spliced[0].split()[1]) >= 200014 + 15
+
+
+def pipe_descriptors(pid):
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("pipe:")
+        except OSError:
+            pass  # closed while listed
+    return n
+
+
+def exchange(c, up, i):
+    c.sendall(b"ping %d" % i)
+    assert up.recv(64) == b"ping %d" % i
+    up.sendall(b"pong %d" % i)
+    assert c.recv(64) == b"pong %d" % i
+
+
+def test_idle_spliced_tunnels_hold_no_pipes(gateway):
+    """A spliced tunnel borrows its pipes from the worker only while bytes are in them: 30 raw
+    TCP tunnels that have carried bytes both ways and gone quiet hold no pipe in the gateway
+    (there are at most the few the worker keeps for reuse), and they still carry bytes after."""
+    gateway.session()
+    srv = listen("127.0.0.4", 9000, backlog=64)
+    before = pipe_descriptors(gateway.proc.pid)
+    tunnels = []
+    try:
+        for i in range(30):
+            c = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+            c.sendall(b"CONNECT raw.test:9000 HTTP/1.1\r\nHost: raw.test:9000\r\n\r\n")
+            assert c.recv(4096) == b"HTTP/1.1 200 Connection established\r\n\r\n"
+            up, _ = srv.accept()
+            up.settimeout(10)
+            tunnels.append((c, up))
+            exchange(c, up, i)
+        # A pipe goes back once empty, which may be a moment after the last byte arrived.
+        held = lambda: pipe_descriptors(gateway.proc.pid) - before  # noqa: E731
+        assert poll(lambda: held() <= 8, timeout=10), f"30 idle tunnels hold {held()} pipe fds"
+        for i, (c, up) in enumerate(tunnels):
+            exchange(c, up, 100 + i)
+    finally:
+        for c, up in tunnels:
+            c.close()
+            up.close()
+        srv.close()
+
+
+def recv_exactly(sock, n):
+    got = b""
+    while len(got) < n:
+        d = sock.recv(1 << 20)
+        assert d, f"the tunnel ended after {len(got)} of {n} bytes"
+        got += d
+    return got
+
+
+def spliced_bytes():
+    import urllib.request
+    text = urllib.request.urlopen("http://127.0.0.1:9464/metrics", timeout=5).read().decode()
+    return int(next(line.split()[1] for line in text.splitlines()
+                    if line.startswith("airlock_spliced_bytes_total ")))
+
+
+def open_raw_tunnel(srv):
+    c = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+    c.sendall(b"CONNECT raw.test:9000 HTTP/1.1\r\nHost: raw.test:9000\r\n\r\n")
+    assert c.recv(4096) == b"HTTP/1.1 200 Connection established\r\n\r\n"
+    up, _ = srv.accept()
+    up.settimeout(10)
+    return c, up
+
+
+@pytest.mark.skipif(ASAN, reason="at the open-file limit the sanitizer runtime's own pipe(2) "
+                    "probes fail and UBSan reports false vptr errors")
+def test_without_a_pipe_to_be_had_a_tunnel_copies_instead(gateway):
+    """Out of descriptors, no pipe can be made: a spliced tunnel whose turn it is moves its
+    bytes through user space instead (bounded the same way), losing none, and splices again
+    once descriptors are free. One tunnel per worker (the test gateway runs two) stalls with a
+    full pipe, its client reading nothing, so no worker keeps a pipe to lend; the open-file
+    limit is then set to what is open, and tunnel B carries bytes both ways."""
+    gateway.session()
+    pid = gateway.proc.pid
+    srv = listen("127.0.0.4", 9000)
+    b_client, b_up = open_raw_tunnel(srv)
+    exchange(b_client, b_up, 1)
+    stalled = []  # (client, upstream, pump thread, bytes sent)
+    for _ in range(2):
+        client, up = open_raw_tunnel(srv)
+        sent = [0]
+
+        def pump(up=up, sent=sent):
+            try:
+                while True:
+                    sent[0] += up.send(b"a" * 65536)
+            except OSError:
+                pass  # shut down below
+
+        t = threading.Thread(target=pump, daemon=True)
+        t.start()
+        assert wait_stalled(lambda: sent[0]) is not None, "a tunnel never stalled"
+        stalled.append((client, up, t, sent))
+    fds = {int(fd) for fd in os.listdir(f"/proc/{pid}/fd")}
+    lowest_free = min(set(range(len(fds) + 1)) - fds)
+    soft = next(line.split()[3] for line in open(f"/proc/{pid}/limits")
+                if line.startswith("Max open files"))
+    spliced = spliced_bytes()  # the metrics listener, too, needs a descriptor to answer
+    subprocess.run(["prlimit", "--pid", str(pid), f"--nofile={lowest_free}:"], check=True)
+    try:
+        data = os.urandom(300000)
+        b_client.sendall(data)
+        assert recv_exactly(b_up, len(data)) == data
+        b_up.sendall(data[:5000])
+        assert recv_exactly(b_client, 5000) == data[:5000]
+    finally:
+        subprocess.run(["prlimit", "--pid", str(pid), f"--nofile={soft}:"], check=True)
+    assert spliced_bytes() - spliced < 300000, "a pipe was had at the open-file limit"
+    # Descriptors free again: the stalled bytes all arrive, and B splices again.
+    for client, up, t, sent in stalled:
+        up.shutdown(socket.SHUT_RDWR)  # ends the pump; what it sent still arrives, then EOF
+        t.join(timeout=10)
+        got = 0
+        while (d := client.recv(1 << 20)):
+            got += len(d)
+        assert got == sent[0]
+        client.close()
+        up.close()
+    spliced = spliced_bytes()
+    exchange(b_client, b_up, 2)
+    assert poll(lambda: spliced_bytes() > spliced)
+    for s in (b_client, b_up, srv):
+        s.close()
 
 
 def test_a_slow_reader_holds_the_tunnel_not_the_gateways_memory(gateway):
