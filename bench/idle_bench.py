@@ -4,7 +4,7 @@ same connections (issue 14). Run by bench/run_idle_bench.sh in a network namespa
 Two kinds, N of each (argv[1], default 10000), opened one kind at a time and held open while
 RSS (VmRSS, all threads) is read:
 - tunnels: CONNECT to a `tcp` rule, answered 200, the upstream's connection accepted, then
-  silence (airlock splices these: two sockets and two empty pipes each). The peer is haproxy in
+  silence (airlock splices these: two sockets each, pipes only while bytes move). The peer is haproxy in
   TCP mode forwarding to the same upstream.
 - inspected: CONNECT to an `inspect: true` rule, the TLS handshake with the gateway's CA, one
   GET answered by the upstream over TLS, then silence on a kept-alive connection. The peer is
@@ -149,10 +149,11 @@ def main():
     if not in_own_namespaces():
         fail("run me through bench/run_idle_bench.sh (a network and mount namespace of my own)")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    # A spliced tunnel holds 6 descriptors in the gateway (2 sockets, 2 pipes), this process 2.
-    if hard < 6 * N + 1000:
-        fail(f"the hard open-file limit ({hard}) is too low for {N} tunnels (6 descriptors each "
-             f"in the gateway): at most {(hard - 1000) // 6} here")
+    # An idle tunnel holds 2 descriptors in the gateway and in haproxy, and this process holds
+    # both ends of each (the client's and the upstream's).
+    if hard < 2 * N + 1000:
+        fail(f"the hard open-file limit ({hard}) is too low for {N} tunnels (2 descriptors each "
+             f"here and in the proxy): at most {(hard - 1000) // 2} here")
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     hosts = write("hosts", f"127.0.0.1 localhost\n{UPSTREAM_IP} {HOST}\n")
     subprocess.run(["mount", "--bind", hosts, "/etc/hosts"], check=True)

@@ -21,6 +21,7 @@ import time
 SRC = os.environ["AIRLOCK_SOURCE"]
 BUILD = os.environ["AIRLOCK_BUILD"]
 SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+PROFILE_DIR = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--profile" else None
 TMP = tempfile.mkdtemp(prefix="airlock-bench-")
 os.chmod(TMP, 0o777)
 UPSTREAM = "127.0.0.2:8080"
@@ -180,20 +181,42 @@ backend sink
     return p
 
 
-def wrk(port, close):
+def wrk(port, close, connections=16, paced=False):
+    """wrk against the proxy on `port` (None: the upstream directly). Paced: each connection
+    waits 1 ms after every response before its next request (wrk's `delay()`), so the load is
+    set by the number of connections rather than by how fast the proxy answers."""
     script = write("wrk.lua", f"""wrk.method = "GET"
 wrk.path = "{'http://' + UPSTREAM + '/' if port else '/'}"
 wrk.headers["Host"] = "{UPSTREAM}"
 {'wrk.headers["Connection"] = "close"' if close else ''}
+{'function delay() return 1 end' if paced else ''}
 """)
     target = f"http://127.0.0.1:{port}" if port else f"http://{UPSTREAM}"
-    out = subprocess.run(pinned(["wrk", "-t1", "-c16", f"-d{SECONDS}s", "--latency", "-s", script,
-                                 target], LOAD_CPU), capture_output=True, text=True).stdout
+    out = subprocess.run(pinned(["wrk", "-t1", f"-c{connections}", f"-d{SECONDS}s", "--latency",
+                                 "-s", script, target], LOAD_CPU),
+                         capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     lat = {m.group(1): m.group(2) for m in re.finditer(r"\s+(50|99)%\s+([\d.]+\w+)", out)}
     return rps, total, int(non2xx.group(1)) if non2xx else 0, lat
+
+
+def micros(text):
+    """wrk's latency ("512.00us", "1.03ms", "2.00s") in microseconds."""
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    return float(m.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
+
+
+def at_rate(port, rate):
+    """Paced keep-alive load at about `rate` requests/s: the number of connections found in two
+    tries (each connection makes at most one request a millisecond plus its latency). Returns
+    (req/s reached, p50 µs, p99 µs)."""
+    connections = max(1, round(rate * 0.0012))
+    for _ in range(2):
+        rps, _, _, lat = wrk(port, close=False, connections=connections, paced=True)
+        connections = max(1, round(connections * rate / rps))
+    return rps, micros(lat["50"]), micros(lat["99"])
 
 
 def bulk(port, plain_tcp=False):
@@ -241,6 +264,9 @@ def main():
         rows.append(measure(name, p, port))
     rows.append(measure_tunnel_only("haproxy-tcp", start_haproxy_tcp(), 3131))
     by = {r["name"]: r for r in rows}
+    # Latency at half of airlock's maximum keep-alive load, airlock and direct at that rate.
+    half = by["airlock"]["rps"] / 2
+    paced = {"direct": at_rate(None, half), "airlock": at_rate(3128, half)}
     print(f"\nSide-by-side, {SECONDS}s per run, wrk 1 thread x 16 connections, 2 GiB bulk; "
           f"airlock with 1 worker (airlock-2w: 2) and its audit log on; "
           f"{'proxies on CPU 0, load and upstream on CPU 1' if TWO_CPUS else 'unpinned'}.\n")
@@ -262,10 +288,45 @@ def main():
     h = by["haproxy-tcp"]
     print(f"  vs haproxy-tcp tunnel throughput {a['mbps'] / h['mbps']:.2f}x   CPU per GB "
           f"{a['cpu_s_per_gb'] / h['cpu_s_per_gb']:.2f}x" if h["cpu_s_per_gb"] else "")
+    print(f"\nAt half of airlock's maximum keep-alive load ({half:.0f} req/s asked; paced wrk):")
+    for name, (rps, p50, p99) in paced.items():
+        print(f"  {name:<8} {rps:>9.0f} req/s   p50 {p50:>8.0f} µs   p99 {p99:>8.0f} µs")
+    print(f"  added by airlock: p50 {paced['airlock'][1] - paced['direct'][1]:.0f} µs, "
+          f"p99 {paced['airlock'][2] - paced['direct'][2]:.0f} µs")
+
+
+def profile(out_dir):
+    """airlock-gateway (1 worker) under keep-alive load, then under a bulk tunnel, each sampled
+    by `perf record` (DWARF call graphs, all its threads): a flame graph and a summary of each
+    in out_dir (bench/flamegraph.py)."""
+    start_upstreams()
+    gateway = start_airlock()
+    for kind, load in (("keepalive", lambda: wrk(3128, close=False)),
+                       ("tunnel", lambda: bulk(3128))):
+        data = os.path.join(TMP, f"{kind}.perf")
+        rec = subprocess.Popen(["perf", "record", "-q", "-F", "499", "--call-graph", "dwarf,16384",
+                                "-p", str(gateway.pid), "-o", data],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while not os.path.exists(data) and time.time() < deadline:  # perf attached
+            time.sleep(0.05)
+        load()
+        rec.send_signal(signal.SIGINT)
+        rec.wait(timeout=60)
+        script = os.path.join(TMP, f"{kind}.script")
+        with open(script, "w") as f:
+            subprocess.run(["perf", "script", "-i", data], stdout=f, stderr=subprocess.DEVNULL,
+                           check=True)
+        subprocess.run([sys.executable, os.path.join(SRC, "bench", "flamegraph.py"), script,
+                        os.path.join(out_dir, f"airlock-{kind}"),
+                        f"airlock-gateway, {kind} ({SECONDS}s wrk)" if kind == "keepalive" else
+                        f"airlock-gateway, {kind} ({BULK_BYTES >> 30} GiB through CONNECT)"],
+                       check=True)
+        print(open(os.path.join(out_dir, f"airlock-{kind}.txt")).read())
 
 
 try:
-    main()
+    profile(PROFILE_DIR) if PROFILE_DIR else main()
 finally:
     for p in procs:
         p.send_signal(signal.SIGTERM)

@@ -23,7 +23,7 @@ declare -A GROUPS_PKGS=(
           git nodejs python3-requests python3-websockets python3-cryptography python3-boto3
           awscli gh python3-h2 python3-httpx python3-grpcio"
   [vm]="qemu-system-x86 busybox-static lz4 cpio debootstrap e2fsprogs"
-  [bench]="squid-openssl tinyproxy haproxy mitmproxy wrk hey nghttp2-client nghttp2-server"
+  [bench]="squid-openssl tinyproxy haproxy mitmproxy wrk hey nghttp2-client nghttp2-server linux-perf"
 )
 
 groups=("$@")
