@@ -12,17 +12,20 @@ WIDTH, ROW, FONT = 1200, 16, 11
 
 
 def fold(lines):
-    """perf script's samples (a header line, then one frame a line, then a blank line) as a
-    Counter of root-first stacks."""
+    """perf script's samples (a header line naming the thread, then one frame a line, then a
+    blank line) as a Counter of root-first stacks, each rooted at its thread's name."""
     stacks = collections.Counter()
     frames = []
+    thread = "?"
     for line in lines + [""]:
         line = line.rstrip("\n")
         if not line.strip():
             if frames:
-                stacks[tuple(reversed(frames))] += 1
+                stacks[(f"thread {thread}",) + tuple(reversed(frames))] += 1
             frames = []
-        elif line.startswith(("\t", " ")):
+        elif not line.startswith(("\t", " ")):
+            thread = re.sub(r"\s+\d+(/\d+)?\s.*$", "", line.strip()) or "?"
+        else:
             m = re.match(r"\s*[0-9a-f]+\s+(.+?)(?:\+0x[0-9a-f]+)?\s+\((.*)\)$", line)
             if not m:
                 continue
@@ -94,7 +97,12 @@ def summary(stacks, title, top=25):
         self_n[stack[-1]] += n
         for frame in set(stack):
             total_n[frame] += n
-    lines = [f"{title}: {total} samples", "", "self (on top of the stack):"]
+    threads = collections.Counter()
+    for stack, n in stacks.items():
+        threads[stack[0]] += n
+    lines = [f"{title}: {total} samples", "", "by thread:"]
+    lines += [f"  {n / total:6.1%}  {t}" for t, n in threads.most_common()]
+    lines += ["", "self (on top of the stack):"]
     lines += [f"  {n / total:6.1%}  {f}" for f, n in self_n.most_common(top)]
     lines += ["", "total (anywhere in the stack):"]
     lines += [f"  {n / total:6.1%}  {f}" for f, n in total_n.most_common(top)]

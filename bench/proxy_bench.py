@@ -296,12 +296,13 @@ def main():
 
 
 def profile(out_dir):
-    """airlock-gateway (1 worker) under keep-alive load, then under a bulk tunnel, each sampled
-    by `perf record` (DWARF call graphs, all its threads): a flame graph and a summary of each
-    in out_dir (bench/flamegraph.py)."""
+    """airlock-gateway (1 worker) under keep-alive load, connection churn and a bulk tunnel,
+    each sampled by `perf record` (DWARF call graphs, all its threads): a flame graph and a
+    summary of each in out_dir (bench/flamegraph.py)."""
     start_upstreams()
     gateway = start_airlock()
     for kind, load in (("keepalive", lambda: wrk(3128, close=False)),
+                       ("churn", lambda: wrk(3128, close=True)),
                        ("tunnel", lambda: bulk(3128))):
         data = os.path.join(TMP, f"{kind}.perf")
         rec = subprocess.Popen(["perf", "record", "-q", "-F", "499", "--call-graph", "dwarf,16384",
@@ -319,7 +320,7 @@ def profile(out_dir):
                            check=True)
         subprocess.run([sys.executable, os.path.join(SRC, "bench", "flamegraph.py"), script,
                         os.path.join(out_dir, f"airlock-{kind}"),
-                        f"airlock-gateway, {kind} ({SECONDS}s wrk)" if kind == "keepalive" else
+                        f"airlock-gateway, {kind} ({SECONDS}s wrk)" if kind != "tunnel" else
                         f"airlock-gateway, {kind} ({BULK_BYTES >> 30} GiB through CONNECT)"],
                        check=True)
         print(open(os.path.join(out_dir, f"airlock-{kind}.txt")).read())

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Where airlock-gateway's CPU goes: perf samples of the gateway (1 worker) under the proxy
-# bench's keep-alive load and its bulk tunnel, drawn as flame graphs with a text summary in
-# bench/profiles/ (airlock-keepalive.{svg,txt}, airlock-tunnel.{svg,txt}). Same namespace,
+# bench's keep-alive load, connection churn and bulk tunnel, drawn as flame graphs with a text
+# summary in bench/profiles/ (airlock-{keepalive,churn,tunnel}.{svg,txt}). Same namespace,
 # upstream and pinning as run_proxy_bench.sh.
 #   bench/run_profile.sh [SECONDS]        (default 5; as root)
 set -euo pipefail

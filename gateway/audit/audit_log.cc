@@ -2,6 +2,7 @@
 #include "gateway/audit/audit_log.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -100,7 +101,10 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(AuditOptions options) {
     log->prev_ = LinkHash(last, log->options_.hmac_key);
   }
   if (Status s = log->Reopen(); !s.ok()) return s;
-  log->writer_ = std::thread([raw = log.get()] { raw->Run(); });
+  log->writer_ = std::thread([raw = log.get()] {
+    pthread_setname_np(pthread_self(), "al-audit");
+    raw->Run();
+  });
   return log;
 }
 

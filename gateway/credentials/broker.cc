@@ -1,6 +1,8 @@
 // The credential broker (see broker.h).
 #include "gateway/credentials/broker.h"
 
+#include <pthread.h>
+
 #include <random>
 
 namespace airlock::credentials {
@@ -86,7 +88,10 @@ Status CredentialBroker::Start(Listener listener) {
     }
     listener_(ev);
   }
-  refresher_ = std::thread([this] { RefresherLoop(); });
+  refresher_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "al-credentials");
+    RefresherLoop();
+  });
   return Status::Ok();
 }
 

@@ -3,6 +3,7 @@
 #include <ares.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -56,7 +57,10 @@ class AresResolver final : public Resolver {
     }
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0) return Status::Error("eventfd failed");
-    thread_ = std::thread([this] { Run(); });
+    thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "al-resolver");
+      Run();
+    });
     return Status::Ok();
   }
 
