@@ -52,6 +52,9 @@ Result<std::string> RunHelper(const std::vector<std::string>& argv,
   posix_spawn_file_actions_addopen(actions.get(), 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(actions.get(), pipe_fds[1], 1);
   posix_spawn_file_actions_addopen(actions.get(), 2, "/dev/null", O_WRONLY, 0);
+  // Nothing else of the gateway's (sockets, the audit log) reaches the helper, whether or not
+  // it was opened close-on-exec.
+  posix_spawn_file_actions_addclosefrom_np(actions.get(), 3);
   SpawnAttr attr;
   sigset_t none, all;
   sigemptyset(&none);

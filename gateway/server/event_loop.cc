@@ -16,8 +16,11 @@ namespace {
 
 // A worker's loop. With epoll's change list, the registrations a callback changes (a
 // bufferevent's read disabled then enabled again within one request, say) are applied once, when
-// the loop next waits, instead of an epoll_ctl(2) each. Its one caveat, a descriptor dup()ed
-// and closed while registered, does not arise: the gateway never dups a watched descriptor.
+// the loop next waits, instead of an epoll_ctl(2) each. Its caveat: a descriptor closed while
+// another copy of it lives on (dup(), or a child process between fork and exec) stays in the
+// epoll set, since the deferred removal comes after the close. The gateway dups none, makes
+// every socket and pipe close-on-exec (upstream sockets too: ProxyConnection::Dial), and its
+// credential helpers are spawned with everything above stderr closed.
 event_base* NewWorkerBase() {
   event_config* cfg = event_config_new();
   if (!cfg) return nullptr;

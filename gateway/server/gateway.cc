@@ -21,8 +21,8 @@
 namespace airlock::server {
 namespace {
 
-// Below this many open files the gateway says so at start: a spliced tunnel holds six
-// descriptors (two sockets, two pipes), an inspected connection two.
+// Below this many open files the gateway says so at start: a connection holds two descriptors
+// (a spliced tunnel up to six while bytes move: two pipes lent by its worker).
 constexpr uint64_t kFewOpenFiles = 16384;
 
 // Raises the soft open-file limit (often 1024) to the hard one; returns the limit in force.

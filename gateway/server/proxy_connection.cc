@@ -821,15 +821,19 @@ void ProxyConnection::Dial() {
   dialed_ = allowed_[next_address_++];
   socklen_t len = 0;
   sockaddr_storage ss = ToSockaddr(*dialed_, target_.port, &len);
-  upstream_.reset(bufferevent_socket_new(w_.worker.base(), -1,
+  // Made here rather than by libevent so that it is close-on-exec: a credential helper spawned
+  // meanwhile must not hold it (the connection would outlive its close, and with epoll's change
+  // list a closed descriptor another process still holds would stay registered).
+  evutil_socket_t fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  upstream_.reset(bufferevent_socket_new(w_.worker.base(), fd,
                                          BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS));
   bufferevent_setcb(upstream_.get(), OnUpstreamRead, OnUpstreamWrite, OnUpstreamEvent, this);
   bufferevent_set_max_single_read(upstream_.get(), kMaxIo);
   bufferevent_set_max_single_write(upstream_.get(), kMaxIo);
   timeval connect = ToTimeval(g_.config.connect_timeout);
   bufferevent_set_timeouts(upstream_.get(), &connect, &connect);
-  if (bufferevent_socket_connect(upstream_.get(), reinterpret_cast<sockaddr*>(&ss),
-                                 static_cast<int>(len)) != 0) {
+  if (fd < 0 || bufferevent_socket_connect(upstream_.get(), reinterpret_cast<sockaddr*>(&ss),
+                                           static_cast<int>(len)) != 0) {
     OnUpstreamEvent(upstream_.get(), BEV_EVENT_ERROR, this);
   }
 }

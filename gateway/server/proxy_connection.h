@@ -43,7 +43,7 @@ class ProxyConnection;
 // The connections of one worker, by id. Touched only on that worker's thread.
 struct WorkerConnections {
   Worker worker;
-  PipePool pipes{64};  // declared before `live`: outlives every relay that borrows from it
+  PipePool pipes{16};  // declared before `live`: outlives every relay that borrows from it
   std::unordered_map<uint64_t, ProxyConnection*> live;
   LingeringTls lingering;  // closed connections' TLS, writing its last bytes
 };

@@ -3,7 +3,9 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "gateway/server/pipe_pool.h"
@@ -43,7 +45,7 @@ constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
 // Bytes one callback moves at most before it lets the worker's other connections run.
 constexpr size_t kMaxPerCall = 1 << 20;
 // Bytes read into user space at a time when no pipe can be had (out of descriptors).
-constexpr int kCopyChunk = 64 << 10;
+constexpr size_t kCopyChunk = 64 << 10;
 
 bool Blocked(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
 
@@ -132,7 +134,8 @@ bool SpliceRelay::Pump(Direction& d) {
     return false;
   };
   size_t moved = 0;
-  bool more = false;  // stopped at kMaxPerCall: to be continued from the event loop
+  bool more = false;     // stopped at kMaxPerCall: to be continued from the event loop
+  bool no_pipe = false;  // the pool could not lend one in this call
   for (bool progress = true; progress;) {
     if (moved >= kMaxPerCall) {
       more = true;
@@ -167,7 +170,7 @@ bool SpliceRelay::Pump(Direction& d) {
     if (!d.eof && !d.stopped && d.Room()) {
       ssize_t n = -1;
       int err = EAGAIN;
-      if (d.pipe.valid() || host_.Pipes().Take(&d.pipe)) {
+      if (d.pipe.valid() || (!no_pipe && host_.Pipes().Take(&d.pipe))) {
         n = splice(d.from, nullptr, d.pipe.write_end, nullptr, d.pipe.capacity - d.in_pipe,
                    kSpliceFlags);
         err = errno;
@@ -177,10 +180,16 @@ bool SpliceRelay::Pump(Direction& d) {
         if (n < 0 && d.in_pipe > 0) d.pipe_full = true;
         if (n > 0) d.in_pipe += static_cast<size_t>(n);
       } else {
-        // No pipe to be had (the process is out of descriptors): these bytes go through user
-        // space, no more than a pipe would hold, written before anything more is read.
-        n = evbuffer_read(d.queued, d.from, kCopyChunk);
+        // No pipe to be had (the process is out of descriptors; not asked again in this call):
+        // these bytes go through user space, no more than kCopyChunk, written before anything
+        // more is read. (evbuffer_read would read 4 KiB at a time.)
+        no_pipe = true;
+        evbuffer_iovec space;
+        if (evbuffer_reserve_space(d.queued, kCopyChunk, &space, 1) != 1) return fail(true);
+        n = read(d.from, space.iov_base, std::min(space.iov_len, kCopyChunk));
         err = errno;
+        space.iov_len = n > 0 ? static_cast<size_t>(n) : 0;
+        evbuffer_commit_space(d.queued, &space, 1);
         if (n > 0) moved += static_cast<size_t>(n);
       }
       if (n < 0 && !Blocked(err)) return fail(true);
