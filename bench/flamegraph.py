@@ -13,27 +13,32 @@ WIDTH, ROW, FONT = 1200, 16, 11
 
 def fold(lines):
     """perf script's samples (a header line naming the thread, then one frame a line, then a
-    blank line) as a Counter of root-first stacks, each rooted at its thread's name."""
+    blank line) as a Counter of root-first stacks, each rooted at its thread's name, and the
+    number of samples taken in the kernel."""
     stacks = collections.Counter()
     frames = []
     thread = "?"
+    in_kernel = 0
+    top_in_kernel = False
     for line in lines + [""]:
         line = line.rstrip("\n")
         if not line.strip():
             if frames:
                 stacks[(f"thread {thread}",) + tuple(reversed(frames))] += 1
+                in_kernel += top_in_kernel
             frames = []
-        elif not line.startswith(("\t", " ")):
-            thread = re.sub(r"\s+\d+(/\d+)?\s.*$", "", line.strip()) or "?"
         else:
-            m = re.match(r"\s*[0-9a-f]+\s+(.+?)(?:\+0x[0-9a-f]+)?\s+\((.*)\)$", line)
-            if not m:
+            m = re.match(r"\s+[0-9a-f]+\s+(.+?)(?:\+0x[0-9a-f]+)?\s+\((.*)\)$", line)
+            if not m:  # a sample's header: the thread's name first
+                thread = re.sub(r"\s+\d+(/\d+)?\s.*$", "", line.strip()) or "?"
                 continue
             name = m.group(1)
+            if not frames:
+                top_in_kernel = m.group(2) == "[kernel.kallsyms]"
             if name == "[unknown]":
                 name = "[" + m.group(2).rsplit("/", 1)[-1] + "]"
             frames.append(re.sub(r"\(.*\)$", "", name))  # C++ parameter lists dropped
-    return stacks
+    return stacks, in_kernel
 
 
 def tree(stacks):
@@ -90,7 +95,7 @@ def svg(root, title):
     return "\n".join(out)
 
 
-def summary(stacks, title, top=25):
+def summary(stacks, in_kernel, title, top=25):
     total = sum(stacks.values())
     self_n, total_n = collections.Counter(), collections.Counter()
     for stack, n in stacks.items():
@@ -100,7 +105,8 @@ def summary(stacks, title, top=25):
     threads = collections.Counter()
     for stack, n in stacks.items():
         threads[stack[0]] += n
-    lines = [f"{title}: {total} samples", "", "by thread:"]
+    lines = [f"{title}: {total} samples, {in_kernel / total:.1%} of them in the kernel", "",
+             "by thread:"]
     lines += [f"  {n / total:6.1%}  {t}" for t, n in threads.most_common()]
     lines += ["", "self (on top of the stack):"]
     lines += [f"  {n / total:6.1%}  {f}" for f, n in self_n.most_common(top)]
@@ -120,13 +126,13 @@ def summary(stacks, title, top=25):
 def main():
     src, prefix, title = sys.argv[1:4]
     with open(src, errors="replace") as f:
-        stacks = fold(f.readlines())
+        stacks, in_kernel = fold(f.readlines())
     if not stacks:
         sys.exit(f"{src}: no samples")
     with open(prefix + ".svg", "w") as f:
         f.write(svg(tree(stacks), title))
     with open(prefix + ".txt", "w") as f:
-        f.write(summary(stacks, title))
+        f.write(summary(stacks, in_kernel, title))
 
 
 if __name__ == "__main__":
