@@ -1,5 +1,6 @@
 // vmlaunch: sandboxes whose only way out is airlock-gateway.
 //   vmlaunch image build                 the guest image (kernel, initramfs, agent, CA)
+//   vmlaunch image snapshot              a saved, booted template that `run`/`start` restore
 //   vmlaunch run [VM options] -- CMD     an ephemeral microVM (or netns sandbox) for one command
 //   vmlaunch start [VM options]          a persistent microVM owned by a monitor process
 //   vmlaunch exec ID -- CMD | stop ID | ls | gc
@@ -34,15 +35,10 @@ struct VmFlags {
   std::string ttl = "1h";
 };
 
-void AddVmOptions(CLI::App* c, VmOptions* vm, VmFlags* flags) {
-  c->add_option("--policy", vm->policy, "The gateway policy for the session")->required();
-  c->add_option("--control", vm->control_socket, "The gateway's control socket")
-      ->capture_default_str();
+// The options that decide a VM's shape (and so which snapshot fits it).
+void AddShapeOptions(CLI::App* c, VmOptions* vm, VmFlags* flags) {
   c->add_option("--state-dir", vm->state_dir, "Where VM state, leases and sockets live")
       ->capture_default_str();
-  c->add_option("--pool", vm->pool, "Address range, a /30 per sandbox")->capture_default_str();
-  c->add_option("--proxy-port", vm->proxy_port, "The gateway's proxy port")->capture_default_str();
-  c->add_option("--ttl", flags->ttl, "Session lifetime (30s, 10m, 1h)")->capture_default_str();
   c->add_option("--memory", flags->memory, "Guest memory (e.g. 512M, 1G)")->capture_default_str();
   c->add_option("--cpus", vm->vcpus, "Guest vCPUs")->capture_default_str();
   c->add_option("--accel", vm->accel, "QEMU accelerator: auto, kvm or tcg")->capture_default_str();
@@ -52,6 +48,18 @@ void AddVmOptions(CLI::App* c, VmOptions* vm, VmFlags* flags) {
   c->add_flag("--rootfs", vm->rootfs, "Boot on the image's Debian root disk (read-only + overlay)");
   c->add_option("--boot-timeout-ms", vm->boot_timeout, "How long a boot may take")
       ->capture_default_str();
+}
+void AddVmOptions(CLI::App* c, VmOptions* vm, VmFlags* flags) {
+  AddShapeOptions(c, vm, flags);
+  c->add_option("--policy", vm->policy, "The gateway policy for the session")->required();
+  c->add_flag_function(
+      "--cold", [vm](int64_t) { vm->start = airlock::vmlaunch::VmStart::kCold; },
+      "Boot the kernel even when a snapshot of the image and shape exists");
+  c->add_option("--control", vm->control_socket, "The gateway's control socket")
+      ->capture_default_str();
+  c->add_option("--pool", vm->pool, "Address range, a /30 per sandbox")->capture_default_str();
+  c->add_option("--proxy-port", vm->proxy_port, "The gateway's proxy port")->capture_default_str();
+  c->add_option("--ttl", flags->ttl, "Session lifetime (30s, 10m, 1h)")->capture_default_str();
 }
 
 void AddCommandOptions(CLI::App* c, CommandOptions* cmd, bool files) {
@@ -117,6 +125,13 @@ int main(int argc, char** argv) {
                   "ca-certificates)");
   build->add_option("--rootfs-size", image_opts.rootfs_size)->capture_default_str();
   build->add_option("--mirror", image_opts.mirror, "Debian mirror for debootstrap");
+  VmOptions snap_vm;
+  VmFlags snap_flags;
+  auto* snapshot = image->add_subcommand(
+      "snapshot",
+      "Boot a template VM of this shape once and save it: later VMs of the image and shape "
+      "restore it instead of booting");
+  AddShapeOptions(snapshot, &snap_vm, &snap_flags);
 
   // run
   VmOptions run_vm;
@@ -185,6 +200,10 @@ int main(int argc, char** argv) {
 
   namespace vl = airlock::vmlaunch;
   if (build->parsed()) return vl::CmdImageBuild(image_opts);
+  if (snapshot->parsed()) {
+    if (!ApplyVmFlags(snap_flags, &snap_vm)) return 2;
+    return vl::CmdImageSnapshot(snap_vm);
+  }
   if (run->parsed()) {
     if (backend == "netns") {
       vl::NetnsRunOptions n;

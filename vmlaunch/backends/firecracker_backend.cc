@@ -101,4 +101,8 @@ Result<int> FirecrackerVmm::ConnectAgent(const VmSpec& spec, std::chrono::millis
   return Status::Error("the guest agent did not answer on vsock (see " + spec.dir + "/vmm.log)");
 }
 
+Status FirecrackerVmm::Save(const VmSpec&, const std::string&) {
+  return Status::Error("snapshots and standby need the qemu backend for now");
+}
+
 }  // namespace airlock::vmlaunch

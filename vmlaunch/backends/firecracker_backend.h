@@ -26,6 +26,8 @@ class FirecrackerVmm : public Vmm {
   std::string name() const override { return "firecracker"; }
   Result<pid_t> Launch(const VmSpec& spec) override;
   Result<int> ConnectAgent(const VmSpec& spec, std::chrono::milliseconds timeout) override;
+  // Not yet: snapshots and standby are QEMU's for now.
+  Status Save(const VmSpec& spec, const std::string& state_path) override;
 };
 
 }  // namespace airlock::vmlaunch

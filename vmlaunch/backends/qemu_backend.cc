@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "vmlaunch/backends/host_tsc.h"
+#include "vmlaunch/backends/qmp_client.h"
 #include "vmlaunch/process/process.h"
 
 namespace airlock::vmlaunch {
@@ -22,7 +23,8 @@ std::vector<std::string> QemuArgv(const VmSpec& s, const std::string& agent_sock
       "-name",
       s.id,
       "-machine",
-      "microvm,x-option-roms=off,rtc=on",
+      std::string("microvm,x-option-roms=off,rtc=on") +
+          (s.memory_file.empty() ? "" : ",memory-backend=mem0"),
       // TCG's translation cache defaults to 1 GiB; 64 MiB is plenty for a guest this size.
       "-accel",
       kvm ? "kvm" : "tcg,tb-size=64",
@@ -39,6 +41,8 @@ std::vector<std::string> QemuArgv(const VmSpec& s, const std::string& agent_sock
       "none",
       "-monitor",
       "none",
+      "-qmp",
+      "unix:" + s.dir + "/qmp.sock,server=on,wait=off",
       "-serial",
       "file:" + s.dir + "/console.log",
       "-kernel",
@@ -54,6 +58,13 @@ std::vector<std::string> QemuArgv(const VmSpec& s, const std::string& agent_sock
       "-device",
       "virtserialport,chardev=agent,name=airlock.agent",
   };
+  if (!s.memory_file.empty()) {
+    argv.insert(argv.end(),
+                {"-object", "memory-backend-file,id=mem0,size=" + std::to_string(s.memory_mib) +
+                                "M,mem-path=" + s.memory_file +
+                                (s.memory_shared ? ",share=on" : ",share=off")});
+  }
+  if (!s.restore_state.empty()) argv.insert(argv.end(), {"-incoming", "defer"});
   if (!s.tap.empty()) {  // (the accelerator probe boots without a network)
     argv.insert(argv.end(), {"-netdev", "tap,id=net0,ifname=" + s.tap + ",script=no,downscript=no",
                              "-device", "virtio-net-device,netdev=net0,mac=" + s.mac});
@@ -83,10 +94,31 @@ Result<pid_t> QemuVmm::Launch(const VmSpec& spec) {
     return Status::Error("cannot listen on " + path + ": " + std::strerror(errno));
   }
   VmSpec with_tsc = spec;
-  if (spec.accel != "kvm") with_tsc.tsc_khz = HostTscKhz();
-  return Spawn({.argv = QemuArgv(with_tsc, path),
-                .log_path = spec.dir + "/vmm.log",
-                .cgroup_procs = spec.cgroup_procs});
+  // (A restored guest keeps the kernel it was saved with: its command line does not matter.)
+  if (spec.accel != "kvm" && spec.restore_state.empty()) with_tsc.tsc_khz = HostTscKhz();
+  auto pid = Spawn({.argv = QemuArgv(with_tsc, path),
+                    .log_path = spec.dir + "/vmm.log",
+                    .cgroup_procs = spec.cgroup_procs});
+  if (!pid.ok() || spec.restore_state.empty()) return pid;
+  // QEMU waits (-incoming defer) for the state to load.
+  Status loaded = [&]() -> Status {
+    auto qmp = QmpClient::Connect(spec.dir + "/qmp.sock", std::chrono::seconds(10));
+    if (!qmp.ok()) return qmp.status();
+    if (Status s = (*qmp)->SetIgnoreShared(spec.restore_memory_from_file); !s.ok()) return s;
+    return (*qmp)->LoadFrom(spec.restore_state);
+  }();
+  if (!loaded.ok()) {
+    TerminateProcess(*pid, std::chrono::milliseconds(500));
+    return Status::Error("restoring " + spec.restore_state + ": " + loaded.message());
+  }
+  return pid;
+}
+
+Status QemuVmm::Save(const VmSpec& spec, const std::string& state_path) {
+  auto qmp = QmpClient::Connect(spec.dir + "/qmp.sock", std::chrono::seconds(10));
+  if (!qmp.ok()) return qmp.status();
+  if (Status s = (*qmp)->SetIgnoreShared(spec.memory_shared); !s.ok()) return s;
+  return (*qmp)->SaveTo(state_path, std::chrono::seconds(120));
 }
 
 Result<int> QemuVmm::ConnectAgent(const VmSpec& spec, std::chrono::milliseconds timeout) {

@@ -2,7 +2,8 @@
 // virtio-mmio devices: a NIC on the session's tap, a virtio-serial port named "airlock.agent"
 // for the guest agent, and optionally the root disk, read-only. The launcher listens on the
 // agent socket before QEMU starts and QEMU connects to it, so the agent's first words are never
-// lost. One instance per VM; not thread-safe.
+// lost. A QMP socket serves snapshots: a VM restored from one starts with `-incoming defer` and
+// its state is loaded over QMP (QmpClient). One instance per VM; not thread-safe.
 #pragma once
 
 #include <string>
@@ -22,6 +23,7 @@ class QemuVmm : public Vmm {
   std::string name() const override { return "qemu"; }
   Result<pid_t> Launch(const VmSpec& spec) override;
   Result<int> ConnectAgent(const VmSpec& spec, std::chrono::milliseconds timeout) override;
+  Status Save(const VmSpec& spec, const std::string& state_path) override;
 
  private:
   int listen_fd_ = -1;

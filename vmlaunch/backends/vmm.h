@@ -31,6 +31,15 @@ struct VmSpec {
   bool verbose_console = false;  // the guest kernel's boot messages in console.log
   int64_t tsc_khz = 0;           // the host's TSC rate for a TCG guest's kernel (0: it calibrates)
   std::vector<std::string> cgroup_procs;  // cgroups the VMM joins before it starts
+  // Guest memory in a file rather than anonymous memory: shared (a snapshot's template writes
+  // its memory there) or a private copy-on-write mapping (VMs restored from that snapshot share
+  // its pages until they write them).
+  std::string memory_file;
+  bool memory_shared = false;
+  // Restore instead of boot: the saved state to load, and whether the memory it needs is the
+  // memory file's (a snapshot) rather than in the state itself (a VM put on standby).
+  std::string restore_state;
+  bool restore_memory_from_file = false;
 };
 
 class Vmm {
@@ -42,6 +51,9 @@ class Vmm {
   // A connected stream to the guest agent (ownership passes to the caller). Waits until the VMM
   // is ready for it, up to `timeout`.
   virtual Result<int> ConnectAgent(const VmSpec& spec, std::chrono::milliseconds timeout) = 0;
+  // Saves the running VM to `state_path` (its memory too, unless it lives in the spec's shared
+  // memory file); the VM is paused afterwards and the VMM can be stopped.
+  virtual Status Save(const VmSpec& spec, const std::string& state_path) = 0;
 };
 
 // The guest kernel's command line: serial console (quiet unless verbose_console), no reboot

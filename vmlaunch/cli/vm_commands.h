@@ -24,6 +24,8 @@ struct CommandOptions {
 };
 
 int CmdImageBuild(const ImageOptions& options);
+// Boots a template VM of `vm`'s image and shape and saves it as that shape's snapshot.
+int CmdImageSnapshot(VmOptions vm);
 int CmdRun(VmOptions vm, const CommandOptions& command);
 int CmdStart(VmOptions vm, bool json);
 int CmdExec(const std::string& state_dir, const std::string& id, const CommandOptions& command);

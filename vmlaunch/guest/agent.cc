@@ -1,11 +1,18 @@
 // Agent: request dispatch, exec streaming, files.
 #include "vmlaunch/guest/agent.h"
 
+#include <fcntl.h>
+#include <linux/random.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "gateway/base/base64.h"
 #include "vmlaunch/guest/exec_runner.h"
@@ -42,7 +49,32 @@ bool ReadEnv(const json& j, std::map<std::string, std::string>* out) {
   return true;
 }
 
+// Mixes `seed` into the kernel's input pool and makes the CRNG reseed from it at once, so that
+// VMs restored from one snapshot part ways before anything reads a random byte.
+Status Reseed(const std::string& seed) {
+  int fd = ::open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return Status::Error("cannot open /dev/urandom");
+  std::vector<uint32_t> buf(sizeof(rand_pool_info) / 4 + (seed.size() + 3) / 4);
+  auto* info = reinterpret_cast<rand_pool_info*>(buf.data());
+  info->entropy_count = static_cast<int>(seed.size() * 8);
+  info->buf_size = static_cast<int>(seed.size());
+  std::memcpy(info->buf, seed.data(), seed.size());
+  const bool ok = ::ioctl(fd, RNDADDENTROPY, info) == 0 && ::ioctl(fd, RNDRESEEDCRNG) == 0;
+  ::close(fd);
+  return ok ? Status::Ok()
+            : Status::Error(std::string("reseeding failed: ") + std::strerror(errno));
+}
+
 }  // namespace
+
+void ReadEnvFile(const std::string& path, std::map<std::string, std::string>* env) {
+  std::ifstream f(path);
+  std::string line;
+  while (std::getline(f, line)) {
+    size_t eq = line.find('=');
+    if (eq != std::string::npos && eq > 0) (*env)[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+}
 
 int64_t UptimeMs() {
   double seconds = 0;
@@ -50,8 +82,12 @@ int64_t UptimeMs() {
   return static_cast<int64_t>(seconds * 1000);
 }
 
-Agent::Agent(std::map<std::string, std::string> base_env, std::string profile_path)
-    : env_(std::move(base_env)), profile_path_(std::move(profile_path)) {}
+Agent::Agent(AgentPaths paths) : paths_(std::move(paths)) {
+  env_ = {{"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+          {"HOME", "/root"},
+          {"LANG", "C.UTF-8"}};
+  ReadEnvFile(paths_.env_file, &env_);
+}
 
 void Agent::Serve(LineChannel& channel) {
   if (!channel.Send({{"event", "ready"}, {"uptime_ms", UptimeMs()}}).ok()) return;
@@ -78,13 +114,17 @@ void Agent::Handle(LineChannel& ch, const json& req) {
       return;
     }
     for (auto& [k, v] : add) env_[k] = v;
-    if (!profile_path_.empty()) {
+    if (!paths_.profile.empty()) {
       std::error_code ec;
-      std::filesystem::create_directories(std::filesystem::path(profile_path_).parent_path(), ec);
-      std::ofstream f(profile_path_);
+      std::filesystem::create_directories(std::filesystem::path(paths_.profile).parent_path(), ec);
+      std::ofstream f(paths_.profile);
       for (const auto& [k, v] : env_) f << "export " << k << "=" << ShellQuote(v) << "\n";
     }
     (void)ch.Send(Reply(id, {{"ok", true}}));
+  } else if (op == "identity") {
+    Status s = Identity(req);
+    (void)ch.Send(s.ok() ? Reply(id, {{"ok", true}, {"uptime_ms", UptimeMs()}})
+                         : Error(id, s.message()));
   } else if (op == "exec") {
     Exec(ch, id, req);
   } else if (op == "put") {
@@ -136,6 +176,41 @@ void Agent::Handle(LineChannel& ch, const json& req) {
   } else {
     (void)ch.Send(Error(id, "unknown op '" + op + "'"));
   }
+}
+
+Status Agent::Identity(const json& req) {
+  // The clock and the random pool first: the network scripts below already use both.
+  if (const auto& t = req.value("time_unix_ns", json()); t.is_number_integer()) {
+    const int64_t ns = t.get<int64_t>();
+    timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+    if (::clock_settime(CLOCK_REALTIME, &ts) != 0) return Status::Error("cannot set the clock");
+  }
+  if (const auto& seed = req.value("seed", json()); !seed.is_null()) {
+    auto bytes = seed.is_string() ? Base64Decode(seed.get<std::string>()) : std::nullopt;
+    if (!bytes || bytes->size() < 32 || bytes->size() > 512) {
+      return Status::Error("seed must be 32 to 512 bytes of base64");
+    }
+    if (Status s = Reseed(*bytes); !s.ok()) return s;
+  }
+  if (!req.contains("hostname")) return Status::Ok();  // only the clock (after a resume)
+  std::vector<std::string> argv = {paths_.identity_script, "identity"};
+  for (const char* k : {"address", "gateway", "hostname", "proxy", "mac"}) {
+    const auto& v = req.value(k, json(""));
+    if (!v.is_string()) return Status::Error(std::string(k) + " must be a string");
+    argv.push_back(v.get<std::string>());
+  }
+  ExecRequest r;
+  r.argv = std::move(argv);
+  for (const auto& [k, v] : env_) r.env.push_back(k + "=" + v);
+  r.timeout = std::chrono::seconds(20);
+  std::string output;
+  ExecHooks hooks;
+  hooks.on_output = [&](OutputStream, std::string_view d) { output.append(d.substr(0, 4096)); };
+  auto outcome = RunExec(r, hooks);
+  if (!outcome.ok()) return outcome.status();
+  if (outcome->exit_code != 0) return Status::Error("taking on the identity failed: " + output);
+  ReadEnvFile(paths_.env_file, &env_);
+  return Status::Ok();
 }
 
 void Agent::Exec(LineChannel& ch, const json& id, const json& req) {

@@ -8,6 +8,11 @@
 //          {"exit_code":N,"signal":N,"duration_ms":N,"timed_out":bool}
 //          or {"error":"...","exit_code":127|126} if it could not start
 //   {"op":"cancel"} (while an exec runs)  -> the exec is killed and ends as above
+//   {"op":"identity","time_unix_ns":N,"seed":"<base64>","hostname":H,"address":"A/30",
+//    "gateway":G,"proxy":URL,"mac":M}      -> {"ok":true,"uptime_ms":N}   a VM restored from a
+//                                             snapshot takes on its own clock, entropy and
+//                                             network; with only the clock and seed after a
+//                                             resume
 //   {"op":"put","path":P,"data":"<base64>","mode":N} -> {"ok":true}
 //   {"op":"get","path":P}                  -> {"ok":true,"data":"<base64>","mode":N}
 //   {"op":"shutdown"}                      -> {"ok":true}, then the guest powers off
@@ -19,16 +24,25 @@
 #include <map>
 #include <string>
 
+#include "gateway/base/status.h"
 #include "vmlaunch/guest/line_channel.h"
 
 namespace airlock::vmlaunch {
 
+struct AgentPaths {
+  std::string env_file;         // K=V lines init writes (proxy, CA trust); read at start and
+                                // again after `identity`
+  std::string profile;          // where configure writes the session's variables ("" to skip)
+  std::string identity_script;  // init, run as `<script> identity IP GW NAME PROXY MAC`
+};
+
+// Reads K=V lines from `path` into `env` (a missing file adds nothing).
+void ReadEnvFile(const std::string& path, std::map<std::string, std::string>* env);
+
 class Agent {
  public:
-  // `base_env`: the environment every exec starts from (PATH, HOME, the proxy and CA variables
-  // that init wrote); `profile_path`: where configure writes the session's variables for login
-  // shells ("" to skip).
-  Agent(std::map<std::string, std::string> base_env, std::string profile_path);
+  // Every exec's environment starts from PATH, HOME and LANG plus what paths.env_file holds.
+  explicit Agent(AgentPaths paths);
 
   // Greets, then serves requests until the channel closes or a shutdown is requested.
   void Serve(LineChannel& channel);
@@ -40,9 +54,10 @@ class Agent {
  private:
   void Handle(LineChannel& channel, const nlohmann::json& request);
   void Exec(LineChannel& channel, const nlohmann::json& id, const nlohmann::json& request);
+  Status Identity(const nlohmann::json& request);
 
+  AgentPaths paths_;
   std::map<std::string, std::string> env_;
-  std::string profile_path_;
   bool shutdown_ = false;
 };
 

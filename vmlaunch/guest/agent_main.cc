@@ -35,21 +35,6 @@ std::string KernelArg(const std::string& key) {
   return "";
 }
 
-// PATH and HOME, then the K=V lines that init wrote (proxy, CA trust, ...).
-std::map<std::string, std::string> BaseEnv() {
-  std::map<std::string, std::string> env = {
-      {"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-      {"HOME", "/root"},
-      {"LANG", "C.UTF-8"}};
-  std::ifstream f("/etc/airlock/env");
-  std::string line;
-  while (std::getline(f, line)) {
-    size_t eq = line.find('=');
-    if (eq != std::string::npos && eq > 0) env[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return env;
-}
-
 std::string FindSerialPort() {
   DIR* d = ::opendir("/sys/class/virtio-ports");
   if (!d) return "";
@@ -102,7 +87,9 @@ int ServeVsock(Agent& agent) {
 }
 
 int RunAgent() {
-  Agent agent(BaseEnv(), "/etc/profile.d/airlock.sh");
+  Agent agent({.env_file = "/etc/airlock/env",
+               .profile = "/etc/profile.d/airlock.sh",
+               .identity_script = "/sbin/airlock-init"});
   return KernelArg("airlock.transport") == "vsock" ? ServeVsock(agent) : ServeSerial(agent);
 }
 

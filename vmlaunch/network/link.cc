@@ -23,9 +23,13 @@ Status CreateVethLink(const std::string& host_if, const std::string& netns,
   return Status::Ok();
 }
 
-Status CreateTapLink(const std::string& name, const net::IpAddress& gateway) {
+Status CreateTapLink(const std::string& name, const std::optional<net::IpAddress>& gateway) {
+  if (Status s = RunCommand({"ip", "tuntap", "add", "dev", name, "mode", "tap"}); !s.ok()) return s;
+  return gateway ? AddressTapLink(name, *gateway) : Status::Ok();
+}
+
+Status AddressTapLink(const std::string& name, const net::IpAddress& gateway) {
   for (const auto& step : std::vector<std::vector<std::string>>{
-           {"ip", "tuntap", "add", "dev", name, "mode", "tap"},
            {"ip", "addr", "add", gateway.ToString() + "/30", "dev", name},
            {"ip", "link", "set", name, "up"}}) {
     if (Status s = RunCommand(step); !s.ok()) return s;

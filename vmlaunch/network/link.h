@@ -3,6 +3,7 @@
 // (each step has an exact undo: deleting the link). Not thread-safe.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,8 +16,11 @@ namespace airlock::vmnet {
 // default route via the gateway.
 Status CreateVethLink(const std::string& host_if, const std::string& netns,
                       const net::IpAddress& gateway, const net::IpAddress& guest);
-// A persistent tap device `name` with `gateway`/30, for a VMM to attach to.
-Status CreateTapLink(const std::string& name, const net::IpAddress& gateway);
+// A persistent tap device `name` with `gateway`/30, for a VMM to attach to; with no gateway, a
+// bare tap (no address, down) for a VM that has no network yet.
+Status CreateTapLink(const std::string& name, const std::optional<net::IpAddress>& gateway);
+// Gives a bare tap `gateway`/30 and brings it up.
+Status AddressTapLink(const std::string& name, const net::IpAddress& gateway);
 Status DeleteLink(const std::string& name);
 
 }  // namespace airlock::vmnet

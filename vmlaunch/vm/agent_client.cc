@@ -37,11 +37,12 @@ Result<std::optional<GuestMessage>> AgentClient::Receive(int timeout_ms) {
   return std::optional<GuestMessage>(std::move(message).value());
 }
 
-Result<int64_t> AgentClient::WaitReady(milliseconds timeout) {
+Result<int64_t> AgentClient::WaitReady(milliseconds timeout, bool restored) {
   if (!broken_.ok()) return broken_;
   const auto start = std::chrono::steady_clock::now();
   const auto deadline = start + timeout;
-  auto next_ping = start + milliseconds(1000);
+  const milliseconds ping_every(restored ? 250 : 1000);
+  auto next_ping = restored ? start : start + ping_every;
   while (true) {
     const auto now = std::chrono::steady_clock::now();
     auto left = std::chrono::duration_cast<milliseconds>(deadline - now);
@@ -51,9 +52,9 @@ Result<int64_t> AgentClient::WaitReady(milliseconds timeout) {
     // out before the host side of the port was listening.
     if (now >= next_ping) {
       if (channel_.Send({{"op", "ping"}, {"id", 0}}).ok()) ++owed_;
-      next_ping = now + milliseconds(1000);
+      next_ping = now + ping_every;
     }
-    auto m = Receive(static_cast<int>(std::min<int64_t>(left.count(), 200)));
+    auto m = Receive(static_cast<int>(std::min<int64_t>(left.count(), restored ? 20 : 200)));
     if (!m.ok()) return m.status();
     if (!m->has_value()) continue;
     const GuestMessage& message = **m;
@@ -173,6 +174,14 @@ Result<ExecResult> AgentClient::Exec(const ExecSpec& spec,
 
 Status AgentClient::Configure(const std::map<std::string, std::string>& env) {
   return Call({{"op", "configure"}, {"env", env}}, milliseconds(10000)).status();
+}
+
+Status AgentClient::Quiesce() { return Call({{"op", "ping"}}, milliseconds(10000)).status(); }
+
+Status AgentClient::Identity(const json& fields) {
+  json request = fields;
+  request["op"] = "identity";
+  return Call(std::move(request), milliseconds(30000)).status();
 }
 
 Status AgentClient::Put(const std::string& path, std::string_view data, int mode) {

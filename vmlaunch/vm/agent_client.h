@@ -55,9 +55,16 @@ class AgentClient {
   // OK until the guest breaks the protocol, goes away or misses a deadline; then that error,
   // which every later call returns at once.
   const Status& health() const { return broken_; }
-  // Waits for {"event":"ready"}; returns the guest's uptime then (its own boot time).
-  Result<int64_t> WaitReady(std::chrono::milliseconds timeout);
+  // Waits for {"event":"ready"} (or the answer to a ping); returns the guest's uptime then (its
+  // own boot time). `restored`: the guest was running already (restored from a snapshot or
+  // resumed), so its greeting went out long ago: ping at once and often.
+  Result<int64_t> WaitReady(std::chrono::milliseconds timeout, bool restored = false);
   Status Configure(const std::map<std::string, std::string>& env);
+  // A ping answered: every reply the agent owed before it has been read (replies come in
+  // order), so nothing stale is left in the channel (before a VM is saved).
+  Status Quiesce();
+  // The agent's `identity` request with `fields` (vmlaunch/guest/agent.h).
+  Status Identity(const nlohmann::json& fields);
   // Streams output through `on_output(is_stderr, data)` when given, and collects it too.
   // `interrupted()` is polled; when it returns true the exec is cancelled.
   Result<ExecResult> Exec(const ExecSpec& spec,

@@ -41,7 +41,10 @@ struct VmRecord {
   int memory_mib = 0;
   int vcpus = 0;
   std::string accel;
-  std::string state = "creating";  // creating, running, stopping
+  std::string shape;  // the snapshot key of its shape (without the VMM): pools match on it
+  std::string image;  // the image directory it runs
+  std::string staged_snapshot;     // a template's snapshot files before they are committed
+  std::string state = "creating";  // creating, template, pooled, running, standby, stopping
 
   std::string file() const { return dir + "/state.json"; }
   Status Save() const;

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <thread>
 
+#include "gateway/base/base64.h"
 #include "gateway/control/control_client.h"
 #include "gateway/crypto/random.h"
 #include "vmlaunch/backends/netns_backend.h"
@@ -19,6 +20,7 @@
 #include "vmlaunch/network/link.h"
 #include "vmlaunch/network/nft_table.h"
 #include "vmlaunch/process/command.h"
+#include "vmlaunch/process/interrupt.h"
 #include "vmlaunch/process/process.h"
 #include "vmlaunch/vm/accel.h"
 #include "vmlaunch/vm/cgroup.h"
@@ -37,6 +39,10 @@ int64_t MsSince(Clock::time_point t) {
 
 // The VMM's own memory on top of the guest's: QEMU's code, TCG's translation cache, buffers.
 constexpr uint64_t kVmmOverheadBytes = 256u << 20;
+
+std::string ProxyUrl(const VmRecord& r, const VmOptions& o) {
+  return "http://" + r.gateway + ":" + std::to_string(o.proxy_port);
+}
 
 }  // namespace
 
@@ -71,10 +77,29 @@ Status VmSession::Boot(const VmOptions& o, std::ostream& log) {
     if (!a.ok()) return a.status();
     accel = *a;
   }
+  const VmShape shape{.backend = o.backend,
+                      .accel = accel,
+                      .memory_mib = o.memory_mib,
+                      .vcpus = o.vcpus,
+                      .overlay = o.overlay,
+                      .rootfs = o.rootfs};
+  std::optional<Snapshot> snapshot;
+  if (o.start == VmStart::kAuto || o.start == VmStart::kPooled) {
+    auto found = FindSnapshot(image->dir, shape);
+    if (found.ok()) {
+      snapshot = *found;
+    } else if (o.start == VmStart::kPooled) {
+      return found.status();
+    }
+  }
+  const bool networked = o.start == VmStart::kAuto || o.start == VmStart::kCold;
   // The gateway's CA first: a gateway that cannot give it is not worth booting for.
-  control::ControlClient control(o.control_socket);
-  auto ca = FetchGatewayCa(control, log);
-  if (!ca.ok()) return ca.status();
+  if (networked) {
+    control::ControlClient control(o.control_socket);
+    auto ca = FetchGatewayCa(control, log);
+    if (!ca.ok()) return ca.status();
+    gateway_ca_ = *ca;
+  }
   // VMs whose owner died before they were given back would otherwise hold addresses and names.
   CollectGarbage(o.state_dir, o.pool, nullptr);
   const auto setup_start = Clock::now();  // the launcher's own work (not the one-off probe)
@@ -84,49 +109,32 @@ Status VmSession::Boot(const VmOptions& o, std::ostream& log) {
   r.backend = o.backend;
   r.state_dir = o.state_dir;
   r.dir = o.state_dir + "/vms/" + r.id;
-  r.policy = o.policy;
   r.control_socket = o.control_socket;
   r.pool = o.pool;
   r.created_unix = NowUnix();
-  r.expires_unix = o.ttl.count() > 0 ? r.created_unix + o.ttl.count() : 0;
   r.owner_pid = getpid();
   r.owner_start = ProcessStartTime(getpid()).value_or(0);
   r.memory_mib = o.memory_mib;
   r.vcpus = o.vcpus;
   r.accel = accel;
+  r.shape = SnapshotKey(shape, "");
+  r.image = image->dir;
   std::error_code ec;
   fs::create_directories(r.dir, ec);
   if (ec) return Status::Error("cannot create " + r.dir + ": " + ec.message());
   fs::permissions(r.dir, fs::perms::owner_all, ec);
   if (Status s = r.Save(); !s.ok()) return s;
 
-  // The address lease, then the tap (named after the VM, so a name is never reused while a
-  // leftover of a crashed VM may still hold it).
-  vmnet::AddressPool pool(o.state_dir + "/address-pool.json", *range);
-  auto lease = pool.Allocate(r.id, getpid());
-  if (!lease.ok()) return lease.status();
-  r.block = lease->block.ToString();
-  r.gateway = lease->gateway().ToString();
-  r.guest = lease->guest().ToString();
+  // The tap is named after the VM, so a name is never reused while a leftover of a crashed VM
+  // may still hold it. A VM without a network yet gets it bare: no address, down, in no set of
+  // the firewall, so nothing it sends goes anywhere.
   r.tap = "al" + r.id;  // "alvm-" + 8 hex: 13 characters, under IFNAMSIZ
-  if (Status s = r.Save(); !s.ok()) return s;
-  if (Status s = vmnet::CreateTapLink(r.tap, lease->gateway()); !s.ok()) return s;
-
-  r.nft_link = true;
-  if (Status s = r.Save(); !s.ok()) return s;
-  vmnet::NftTable nft;
-  if (Status s = nft.AddLink(r.tap, lease->guest()); !s.ok()) {
-    return Status::Error(s.message() + " (is the airlock table installed? `vmlaunch net install`)");
+  if (networked) {
+    if (Status s = TakeNetwork(o, ""); !s.ok()) return s;
+  } else {
+    if (Status s = r.Save(); !s.ok()) return s;
+    if (Status s = vmnet::CreateTapLink(r.tap, std::nullopt); !s.ok()) return s;
   }
-
-  auto session = control.CreateSession({{"policy", o.policy},
-                                        {"source", r.guest},
-                                        {"token", false},
-                                        {"ttl_seconds", o.ttl.count()},
-                                        {"labels", {{"backend", o.backend}, {"vm", r.id}}}});
-  if (!session.ok()) return session.status();
-  r.session_id = (*session)["id"].get<std::string>();
-  if (Status s = r.Save(); !s.ok()) return s;
 
   auto cg =
       CreateCgroup({.name = r.id,
@@ -140,7 +148,7 @@ Status VmSession::Boot(const VmOptions& o, std::ostream& log) {
         << "\n";
   }
 
-  VmSpec spec;
+  VmSpec& spec = spec_;
   spec.id = r.id;
   spec.dir = r.dir;
   spec.kernel = image->kernel;
@@ -155,56 +163,200 @@ Status VmSession::Boot(const VmOptions& o, std::ostream& log) {
   spec.accel = accel;
   spec.verbose_console = std::getenv("VMLAUNCH_CONSOLE_VERBOSE") != nullptr;
   for (const auto& dir : r.cgroups) spec.cgroup_procs.push_back(dir + "/cgroup.procs");
-  const std::string proxy = "http://" + r.gateway + ":" + std::to_string(o.proxy_port);
-  spec.kernel_args = "airlock.ip=" + r.guest + "/30 airlock.gw=" + r.gateway +
-                     " airlock.proxy=" + proxy + " airlock.overlay=" + o.overlay +
-                     " airlock.hostname=" + r.id + (o.rootfs ? " airlock.rootfs=1" : "");
+  spec.kernel_args = "airlock.overlay=" + o.overlay + (o.rootfs ? " airlock.rootfs=1" : "");
+  if (o.start == VmStart::kTemplate) {
+    // The template's memory goes straight into the snapshot's file.
+    const Snapshot target = SnapshotFor(image->dir, shape);
+    snapshot_image_dir_ = image->dir;
+    shape_ = shape;
+    staged_ = {.dir = target.dir + ".new-" + r.id,
+               .memory = target.dir + ".new-" + r.id + "/memory",
+               .state = target.dir + ".new-" + r.id + "/state",
+               .key = target.key};
+    r.staged_snapshot = staged_.dir;
+    if (Status s = r.Save(); !s.ok()) return s;
+    fs::create_directories(staged_.dir, ec);
+    if (ec) return Status::Error("cannot create " + staged_.dir + ": " + ec.message());
+    spec.memory_file = staged_.memory;
+    spec.memory_shared = true;
+  } else if (snapshot) {
+    spec.memory_file = snapshot->memory;
+    spec.restore_state = snapshot->state;
+    spec.restore_memory_from_file = true;
+  } else {
+    // Cold: the guest takes its identity from the kernel's command line.
+    spec.kernel_args += " airlock.ip=" + r.guest + "/30 airlock.gw=" + r.gateway +
+                        " airlock.proxy=" + ProxyUrl(r, o) + " airlock.hostname=" + r.id;
+  }
   timings_.setup_ms = MsSince(setup_start);
+  Status launched = LaunchVmm(o);
+  if (!launched.ok() && snapshot && o.start == VmStart::kAuto && !Interrupted()) {
+    // A snapshot that does not restore (saved by a QEMU that has since changed in a way its
+    // fingerprint missed, a damaged file) is no reason to fail: boot cold.
+    log << "vmlaunch: restoring the snapshot failed (" << launched.message() << "); booting cold\n";
+    agent_.reset();
+    if (r.vmm_pid > 0) TerminateProcess(r.vmm_pid, milliseconds(500));
+    vmm_ = std::move(MakeVmm(o.backend)).value();
+    spec.memory_file.clear();
+    spec.restore_state.clear();
+    spec.restore_memory_from_file = false;
+    spec.kernel_args += " airlock.ip=" + r.guest + "/30 airlock.gw=" + r.gateway +
+                        " airlock.proxy=" + ProxyUrl(r, o) + " airlock.hostname=" + r.id;
+    launched = LaunchVmm(o);
+  }
+  if (!launched.ok()) return launched;
+  if (o.start == VmStart::kTemplate || o.start == VmStart::kPooled) {
+    r.state = o.start == VmStart::kTemplate ? "template" : "pooled";
+    timings_.ready_ms = MsSince(start);
+    return r.Save();
+  }
+  if (Status s = Personalize(o, log); !s.ok()) return s;
+  timings_.ready_ms = MsSince(start);
+  return Status::Ok();
+}
+
+Status VmSession::TakeNetwork(const VmOptions& o, const std::string& gateway_ca) {
+  if (!gateway_ca.empty()) gateway_ca_ = gateway_ca;
+  VmRecord& r = record_;
+  std::string error;
+  auto range = net::Cidr::Parse(o.pool, &error);
+  if (!range) return Status::Error("--pool: " + error);
+  r.policy = o.policy;
+  r.expires_unix = o.ttl.count() > 0 ? NowUnix() + o.ttl.count() : 0;
+  vmnet::AddressPool pool(o.state_dir + "/address-pool.json", *range);
+  auto lease = pool.Allocate(r.id, getpid());
+  if (!lease.ok()) return lease.status();
+  r.block = lease->block.ToString();
+  r.gateway = lease->gateway().ToString();
+  r.guest = lease->guest().ToString();
+  if (Status s = r.Save(); !s.ok()) return s;
+  // A pooled VM's tap exists already, bare: it gets its address now.
+  Status tap = r.state == "pooled" ? vmnet::AddressTapLink(r.tap, lease->gateway())
+                                   : vmnet::CreateTapLink(r.tap, lease->gateway());
+  if (!tap.ok()) return tap;
+
+  r.nft_link = true;
+  if (Status s = r.Save(); !s.ok()) return s;
+  vmnet::NftTable nft;
+  if (Status s = nft.AddLink(r.tap, lease->guest()); !s.ok()) {
+    return Status::Error(s.message() + " (is the airlock table installed? `vmlaunch net install`)");
+  }
+
+  control::ControlClient control(o.control_socket);
+  auto session = control.CreateSession({{"policy", o.policy},
+                                        {"source", r.guest},
+                                        {"token", false},
+                                        {"ttl_seconds", o.ttl.count()},
+                                        {"labels", {{"backend", o.backend}, {"vm", r.id}}}});
+  if (!session.ok()) return session.status();
+  r.session_id = (*session)["id"].get<std::string>();
+  // Placeholders for the credentials the gateway injects: the guest sees only these names.
+  placeholders_.clear();
+  if (session->contains("placeholders") && (*session)["placeholders"].is_object()) {
+    for (const auto& [k, v] : (*session)["placeholders"].items()) {
+      if (v.is_string()) placeholders_[k] = v.get<std::string>();
+    }
+  }
+  return r.Save();
+}
+
+Status VmSession::LaunchVmm(const VmOptions& o) {
+  VmRecord& r = record_;
   const auto spawned = Clock::now();
-  auto pid = vmm_->Launch(spec);
+  restored_ = !spec_.restore_state.empty();
+  auto pid = vmm_->Launch(spec_);
   if (!pid.ok()) return pid.status();
   r.vmm_pid = *pid;
   r.vmm_start = ProcessStartTime(*pid).value_or(0);
   if (Status s = r.Save(); !s.ok()) return s;
-  auto fd = vmm_->ConnectAgent(spec, o.boot_timeout);
+  auto fd = vmm_->ConnectAgent(spec_, o.boot_timeout);
   if (!fd.ok()) return fd.status();
   agent_ = std::make_unique<AgentClient>(*fd);
-  Result<int64_t> uptime = agent_->WaitReady(o.boot_timeout);
+  Result<int64_t> uptime = agent_->WaitReady(o.boot_timeout, restored_);
   if (!uptime.ok()) {
-    // The directory goes at teardown: say here what the guest said last.
-    std::ifstream console(r.dir + "/console.log");
-    std::deque<std::string> tail;
-    for (std::string line; std::getline(console, line);) {
-      tail.push_back(line);
-      if (tail.size() > 12) tail.pop_front();
-    }
+    // The directory goes at teardown: say here what the guest (or QEMU) said last.
     std::string text;
-    for (const auto& line : tail) text += "\n  | " + line;
-    return Status::Error(uptime.status().message() +
-                         "; the guest console ended with:" + (text.empty() ? " (nothing)" : text));
+    for (const char* file : {"/console.log", "/vmm.log"}) {
+      std::ifstream in(r.dir + file);
+      std::deque<std::string> tail;
+      for (std::string line; std::getline(in, line);) {
+        tail.push_back(line);
+        if (tail.size() > 12) tail.pop_front();
+      }
+      if (tail.empty()) continue;
+      text += std::string("; ") + (file[1] == 'c' ? "the guest console" : "QEMU") + " ended with:";
+      for (const auto& line : tail) text += "\n  | " + line;
+    }
+    return Status::Error(uptime.status().message() + (text.empty() ? "" : text));
   }
   timings_.boot_ms = MsSince(spawned);
-  timings_.guest_kernel_ms = *uptime;
+  timings_.guest_kernel_ms = restored_ ? 0 : *uptime;
+  timings_.start = restored_ ? "restored" : "cold";
+  return Status::Ok();
+}
+
+Status VmSession::Personalize(const VmOptions& o, std::ostream&) {
+  VmRecord& r = record_;
   const auto configure = Clock::now();
+  if (restored_) {
+    // Everything that makes this VM unlike the others restored from the same snapshot, before
+    // any command of the session runs: the clock, fresh entropy, the name and the network.
+    const auto now = std::chrono::system_clock::now().time_since_epoch();
+    if (Status s = agent_->Identity(
+            {{"time_unix_ns", std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()},
+             {"seed", Base64Encode(crypto::RandomHex(64))},
+             {"hostname", r.id},
+             {"address", r.guest + "/30"},
+             {"gateway", r.gateway},
+             {"proxy", ProxyUrl(r, o)},
+             {"mac", spec_.mac}});
+        !s.ok()) {
+      return s;
+    }
+  }
   std::map<std::string, std::string> env = o.env;
   env["AIRLOCK_SESSION"] = r.session_id;
   env["AIRLOCK_VM"] = r.id;
-  // Placeholders for the credentials the gateway injects: the guest sees only these names.
-  if (session->contains("placeholders") && (*session)["placeholders"].is_object()) {
-    for (const auto& [k, v] : (*session)["placeholders"].items()) {
-      if (v.is_string()) env[k] = v.get<std::string>();
-    }
-  }
+  for (const auto& [k, v] : placeholders_) env[k] = v;
   // Every command trusts the gateway's CA (inspected TLS) beside the usual roots.
-  if (!ca->empty()) {
-    if (Status s = InstallGuestCa(*agent_, *ca); !s.ok()) return s;
+  if (!gateway_ca_.empty()) {
+    if (Status s = InstallGuestCa(*agent_, gateway_ca_); !s.ok()) return s;
     AddCaTrustEnv(std::string(kGuestCaPath), &env);
   }
   if (Status s = agent_->Configure(env); !s.ok()) return s;
   timings_.configure_ms = MsSince(configure);
-  timings_.ready_ms = MsSince(start);
   r.state = "running";
   return r.Save();
+}
+
+Status VmSession::SaveSnapshot(std::ostream& log) {
+  if (record_.state != "template") return Status::Error("only a template VM can be saved");
+  const auto start = Clock::now();
+  if (Status s = agent_->Quiesce(); !s.ok()) return s;
+  if (Status s = vmm_->Save(spec_, staged_.state); !s.ok()) return s;
+  // The paused template's memory file is complete once QEMU is gone.
+  agent_.reset();
+  TerminateProcess(record_.vmm_pid, milliseconds(2000));
+  if (Status s = CommitSnapshot(staged_, snapshot_image_dir_, shape_); !s.ok()) return s;
+  record_.staged_snapshot.clear();
+  (void)record_.Save();
+  log << "vmlaunch: snapshot " << staged_.key << " saved in " << MsSince(start) << " ms\n";
+  return Status::Ok();
+}
+
+Status VmSession::Attach(const VmOptions& o, std::ostream& log) {
+  if (record_.state != "pooled") return Status::Error("the VM was taken already");
+  const auto start = Clock::now();
+  control::ControlClient control(o.control_socket);
+  auto ca = FetchGatewayCa(control, log);
+  if (!ca.ok()) return ca.status();
+  if (Status s = TakeNetwork(o, *ca); !s.ok()) return s;
+  if (Status s = Personalize(o, log); !s.ok()) return s;
+  timings_.start = "pooled";
+  timings_.setup_ms = 0;
+  timings_.boot_ms = 0;
+  timings_.ready_ms = MsSince(start);
+  return Status::Ok();
 }
 
 VmSession::~VmSession() { Destroy(); }

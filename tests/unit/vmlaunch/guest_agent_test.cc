@@ -31,8 +31,16 @@ class AgentTest : public ::testing::Test {
     client_ = std::make_unique<AgentClient>(sv[0]);
     dir_ = std::filesystem::temp_directory_path() / ("agent-test-" + std::to_string(getpid()));
     std::filesystem::create_directories(dir_);
+    std::ofstream(dir_ / "env") << "BASE=from-init\n";
+    // Stands in for init's identity mode: records its arguments, rewrites the environment file.
+    std::ofstream(dir_ / "identity.sh")
+        << "#!/bin/sh\necho \"$@\" > " << (dir_ / "identity-args").string()
+        << "\necho \"HTTP_PROXY=$5\" >> " << (dir_ / "env").string() << "\n";
+    std::filesystem::permissions(dir_ / "identity.sh", std::filesystem::perms::owner_all);
     thread_ = std::thread([this] {
-      Agent agent({{"PATH", "/usr/bin:/bin"}, {"BASE", "from-init"}}, dir_ / "profile.sh");
+      Agent agent({.env_file = dir_ / "env",
+                   .profile = dir_ / "profile.sh",
+                   .identity_script = dir_ / "identity.sh"});
       LineChannel channel(guest_fd_);
       agent.Serve(channel);
       ::close(guest_fd_);
@@ -92,6 +100,30 @@ TEST_F(AgentTest, EnvironmentLayersAndWorkingDirectory) {
   std::ifstream profile(dir_ / "profile.sh");
   std::string text((std::istreambuf_iterator<char>(profile)), {});
   EXPECT_NE(text.find("export SESSION='s-1'"), std::string::npos) << text;
+}
+
+// A restored VM takes on its session's network through init's identity mode; the variables that
+// init writes then reach every exec.
+TEST_F(AgentTest, IdentityRunsInitAndReloadsTheEnvironment) {
+  ASSERT_TRUE(client_
+                  ->Identity({{"hostname", "vm-1234abcd"},
+                              {"address", "100.96.0.2/30"},
+                              {"gateway", "100.96.0.1"},
+                              {"proxy", "http://100.96.0.1:3128"},
+                              {"mac", "52:41:12:34:ab:cd"}})
+                  .ok());
+  EXPECT_EQ(ReadFile((dir_ / "identity-args").string()),
+            "identity 100.96.0.2/30 100.96.0.1 vm-1234abcd http://100.96.0.1:3128 "
+            "52:41:12:34:ab:cd\n");
+  auto r = Exec({.argv = {"sh", "-c", "echo $HTTP_PROXY $BASE"}});
+  EXPECT_EQ(r.stdout_data, "http://100.96.0.1:3128 from-init\n");
+}
+
+TEST_F(AgentTest, IdentityRejectsABadSeed) {
+  auto s = client_->Identity({{"seed", "c2hvcnQ="}});
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("seed must be 32 to 512 bytes"), std::string::npos) << s.message();
+  EXPECT_TRUE(client_->health().ok());  // an error reply, not a broken protocol
 }
 
 TEST_F(AgentTest, TimeoutKillsTheWholeGroup) {

@@ -23,6 +23,7 @@
 #include "vmlaunch/image/kernel_image.h"
 #include "vmlaunch/process/process.h"
 #include "vmlaunch/process/read_file.h"
+#include "vmlaunch/vm/snapshot.h"
 #include "vmlaunch/vm/vm_record.h"
 
 namespace airlock::vmlaunch {
@@ -79,6 +80,52 @@ TEST(QemuArgv, KvmAndReadOnlyRootDisk) {
   EXPECT_EQ(After(argv, "-cpu"), "host");
   EXPECT_EQ(After(argv, "-drive"), "id=root,file=/img/rootfs.ext4,format=raw,if=none,readonly=on");
   EXPECT_EQ(After(argv, "-device", 3), "virtio-blk-device,drive=root");
+}
+
+// A snapshot's template keeps its memory in a shared file (left out of the saved state); a VM
+// restored from it maps that file privately and waits for its state on QMP.
+TEST(QemuArgv, SnapshotTemplateAndRestore) {
+  VmSpec s = Spec();
+  s.memory_file = "/img/snapshots/k/memory";
+  s.memory_shared = true;
+  auto argv = QemuArgv(s, "/a.sock");
+  EXPECT_NE(After(argv, "-machine").find(",memory-backend=mem0"), std::string::npos);
+  EXPECT_EQ(After(argv, "-object"),
+            "memory-backend-file,id=mem0,size=384M,mem-path=/img/snapshots/k/memory,share=on");
+  EXPECT_EQ(After(argv, "-qmp"), "unix:/run/airlock/vms/vm-0a1b2c3d/qmp.sock,server=on,wait=off");
+  EXPECT_EQ(After(argv, "-incoming"), "");
+  s.memory_shared = false;
+  s.restore_state = "/img/snapshots/k/state";
+  argv = QemuArgv(s, "/a.sock");
+  EXPECT_EQ(After(argv, "-object"),
+            "memory-backend-file,id=mem0,size=384M,mem-path=/img/snapshots/k/memory,share=off");
+  EXPECT_EQ(After(argv, "-incoming"), "defer");
+  // Without a memory file: anonymous memory, as before.
+  EXPECT_EQ(After(QemuArgv(Spec(), "/a.sock"), "-object"), "");
+  EXPECT_EQ(After(QemuArgv(Spec(), "/a.sock"), "-machine").find("memory-backend"),
+            std::string::npos);
+}
+
+// Every part of the shape, and the VMM build, picks a different snapshot.
+TEST(SnapshotKey, EachPartOfTheShapeCounts) {
+  const VmShape base{.backend = "qemu",
+                     .accel = "tcg",
+                     .memory_mib = 512,
+                     .vcpus = 1,
+                     .overlay = "256M",
+                     .rootfs = false};
+  const std::string key = SnapshotKey(base, "qemu:1");
+  EXPECT_EQ(key.rfind("qemu-", 0), 0u);
+  EXPECT_EQ(SnapshotKey(base, "qemu:1"), key);
+  std::vector<VmShape> others(6, base);
+  others[0].accel = "kvm";
+  others[1].memory_mib = 256;
+  others[2].vcpus = 2;
+  others[3].overlay = "1G";
+  others[4].rootfs = true;
+  others[5].backend = "firecracker";
+  for (const auto& o : others) EXPECT_NE(SnapshotKey(o, "qemu:1"), key);
+  EXPECT_NE(SnapshotKey(base, "qemu:2"), key);
 }
 
 // Under TCG the guest kernel is told the host's TSC rate instead of calibrating it against the

@@ -1,0 +1,150 @@
+"""Fast microVM starts and concurrency, with real QEMU `microvm` guests under TCG: a snapshot
+saved once and restored (each restored VM made unique: address, MAC, hostname, entropy, clock),
+a session's restored VM held to its own session, the warm pool, standby and resume, and several
+execs at once in one VM. Guest boots are few: one template per module, restores after that."""
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import VMLAUNCH_BIN, Gateway
+from test_microvm import (CLEAN, IMAGE, POOL, ROOTFS_IMAGE, VM_POLICY, leftovers,  # noqa: F401
+                          vm_upstreams, wait_until)
+
+pytestmark = pytest.mark.skipif(
+    not IMAGE or not ROOTFS_IMAGE,
+    reason="no guest image: the microVM tests run in the release build")
+
+# The same network as VM_POLICY but web.test is not allowed: the second session's policy.
+OTHER_POLICY = VM_POLICY.replace("name: vm\n", "name: vm-other\n").replace(
+    "  - {id: web, hosts: [web.test], protocol: http, ports: [8080]}\n", "")
+SHAPE = ["--memory", "512M", "--accel", "tcg", "--rootfs"]
+
+
+@pytest.fixture(scope="module")
+def snapshot():
+    """The root-disk image's snapshot for SHAPE, made once for the module (one guest boot) and
+    removed afterwards, so that other test files boot as they expect."""
+    state = f"/tmp/airlock-snapshot-{os.getpid()}"
+    r = subprocess.run([VMLAUNCH_BIN, "image", "snapshot", "--image", ROOTFS_IMAGE,
+                        "--state-dir", state, *SHAPE], capture_output=True, timeout=240)
+    assert r.returncode == 0, r.stderr
+    assert b"snapshot qemu-" in r.stderr and b" saved in " in r.stderr, r.stderr
+    image = os.path.realpath(os.path.join(ROOTFS_IMAGE, "images", "default"))
+    try:
+        yield os.path.join(image, "snapshots")
+    finally:
+        shutil.rmtree(os.path.join(image, "snapshots"), ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture
+def fast_env(tmp_path, dns, vm_upstreams, snapshot):
+    dns.set("web.test", [("A", "10.78.0.2", 60)])
+    g = Gateway(str(tmp_path), dns, policies={"vm": VM_POLICY, "vm-other": OTHER_POLICY})
+    g.serve_links()
+    subprocess.run([VMLAUNCH_BIN, "net", "install"], check=True)
+    state = str(tmp_path / "run")
+
+    def vmlaunch(*args, timeout=120, **kw):
+        return subprocess.run([VMLAUNCH_BIN, *args], capture_output=True, timeout=timeout, **kw)
+
+    def vm_args(policy="vm"):
+        return ["--policy", policy, "--control", g.control, "--state-dir", state, "--pool", POOL,
+                "--image", ROOTFS_IMAGE, *SHAPE]
+
+    def ex(vm, script, *extra, **kw):
+        return vmlaunch("exec", "--state-dir", state, *extra, vm, "--", "sh", "-c", script, **kw)
+    try:
+        yield g, vmlaunch, vm_args, ex, state, vm_upstreams
+    finally:
+        subprocess.run([VMLAUNCH_BIN, "gc", "--state-dir", state, "--pool", POOL],
+                       capture_output=True)
+        vms = os.path.join(state, "vms")
+        for vm in os.listdir(vms) if os.path.isdir(vms) else []:
+            subprocess.run([VMLAUNCH_BIN, "stop", "--state-dir", state, vm], capture_output=True)
+        subprocess.run([VMLAUNCH_BIN, "net", "uninstall"], capture_output=True)
+        g.stop()
+
+
+IDENTITY = ("cat /sys/class/net/eth0/address; hostname; busybox ip -4 -o addr show eth0 | awk '{print $4}';"
+            " busybox ip route | awk '/^default/{print $3}'; head -c 16 /dev/urandom | od -An -tx1 |"
+            " tr -d ' \\n'; echo; python3 -c 'import secrets; print(secrets.token_hex(16))';"
+            " date +%s; echo $HTTP_PROXY")
+
+
+def gateway_of(guest):
+    """The host side of a guest's /30: its address minus one."""
+    a, b, c, d = guest.split(".")
+    return f"{a}.{b}.{c}.{int(d) - 1}"
+
+
+def test_restored_vms_are_unique_and_held_to_their_own_sessions(fast_env):
+    """Two VMs restored from one snapshot: each has its own MAC, hostname (its id), address,
+    route, proxy, random bytes (the kernel's and python's) and the host's time; a command runs at
+    once; each VM's traffic is its own session's: the first may reach web.test, the second (a
+    policy without it) is refused, and a VM that takes the other's address gets nowhere."""
+    g, vmlaunch, vm_args, ex, state, up = fast_env
+    vms = []
+    for policy in ("vm", "vm-other"):
+        r = vmlaunch("start", *vm_args(policy), "--json", "--ttl", "10m")
+        assert r.returncode == 0, r.stderr
+        info = json.loads(r.stdout)
+        assert info["start"] == "restored", info
+        vms.append(info)
+    seen = []
+    for info in vms:
+        r = ex(info["id"], IDENTITY)
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.decode().splitlines()
+        assert len(lines) == 8, lines
+        mac, host, addr, route, urandom, secret, clock, proxy = lines
+        assert host == info["id"]
+        assert mac == "52:41:" + ":".join(info["id"][3 + i:5 + i] for i in range(0, 8, 2))
+        assert addr == info["guest"] + "/30"
+        gateway = gateway_of(info["guest"])
+        assert route == gateway and proxy == f"http://{gateway}:3128"
+        assert abs(int(clock) - time.time()) < 30, "the restored clock is the host's"
+        seen.append((mac, host, addr, urandom, secret))
+    for a, b in zip(*seen):
+        assert a != b, "two restored VMs share " + a
+    # Each VM's traffic is its own session's.
+    n = len(up["web"].requests)
+    r = ex(vms[0]["id"], "curl -sS http://web.test:8080/from-a")
+    assert r.stdout == b"hello GET /from-a", r.stderr
+    r = ex(vms[1]["id"], "curl -sS -o /dev/null -w '%{http_code}' http://web.test:8080/from-b")
+    assert r.stdout == b"403", r.stdout + r.stderr
+    # The second VM takes the first's address: its packets are dropped before anything sees them.
+    r = ex(vms[1]["id"], f"busybox ip addr flush dev eth0; busybox ip addr add {vms[0]['guest']}/30 dev eth0;"
+                         f" busybox ip route add default via {gateway_of(vms[0]['guest'])};"
+                         " curl -sS -m 5 http://web.test:8080/spoofed; echo rc=$?")
+    assert b"rc=0" not in r.stdout, r.stdout
+    assert [x["target"] for x in up["web"].requests[n:]] == ["/from-a"]
+    recs = g.records()
+    sessions = {info["guest"]: info["session"] for info in vms}
+    opens = [x for x in recs if x["event"] == "connection.open" and x.get("host") == "web.test"]
+    assert any(x["decision"] == "allow" and x["src"] == vms[0]["guest"] and
+               x.get("session") == sessions[vms[0]["guest"]] for x in opens), opens
+    assert any(x["decision"] == "deny" and x["src"] == vms[1]["guest"] and
+               x.get("session") == sessions[vms[1]["guest"]] for x in opens), opens
+    assert not any(x.get("session") == sessions[vms[0]["guest"]] and x.get("target", "").endswith(
+        "/spoofed") for x in recs)
+    for info in vms:
+        assert vmlaunch("stop", "--state-dir", state, info["id"]).returncode == 0
+    assert leftovers(g, state) == CLEAN
+
+
+def test_run_restores_by_default_and_cold_boots_on_request(fast_env):
+    g, vmlaunch, vm_args, ex, state, up = fast_env
+    r = vmlaunch("run", *vm_args(), "--json", "--", "sh", "-c", "hostname")
+    assert r.returncode == 0, r.stderr
+    c = json.loads(r.stdout)
+    assert c["start"] == "restored" and c["stdout"] == c["vm"] + "\n", c
+    r = vmlaunch("run", *vm_args(), "--cold", "--json", "--", "sh", "-c", "hostname", timeout=180)
+    assert r.returncode == 0, r.stderr
+    c = json.loads(r.stdout)
+    assert c["start"] == "cold" and c["stdout"] == c["vm"] + "\n", c
+    assert leftovers(g, state) == CLEAN
