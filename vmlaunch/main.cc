@@ -3,7 +3,8 @@
 //   vmlaunch image snapshot              a saved, booted template that `run`/`start` restore
 //   vmlaunch run [VM options] -- CMD     an ephemeral microVM (or netns sandbox) for one command
 //   vmlaunch start [VM options]          a persistent microVM owned by a monitor process
-//   vmlaunch exec ID -- CMD | stop ID | ls | gc
+//   vmlaunch exec [--detach] ID -- CMD | job ls|wait|kill | stop ID | ls | gc
+//   vmlaunch pool fill --size N [shape] | pool ls   warm pools of restored VMs
 //   vmlaunch net install|uninstall|add-link|remove-link|add-tap|del-link
 #include <CLI/CLI.hpp>
 
@@ -159,6 +160,24 @@ int main(int argc, char** argv) {
   exec->add_option("id", id, "The VM (from start or ls)")->required();
   exec->add_option("--state-dir", state_dir)->capture_default_str();
   AddCommandOptions(exec, &exec_cmd, false);
+  exec->add_flag("--detach,-d", exec_cmd.detach,
+                 "Start the command as a background job that outlives this exec (see `job`); "
+                 "prints its name");
+  std::string job_op = "jobs", job_name, job_timeout = "0";
+  int job_signal = 9;
+  auto* job = app.add_subcommand("job", "A persistent microVM's detached jobs");
+  job->require_subcommand(1);
+  auto* job_ls = job->add_subcommand("ls", "List the jobs (JSON)");
+  auto* job_wait = job->add_subcommand("wait", "Wait for a job to end; exit as it did");
+  auto* job_kill = job->add_subcommand("kill", "Signal a job's process group");
+  for (auto* sub : {job_ls, job_wait, job_kill}) {
+    sub->add_option("id", id, "The VM")->required();
+    sub->add_option("--state-dir", state_dir)->capture_default_str();
+  }
+  for (auto* sub : {job_wait, job_kill}) sub->add_option("job", job_name, "The job")->required();
+  job_wait->add_option("--timeout", job_timeout, "Give up after this long (0: never)")
+      ->capture_default_str();
+  job_kill->add_option("--signal", job_signal, "The signal number")->capture_default_str();
   auto* stop = app.add_subcommand("stop", "Stop a persistent microVM and give everything back");
   stop->add_option("id", id)->required();
   stop->add_option("--state-dir", state_dir)->capture_default_str();
@@ -172,6 +191,24 @@ int main(int argc, char** argv) {
   gc->add_option("--state-dir", state_dir)->capture_default_str();
   gc->add_option("--pool", pool)->capture_default_str();
 
+  // pool
+  auto* pool_cmd = app.add_subcommand("pool", "Warm pools of restored VMs, per image and shape");
+  pool_cmd->require_subcommand(1);
+  VmOptions pool_vm;
+  VmFlags pool_flags;
+  int pool_size = 2;
+  auto* pool_fill = pool_cmd->add_subcommand(
+      "fill", "Keep SIZE restored VMs of this image and shape ready (needs its snapshot)");
+  AddShapeOptions(pool_fill, &pool_vm, &pool_flags);
+  pool_fill->add_option("--size", pool_size, "How many VMs to keep ready (0 empties the pool)")
+      ->capture_default_str();
+  pool_fill->add_option("--control", pool_vm.control_socket, "The gateway's control socket")
+      ->capture_default_str();
+  pool_fill->add_option("--pool", pool_vm.pool, "Address range")->capture_default_str();
+  bool pool_json = false;
+  auto* pool_ls = pool_cmd->add_subcommand("ls", "List the pools");
+  pool_ls->add_option("--state-dir", state_dir)->capture_default_str();
+  pool_ls->add_flag("--json", pool_json);
   // net
   auto* net = app.add_subcommand("net", "The host firewall for sandbox links (nftables)");
   net->require_subcommand(1);
@@ -236,6 +273,15 @@ int main(int argc, char** argv) {
     return vl::CmdStart(start_vm, start_json);
   }
   if (exec->parsed()) return vl::CmdExec(state_dir, id, exec_cmd);
+  if (job->parsed()) {
+    job_op = job_wait->parsed() ? "wait" : job_kill->parsed() ? "kill" : "jobs";
+    return vl::CmdJob(state_dir, id, job_op, job_name, job_signal, job_timeout);
+  }
+  if (pool_fill->parsed()) {
+    if (!ApplyVmFlags(pool_flags, &pool_vm)) return 2;
+    return vl::CmdPoolFill(pool_vm, pool_size);
+  }
+  if (pool_ls->parsed()) return vl::CmdPoolList(state_dir, pool_json);
   if (stop->parsed()) return vl::CmdStop(state_dir, id);
   if (ls->parsed()) return vl::CmdList(state_dir, ls_json);
   if (gc->parsed()) return vl::CmdGc(state_dir, pool);

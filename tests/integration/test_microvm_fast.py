@@ -11,8 +11,10 @@ import time
 import pytest
 
 from conftest import VMLAUNCH_BIN, Gateway
-from test_microvm import (CLEAN, IMAGE, POOL, ROOTFS_IMAGE, VM_POLICY, leftovers,  # noqa: F401
-                          vm_upstreams, wait_until)
+import test_microvm
+from test_microvm import CLEAN, IMAGE, POOL, ROOTFS_IMAGE, VM_POLICY, leftovers, wait_until
+
+vm_upstreams = test_microvm.vm_upstreams  # (the fixture, shared with test_microvm.py)
 
 pytestmark = pytest.mark.skipif(
     not IMAGE or not ROOTFS_IMAGE,
@@ -147,4 +149,128 @@ def test_run_restores_by_default_and_cold_boots_on_request(fast_env):
     assert r.returncode == 0, r.stderr
     c = json.loads(r.stdout)
     assert c["start"] == "cold" and c["stdout"] == c["vm"] + "\n", c
+    assert leftovers(g, state) == CLEAN
+
+
+def monitor_request(state, vm, request):
+    """One request to a VM's monitor, as vmlaunch sends it; the final reply."""
+    import socket
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(os.path.join(state, "vms", vm, "monitor.sock"))
+    s.sendall((json.dumps(request) + "\n").encode())
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return json.loads(data.splitlines()[-1])
+
+
+def test_pool_take_refill_and_gc(fast_env):
+    """A pool of two restored, network-less VMs: `run` takes one (attached to its own session,
+    with its own address), the pool refills in the background, a taken VM refuses a second
+    attach, and after kill -9 of a pooled VM's monitor `gc` gives back what it held."""
+    g, vmlaunch, vm_args, ex, state, up = fast_env
+    shape = [a for a in vm_args() if a not in ("--policy", "vm")]
+    r = vmlaunch("pool", "fill", "--size", "2", *shape, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert b"2 of 2 ready" in r.stderr, r.stderr
+
+    def pooled():
+        listed = json.loads(vmlaunch("ls", "--state-dir", state, "--json").stdout)
+        return sorted(x["id"] for x in listed if x["state"] == "pooled")
+    before = pooled()
+    assert len(before) == 2
+    # Pooled VMs hold no address, session or firewall element yet.
+    assert g.api("GET", "/v1/sessions")[1]["sessions"] == []
+    links = subprocess.run(["nft", "list", "set", "inet", "airlock", "links"],
+                           capture_output=True, text=True).stdout
+    assert "alvm-" not in links, links
+
+    r = vmlaunch("run", *vm_args(), "--json", "--", "sh", "-c",
+                 "hostname; busybox ip -4 -o addr show eth0 | awk '{print $4}'; echo $AIRLOCK_SESSION;"
+                 " curl -sS http://web.test:8080/pooled")
+    assert r.returncode == 0, r.stderr
+    c = json.loads(r.stdout)
+    assert c["start"] == "pooled" and c["vm"] in before, c
+    host, addr, session, body = c["stdout"].splitlines()
+    assert host == c["vm"] and addr.startswith("100.98.0.") and body == "hello GET /pooled"
+    assert any(x["event"] == "session.create" and x.get("session") == session and
+               x.get("src") == addr.split("/")[0] for x in g.records())
+    # The taken VM is gone after its run; the pool is back to two (a new one).
+    wait_until(lambda: len(pooled()) == 2 and c["vm"] not in pooled(), 120,
+               "the pool did not refill")
+
+    # A VM taken by `start` is attached once: a second attach is refused.
+    r = vmlaunch("start", *vm_args(), "--json")
+    assert r.returncode == 0, r.stderr
+    started = json.loads(r.stdout)
+    assert started["start"] == "pooled"
+    reply = monitor_request(state, started["id"], {"op": "attach", "policy": "vm-other",
+                                                   "control_socket": g.control})
+    assert "taken already" in reply.get("error", ""), reply
+    assert ex(started["id"], "hostname").stdout.decode().strip() == started["id"]
+    assert vmlaunch("stop", "--state-dir", state, started["id"]).returncode == 0
+
+    # kill -9 of a pooled VM's monitor: gc gives back its VMM, tap, cgroup and directory.
+    wait_until(lambda: len(pooled()) == 2, 120, "the pool did not refill")
+    victim = pooled()[0]
+    rec = json.load(open(os.path.join(state, "vms", victim, "state.json")))
+    os.kill(rec["owner_pid"], 9)
+    wait_until(lambda: not os.path.exists(f"/proc/{rec['owner_pid']}"), 30, "monitor lives")
+    r = vmlaunch("gc", "--state-dir", state, "--pool", POOL)
+    assert victim.encode() in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(state, "vms", victim))
+    assert f"al{victim}" not in subprocess.run(["ip", "-o", "link"], capture_output=True,
+                                               text=True).stdout
+    # Emptying the pool stops the rest.
+    r = vmlaunch("pool", "fill", "--size", "0", *shape)
+    assert r.returncode == 0, r.stderr
+    deadline = time.monotonic() + 60
+    while leftovers(g, state) != CLEAN and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert leftovers(g, state) == CLEAN
+
+
+def test_parallel_execs_and_detached_jobs(fast_env):
+    """Three execs at once in one VM, each waiting for the other two to have started (so they
+    can only finish if they run side by side); a detached job outlives its exec, is listed,
+    waited for and killed; another is killed by stop."""
+    g, vmlaunch, vm_args, ex, state, up = fast_env
+    r = vmlaunch("start", *vm_args(), "--json", "--ttl", "10m")
+    assert r.returncode == 0, r.stderr
+    vm = json.loads(r.stdout)["id"]
+    cmd = [VMLAUNCH_BIN, "exec", "--state-dir", state, "--timeout", "60s", "--json", vm, "--",
+           "sh", "-c"]
+    barrier = ("touch /tmp/{0}; until [ -e /tmp/a ] && [ -e /tmp/b ] && [ -e /tmp/c ];"
+               " do sleep 0.05; done; echo {0}")
+    procs = {n: subprocess.Popen([*cmd, barrier.format(n)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE) for n in "abc"}
+    for n, p in procs.items():
+        out, err = p.communicate(timeout=90)
+        assert p.returncode == 0, err
+        c = json.loads(out)
+        assert c["stdout"] == f"{n}\n" and c["timed_out"] is False, c
+
+    r = vmlaunch("exec", "--state-dir", state, "--detach", "--json", vm, "--", "sh", "-c",
+                 "echo started; exec sleep 600")
+    assert r.returncode == 0, r.stderr
+    job = json.loads(r.stdout)
+    assert job["job"] == "job-1" and job["running"] is True
+    # It outlives its exec: still there after more execs.
+    assert ex(vm, f"kill -0 {job['pid']} && cat {job['output']}").stdout == b"started\n"
+    listed = json.loads(vmlaunch("job", "ls", "--state-dir", state, vm).stdout)
+    assert [(j["job"], j["running"]) for j in listed] == [("job-1", True)]
+    r = vmlaunch("job", "wait", "--state-dir", state, "--timeout", "1s", vm, "job-1")
+    assert r.returncode == 1 and json.loads(r.stdout)["running"] is True
+    assert vmlaunch("job", "kill", "--state-dir", state, vm, "job-1").returncode == 0
+    r = vmlaunch("job", "wait", "--state-dir", state, "--timeout", "30s", vm, "job-1")
+    assert json.loads(r.stdout)["signal"] == 9, r.stdout
+    assert ex(vm, f"kill -0 {job['pid']} 2>/dev/null || echo gone").stdout == b"gone\n"
+    # A second job is still running when the VM stops: stop ends it with the VM.
+    r = vmlaunch("exec", "--state-dir", state, "--detach", vm, "--", "sleep", "600")
+    assert r.stdout == b"job-2\n", r.stderr
+    assert vmlaunch("stop", "--state-dir", state, vm).returncode == 0
     assert leftovers(g, state) == CLEAN

@@ -10,11 +10,13 @@
 #include <iostream>
 #include <sstream>
 
+#include "gateway/base/base64.h"
 #include "gateway/crypto/digest.h"
 #include "vmlaunch/process/interrupt.h"
 #include "vmlaunch/process/process.h"
 #include "vmlaunch/process/read_file.h"
 #include "vmlaunch/vm/monitor.h"
+#include "vmlaunch/vm/pool.h"
 
 namespace airlock::vmlaunch {
 
@@ -89,12 +91,77 @@ int ExitStatus(const ExecResult& r) {
   return r.exit_code;
 }
 
-Status CheckVmOptions(const VmOptions& vm) {
-  if (vm.policy.empty()) return Status::Error("--policy is required");
+Status CheckShape(const VmOptions& vm) {
   if (vm.memory_mib < 64) return Status::Error("--memory: at least 64M");
   if (vm.vcpus < 1 || vm.vcpus > 32) return Status::Error("--cpus: 1 to 32");
   if (!ParseSize(vm.overlay)) return Status::Error("--overlay '" + vm.overlay + "': use e.g. 256M");
   return Status::Ok();
+}
+
+Status CheckVmOptions(const VmOptions& vm) {
+  if (vm.policy.empty()) return Status::Error("--policy is required");
+  return CheckShape(vm);
+}
+
+// Where `run` runs its command: a VM of its own in this process, or a pooled VM through its
+// monitor. stop() gives the VM back and returns how long that took.
+struct RunTarget {
+  std::function<Status(const std::string&, std::string_view, int)> put;
+  std::function<Result<ExecResult>(const ExecSpec&,
+                                   const std::function<void(bool, std::string_view)>&)>
+      exec;
+  std::function<Result<std::string>(const std::string&)> get;
+  std::function<int64_t()> stop;
+};
+
+RunTarget SessionTarget(VmSession& vm) {
+  return {[&vm](const std::string& path, std::string_view data, int mode) {
+            return vm.agent().Put(path, data, mode);
+          },
+          [&vm](const ExecSpec& spec, const std::function<void(bool, std::string_view)>& live) {
+            return vm.agent().Exec(spec, live);
+          },
+          [&vm](const std::string& path) { return vm.agent().Get(path); },
+          [&vm] {
+            vm.Destroy();
+            return vm.timings().teardown_ms;
+          }};
+}
+
+// A final reply's error, if it has one.
+Status ReplyStatus(const Result<GuestMessage>& reply) {
+  if (!reply.ok()) return reply.status();
+  if (auto error = reply->String("error")) return Status::Error(std::string(*error));
+  return Status::Ok();
+}
+
+RunTarget MonitorTarget(const std::string& dir) {
+  return {[dir](const std::string& path, std::string_view data, int mode) {
+            return ReplyStatus(MonitorRequest(
+                dir, {{"op", "put"}, {"path", path}, {"data", Base64Encode(data)}, {"mode", mode}},
+                {}));
+          },
+          [dir](const ExecSpec& spec,
+                const std::function<void(bool, std::string_view)>& live) -> Result<ExecResult> {
+            ExecResult result;
+            auto reply =
+                MonitorRequest(dir, AgentClient::ExecRequestJson(spec), [&](const GuestMessage& r) {
+                  return AgentClient::ApplyExecReply(r, &result, live);
+                });
+            if (!reply.ok()) return reply.status();
+            return result;
+          },
+          [dir](const std::string& path) -> Result<std::string> {
+            auto reply = MonitorRequest(dir, {{"op", "get"}, {"path", path}}, {});
+            if (Status s = ReplyStatus(reply); !s.ok()) return s;
+            auto data = reply->Bytes("data");
+            if (!data) return GuestMessage::Violation("the content of " + path + " not in base64");
+            return std::move(*data);
+          },
+          [dir]() -> int64_t {
+            auto reply = MonitorRequest(dir, {{"op", "stop"}}, {});
+            return reply.ok() ? reply->Int("teardown_ms").value_or(0) : 0;
+          }};
 }
 
 }  // namespace
@@ -120,9 +187,7 @@ int CmdImageBuild(const ImageOptions& options) {
 }
 
 int CmdImageSnapshot(VmOptions vm) {
-  if (vm.memory_mib < 64) return Fail("--memory: at least 64M");
-  if (vm.vcpus < 1 || vm.vcpus > 32) return Fail("--cpus: 1 to 32");
-  if (!ParseSize(vm.overlay)) return Fail("--overlay '" + vm.overlay + "': use e.g. 256M");
+  if (Status s = CheckShape(vm); !s.ok()) return Fail(s.message());
   if (vm.backend != "qemu") return Fail("snapshots need the qemu backend for now");
   InstallInterruptHandlers();
   vm.start = VmStart::kTemplate;
@@ -161,26 +226,47 @@ int CmdRun(VmOptions vm, const CommandOptions& c) {
   vm.ttl = std::max(vm.ttl, std::chrono::duration_cast<std::chrono::seconds>(spec->timeout) +
                                 std::chrono::seconds(300));
   InstallInterruptHandlers();
-  auto session = VmSession::Create(vm, std::cerr);
-  if (!session.ok()) return Fail(session.status().message());
-  VmSession& v = **session;
+  // The VM: a warm one from the pool when one of this image and shape is ready (its monitor
+  // then runs everything), else one of our own, restored or booted here.
+  std::unique_ptr<VmSession> own;
+  json timings;
+  std::string id, start_kind;
+  RunTarget target;
+  auto taken = vm.start == VmStart::kAuto ? TakeFromPool(vm) : Result<json>(Status::Error(""));
+  if (taken.ok()) {
+    id = (*taken)["id"].get<std::string>();
+    start_kind = "pooled";
+    timings = (*taken)["timings_ms"];
+    target = MonitorTarget(vm.state_dir + "/vms/" + id);
+    RefillPoolInBackground(vm);
+  } else {
+    auto session = VmSession::Create(vm, std::cerr);
+    if (!session.ok()) return Fail(session.status().message());
+    own = std::move(session).value();
+    id = own->record().id;
+    target = SessionTarget(*own);
+  }
   for (const auto& [local, guest] : puts) {
     struct stat st {};
     ::stat(local.c_str(), &st);
-    if (Status s = v.agent().Put(guest, ReadFile(local), st.st_mode & 0777); !s.ok()) {
+    if (Status s = target.put(guest, ReadFile(local), st.st_mode & 0777); !s.ok()) {
+      target.stop();
       return Fail("--put " + local + ": " + s.message());
     }
   }
   const auto exec_start = std::chrono::steady_clock::now();
-  auto result = v.agent().Exec(*spec, LiveOutput(c.json));
+  auto result = target.exec(*spec, LiveOutput(c.json));
   const auto exec_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                            std::chrono::steady_clock::now() - exec_start)
                            .count();
-  if (!result.ok()) return Fail(result.status().message());
+  if (!result.ok()) {
+    target.stop();
+    return Fail(result.status().message());
+  }
   json files = json::array();
   int status = 0;
   for (const auto& [guest, local] : gets) {
-    auto data = v.agent().Get(guest);
+    auto data = target.get(guest);
     if (!data.ok()) {
       std::cerr << "vmlaunch: --get " << guest << ": " << data.status().message() << "\n";
       files.push_back({{"path", guest}, {"error", data.status().message()}});
@@ -193,18 +279,24 @@ int CmdRun(VmOptions vm, const CommandOptions& c) {
                      {"size", data->size()},
                      {"sha256", crypto::Sha256Hex(*data)}});
   }
-  const std::string id = v.record().id;
-  v.Destroy();
+  const int64_t teardown_ms = target.stop();
   if (c.json) {
     json j = ContractJson(*result);
     j["files"] = files;
     j["vm"] = id;
-    const auto& t = v.timings();
-    j["start"] = t.start;
-    j["timings_ms"] = {{"launcher_setup", t.setup_ms},      {"boot", t.boot_ms},
-                       {"guest_kernel", t.guest_kernel_ms}, {"configure", t.configure_ms},
-                       {"create_to_ready", t.ready_ms},     {"exec_round_trip", exec_ms},
-                       {"teardown", t.teardown_ms}};
+    if (own) {
+      const auto& t = own->timings();
+      start_kind = t.start;
+      timings = {{"launcher_setup", t.setup_ms},
+                 {"boot", t.boot_ms},
+                 {"guest_kernel", t.guest_kernel_ms},
+                 {"configure", t.configure_ms},
+                 {"create_to_ready", t.ready_ms}};
+    }
+    j["start"] = start_kind;
+    timings["exec_round_trip"] = exec_ms;
+    timings["teardown"] = teardown_ms;
+    j["timings_ms"] = timings;
     Print(j);
   }
   int code = ExitStatus(*result);
@@ -213,72 +305,18 @@ int CmdRun(VmOptions vm, const CommandOptions& c) {
 
 int CmdStart(VmOptions vm, bool json_mode) {
   if (Status s = CheckVmOptions(vm); !s.ok()) return Fail(s.message());
-  int report[2];
-  if (pipe2(report, O_CLOEXEC) != 0) return Fail("pipe failed");
-  std::cout.flush();
-  pid_t pid = fork();
-  if (pid < 0) return Fail("fork failed");
-  if (pid == 0) {
-    // The monitor: a session of its own, so that the caller's terminal and process group
-    // signals do not reach it.
-    ::close(report[0]);
-    ::setsid();
-    InstallInterruptHandlers();
-    // Let go of the caller's terminal or pipes at once: whoever ran `start` must not wait on
-    // the monitor. Its log goes to the VM's directory once that exists.
-    std::error_code ec;
-    fs::create_directories(vm.state_dir, ec);
-    const std::string early_log = vm.state_dir + "/monitor-" + std::to_string(getpid()) + ".log";
-    int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    int log = ::open(early_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    ::dup2(null_fd, STDIN_FILENO);
-    ::dup2(log, STDOUT_FILENO);
-    ::dup2(log, STDERR_FILENO);
-    std::ostringstream boot_log;
-    auto session = VmSession::Create(vm, boot_log);
-    std::cerr << boot_log.str() << std::flush;
-    json hello = {{"log", boot_log.str()}};
-    if (!session.ok()) {
-      hello["error"] = session.status().message();
-    } else {
-      const auto& r = (*session)->record();
-      const auto& t = (*session)->timings();
-      hello.update({{"id", r.id},
-                    {"guest", r.guest},
-                    {"session", r.session_id},
-                    {"monitor_pid", getpid()},
-                    {"expires_unix", r.expires_unix},
-                    {"start", t.start},
-                    {"timings_ms",
-                     {{"launcher_setup", t.setup_ms},
-                      {"boot", t.boot_ms},
-                      {"guest_kernel", t.guest_kernel_ms},
-                      {"create_to_ready", t.ready_ms}}}});
-    }
-    // The error may quote the guest's console: any bytes.
-    std::string line = hello.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-    (void)!::write(report[1], line.data(), line.size());
-    ::close(report[1]);
-    if (!session.ok()) {
-      fs::remove(early_log, ec);
-      _exit(1);
-    }
-    fs::rename(early_log, (*session)->record().dir + "/monitor.log", ec);
-    int code = RunMonitor(**session, std::cerr);
-    session.value().reset();
-    _exit(code);
+  json hello;
+  // A warm VM from the pool when one of this image and shape is ready.
+  auto taken = vm.start == VmStart::kAuto ? TakeFromPool(vm) : Result<json>(Status::Error(""));
+  if (taken.ok()) {
+    hello = *taken;
+    RefillPoolInBackground(vm);
+  } else {
+    std::cout.flush();
+    auto spawned = SpawnMonitor(vm);
+    if (!spawned.ok()) return Fail(spawned.status().message());
+    hello = *spawned;
   }
-  ::close(report[1]);
-  std::string line;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(report[0], buf, sizeof(buf))) > 0) line.append(buf, static_cast<size_t>(n));
-  ::close(report[0]);
-  auto hello = json::parse(line, nullptr, false);
-  if (hello.is_discarded() || !hello.is_object()) return Fail("the monitor died while starting");
-  std::cerr << hello.value("log", "");
-  hello.erase("log");
-  if (hello.contains("error")) return Fail(hello["error"].get<std::string>());
   if (json_mode) {
     Print(hello);
   } else {
@@ -291,6 +329,20 @@ int CmdExec(const std::string& state_dir, const std::string& id, const CommandOp
   auto spec = MakeExecSpec(c);
   if (!spec.ok()) return Fail(spec.status().message());
   InstallInterruptHandlers();
+  if (c.detach) {
+    json request = AgentClient::ExecRequestJson(*spec);
+    request["detach"] = true;
+    auto reply = MonitorRequest(state_dir + "/vms/" + id, request, {});
+    if (Status s = ReplyStatus(reply); !s.ok()) return Fail(s.message());
+    json job = reply->json();
+    job.erase("ok");
+    if (c.json) {
+      Print(job);
+    } else {
+      std::cout << reply->String("job").value_or("") << "\n";
+    }
+    return 0;
+  }
   ExecResult result;
   auto live = LiveOutput(c.json);
   auto final_reply = MonitorRequest(
@@ -299,6 +351,63 @@ int CmdExec(const std::string& state_dir, const std::string& id, const CommandOp
   if (!final_reply.ok()) return Fail(final_reply.status().message());
   if (c.json) Print(ContractJson(result));
   return ExitStatus(result);
+}
+
+int CmdJob(const std::string& state_dir, const std::string& id, const std::string& op,
+           const std::string& job, int signal, const std::string& timeout) {
+  json request = {{"op", op}};
+  if (op != "jobs") request["job"] = job;
+  if (op == "kill") request["signal"] = signal;
+  if (op == "wait") {
+    auto t = ParseDuration(timeout);
+    if (!t) return Fail("--timeout '" + timeout + "': use e.g. 30s, 5m, 0");
+    request["timeout_ms"] = t->count();
+  }
+  InstallInterruptHandlers();
+  auto reply = MonitorRequest(state_dir + "/vms/" + id, request, {});
+  if (Status s = ReplyStatus(reply); !s.ok()) return Fail(s.message());
+  json out = reply->json();
+  out.erase("ok");
+  if (op == "jobs") out = out.value("jobs", json::array());
+  if (op != "kill") Print(out);
+  // `wait` exits as the job did (1 if it still runs).
+  if (op == "wait") {
+    return reply->Bool("running").value_or(false)
+               ? 1
+               : static_cast<int>(reply->Int("exit_code").value_or(0));
+  }
+  return 0;
+}
+
+int CmdPoolFill(VmOptions vm, int size) {
+  if (Status s = CheckShape(vm); !s.ok()) return Fail(s.message());
+  auto ready = FillPool(vm, size, std::cerr);
+  if (!ready.ok()) return Fail(ready.status().message());
+  std::cerr << "vmlaunch pool: " << *ready << " of " << size << " ready\n";
+  return *ready == size ? 0 : 1;
+}
+
+int CmdPoolList(const std::string& state_dir, bool json_mode) {
+  json rows = json::array();
+  for (const auto& p : ListPools(state_dir)) {
+    rows.push_back({{"key", p.key},
+                    {"size", p.size},
+                    {"ready", p.ready},
+                    {"image", p.image},
+                    {"options", p.shape}});
+  }
+  if (json_mode) {
+    Print(rows);
+    return 0;
+  }
+  std::printf("%-22s %5s %5s %7s %5s %s\n", "POOL", "SIZE", "READY", "MEMORY", "CPUS", "IMAGE");
+  for (const auto& row : rows) {
+    std::printf("%-22s %5d %5d %6dM %5d %s\n", row["key"].get<std::string>().c_str(),
+                row["size"].get<int>(), row["ready"].get<int>(),
+                row["options"].value("memory_mib", 0), row["options"].value("vcpus", 0),
+                row["image"].get<std::string>().c_str());
+  }
+  return 0;
 }
 
 int CmdStop(const std::string& state_dir, const std::string& id) {

@@ -3,6 +3,8 @@
 
 #include <fcntl.h>
 #include <linux/random.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -22,6 +24,7 @@ namespace airlock::vmlaunch {
 namespace {
 
 using nlohmann::json;
+using Clock = std::chrono::steady_clock;
 
 json Reply(const json& id, json body) {
   body["id"] = id;
@@ -92,10 +95,84 @@ Agent::Agent(AgentPaths paths) : paths_(std::move(paths)) {
 void Agent::Serve(LineChannel& channel) {
   if (!channel.Send({{"event", "ready"}, {"uptime_ms", UptimeMs()}}).ok()) return;
   while (!shutdown_) {
-    auto request = channel.Receive();
-    if (!request.ok()) return;
-    Handle(channel, *request);
+    std::vector<pollfd> fds = {{channel.fd(), POLLIN, 0}};
+    int wake = -1;
+    auto sooner = [&wake](int ms) {
+      if (ms >= 0 && (wake < 0 || ms < wake)) wake = ms;
+    };
+    for (const auto& [key, r] : running_) {
+      r.process->AddPollFds(&fds);
+      sooner(r.process->NextWakeMs());
+    }
+    for (const auto& [name, job] : jobs_) {
+      job.process->AddPollFds(&fds);
+      sooner(job.process->NextWakeMs());
+      for (const auto& w : job.waiters)
+        sooner(static_cast<int>(std::max<int64_t>(0, MsUntil(w.deadline))));
+    }
+    if (::poll(fds.data(), fds.size(), wake) < 0 && errno != EINTR) break;
+    if (fds[0].revents) {
+      auto got = channel.ReadSome();
+      if (got == LineChannel::ReadResult::kEof || got == LineChannel::ReadResult::kError) break;
+      while (auto request = channel.Next()) {
+        Handle(channel, *request);
+        if (shutdown_) break;
+      }
+    }
+    StepCommands(channel);
   }
+  // The host is gone (or asked for the end): nobody will read what the execs say. Detached
+  // jobs live on until shutdown.
+  running_.clear();
+  if (shutdown_) jobs_.clear();
+}
+
+void Agent::StepCommands(LineChannel& ch) {
+  for (auto it = running_.begin(); it != running_.end();) {
+    Running& r = it->second;
+    r.process->Step([&](OutputStream s, std::string_view data) {
+      (void)ch.Send(Reply(r.id, {{"stream", s == OutputStream::kStdout ? "stdout" : "stderr"},
+                                 {"data", Base64Encode(data)}}));
+    });
+    if (!r.process->finished()) {
+      ++it;
+      continue;
+    }
+    const ExecOutcome& o = r.process->outcome();
+    json done = {{"exit_code", o.exit_code},
+                 {"signal", o.signal},
+                 {"duration_ms", o.duration_ms},
+                 {"timed_out", o.timed_out}};
+    if (o.cancelled) done["cancelled"] = true;
+    (void)ch.Send(Reply(r.id, done));
+    it = running_.erase(it);
+  }
+  for (auto& [name, job] : jobs_) {
+    job.process->Step({});
+    for (auto w = job.waiters.begin(); w != job.waiters.end();) {
+      if (!job.process->finished() && MsUntil(w->deadline) > 0) {
+        ++w;
+        continue;
+      }
+      (void)ch.Send(Reply(w->id, JobJson(name, job)));
+      w = job.waiters.erase(w);
+    }
+  }
+}
+
+json Agent::JobJson(const std::string& name, const Job& job) const {
+  std::string command;
+  for (const auto& a : job.argv) command += (command.empty() ? "" : " ") + ShellQuote(a);
+  json j = {{"job", name},
+            {"pid", job.process->pid()},
+            {"command", command},
+            {"output", job.output},
+            {"running", !job.process->finished()}};
+  if (job.process->finished()) {
+    j["exit_code"] = job.process->outcome().exit_code;
+    j["signal"] = job.process->outcome().signal;
+  }
+  return j;
 }
 
 void Agent::Handle(LineChannel& ch, const json& req) {
@@ -172,7 +249,42 @@ void Agent::Handle(LineChannel& ch, const json& req) {
     shutdown_ = true;
     (void)ch.Send(Reply(id, {{"ok", true}}));
   } else if (op == "cancel") {
-    (void)ch.Send(Error(id, "nothing is running"));
+    // A running command ends with "cancelled"; nothing else answers the cancel.
+    auto it = running_.find(id.dump());
+    if (it != running_.end()) {
+      it->second.process->Cancel();
+    } else {
+      (void)ch.Send(Error(id, "nothing is running"));
+    }
+  } else if (op == "jobs") {
+    json list = json::array();
+    for (const auto& [name, job] : jobs_) list.push_back(JobJson(name, job));
+    (void)ch.Send(Reply(id, {{"ok", true}, {"jobs", list}}));
+  } else if (op == "wait" || op == "kill") {
+    const auto& name = req.value("job", json());
+    auto it = name.is_string() ? jobs_.find(name.get<std::string>()) : jobs_.end();
+    if (it == jobs_.end()) {
+      (void)ch.Send(Error(id, "no such job (see the jobs request)"));
+      return;
+    }
+    if (op == "kill") {
+      const auto& sig = req.value("signal", json(SIGKILL));
+      if (!sig.is_number_integer() || sig.get<int>() < 1 || sig.get<int>() > 64) {
+        (void)ch.Send(Error(id, "signal must be a number from 1 to 64"));
+        return;
+      }
+      if (!it->second.process->finished()) ::kill(-it->second.process->pid(), sig.get<int>());
+      (void)ch.Send(Reply(id, {{"ok", true}}));
+      return;
+    }
+    const auto& timeout = req.value("timeout_ms", json(0));
+    if (!timeout.is_number_integer() || timeout.get<int64_t>() < 0) {
+      (void)ch.Send(Error(id, "timeout_ms must be a number"));
+      return;
+    }
+    const int64_t ms =
+        timeout.get<int64_t>() == 0 ? int64_t{24} * 3600 * 1000 : timeout.get<int64_t>();
+    it->second.waiters.push_back({id, Clock::now() + std::chrono::milliseconds(ms)});
   } else {
     (void)ch.Send(Error(id, "unknown op '" + op + "'"));
   }
@@ -204,9 +316,9 @@ Status Agent::Identity(const json& req) {
   for (const auto& [k, v] : env_) r.env.push_back(k + "=" + v);
   r.timeout = std::chrono::seconds(20);
   std::string output;
-  ExecHooks hooks;
-  hooks.on_output = [&](OutputStream, std::string_view d) { output.append(d.substr(0, 4096)); };
-  auto outcome = RunExec(r, hooks);
+  auto outcome = RunExec(r, [&](OutputStream, std::string_view d) {
+    if (output.size() < 4096) output.append(d.substr(0, 4096));
+  });
   if (!outcome.ok()) return outcome.status();
   if (outcome->exit_code != 0) return Status::Error("taking on the identity failed: " + output);
   ReadEnvFile(paths_.env_file, &env_);
@@ -249,43 +361,52 @@ void Agent::Exec(LineChannel& ch, const json& id, const json& req) {
     return;
   }
   r.timeout = std::chrono::milliseconds(std::max<int64_t>(0, timeout.get<int64_t>()));
-
-  ExecHooks hooks;
-  hooks.on_output = [&](OutputStream s, std::string_view data) {
-    (void)ch.Send(Reply(id, {{"stream", s == OutputStream::kStdout ? "stdout" : "stderr"},
-                             {"data", Base64Encode(data)}}));
-  };
-  hooks.control_fd = ch.fd();
-  hooks.on_readable = [&] {
-    auto got = ch.ReadSome();
-    if (got == LineChannel::ReadResult::kEof || got == LineChannel::ReadResult::kError) {
-      return true;  // the host is gone: nobody will read the result
+  const bool detach = req.value("detach", json(false)) == json(true);
+  if (detach) {
+    if (jobs_.size() >= kMaxJobs) {
+      (void)ch.Send(Error(id, "too many jobs (" + std::to_string(kMaxJobs) + ")"));
+      return;
     }
-    bool cancel = false;
-    while (auto m = ch.Next()) {
-      if (m->value("op", "") == "cancel") {
-        cancel = true;
-      } else {
-        (void)ch.Send(Error(m->contains("id") ? (*m)["id"] : json(nullptr),
-                            "busy: an exec is running (send cancel to stop it)"));
-      }
+    const std::string name = "job-" + std::to_string(next_job_++);
+    std::error_code ec;
+    std::filesystem::create_directories(paths_.jobs_dir, ec);
+    r.output_file = paths_.jobs_dir + "/" + name + ".log";
+    r.timeout = std::chrono::milliseconds(0);
+    auto p = ExecProcess::Start(r);
+    if (!p.ok()) {
+      SendStartError(ch, id, p.status());
+      return;
     }
-    return cancel;
-  };
-  auto outcome = RunExec(r, hooks);
-  if (!outcome.ok()) {
-    const bool denied = outcome.status().code() == StatusCode::kPermissionDenied;
-    json error = Error(id, outcome.status().message());
-    error["exit_code"] = denied ? 126 : 127;
-    (void)ch.Send(error);
+    Job& job = jobs_[name];
+    job.argv = r.argv;
+    job.output = r.output_file;
+    job.process = std::move(p).value();
+    json reply = JobJson(name, job);
+    reply["ok"] = true;
+    (void)ch.Send(Reply(id, reply));
     return;
   }
-  json done = {{"exit_code", outcome->exit_code},
-               {"signal", outcome->signal},
-               {"duration_ms", outcome->duration_ms},
-               {"timed_out", outcome->timed_out}};
-  if (outcome->cancelled) done["cancelled"] = true;
-  (void)ch.Send(Reply(id, done));
+  if (running_.size() >= kMaxRunning) {
+    (void)ch.Send(Error(id, "busy: " + std::to_string(kMaxRunning) + " commands run already"));
+    return;
+  }
+  if (running_.count(id.dump())) {
+    (void)ch.Send(Error(id, "a command with this id runs already"));
+    return;
+  }
+  auto p = ExecProcess::Start(r);
+  if (!p.ok()) {
+    SendStartError(ch, id, p.status());
+    return;
+  }
+  running_[id.dump()] = {id, std::move(p).value()};
+}
+
+void Agent::SendStartError(LineChannel& ch, const json& id, const Status& status) {
+  const bool denied = status.code() == StatusCode::kPermissionDenied;
+  json error = Error(id, status.message());
+  error["exit_code"] = denied ? 126 : 127;
+  (void)ch.Send(error);
 }
 
 }  // namespace airlock::vmlaunch

@@ -7,7 +7,14 @@
 //       -> {"stream":"stdout"|"stderr","data":"<base64>"}...   while it runs, then
 //          {"exit_code":N,"signal":N,"duration_ms":N,"timed_out":bool}
 //          or {"error":"...","exit_code":127|126} if it could not start
-//   {"op":"cancel"} (while an exec runs)  -> the exec is killed and ends as above
+//   {"op":"exec",...,"detach":true}       -> {"ok":true,"job":J,"pid":N,"output":P,...} at once: a
+//                                             background job that outlives its exec (its
+//                                             output goes to file P, no timeout)
+//   {"op":"cancel"} (the id of a running exec) -> that exec is killed and ends as above
+//   {"op":"jobs"}                          -> {"ok":true,"jobs":[{job,pid,command,output,running,
+//                                             exit_code,signal}...]}
+//   {"op":"wait","job":J,"timeout_ms":N}   -> the job as in jobs, once it ends or N ms passed
+//   {"op":"kill","job":J,"signal":N}       -> {"ok":true}  (N defaults to SIGKILL; the group)
 //   {"op":"identity","time_unix_ns":N,"seed":"<base64>","hostname":H,"address":"A/30",
 //    "gateway":G,"proxy":URL,"mac":M}      -> {"ok":true,"uptime_ms":N}   a VM restored from a
 //                                             snapshot takes on its own clock, entropy and
@@ -17,14 +24,19 @@
 //   {"op":"get","path":P}                  -> {"ok":true,"data":"<base64>","mode":N}
 //   {"op":"shutdown"}                      -> {"ok":true}, then the guest powers off
 // A malformed request gets {"error":...} and the agent carries on. The agent greets the host
-// with {"event":"ready","uptime_ms":N} when a channel opens. Single-threaded; one request at a
-// time.
+// with {"event":"ready","uptime_ms":N} when a channel opens. Execs run side by side (up to
+// kMaxRunning; their replies interleave, each carrying its exec's id); every other request is
+// answered at once. Single-threaded: one poll loop over the channel and every command.
 #pragma once
 
+#include <chrono>
 #include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "gateway/base/status.h"
+#include "vmlaunch/guest/exec_runner.h"
 #include "vmlaunch/guest/line_channel.h"
 
 namespace airlock::vmlaunch {
@@ -34,6 +46,7 @@ struct AgentPaths {
                                 // again after `identity`
   std::string profile;          // where configure writes the session's variables ("" to skip)
   std::string identity_script;  // init, run as `<script> identity IP GW NAME PROXY MAC`
+  std::string jobs_dir = "/run/airlock/jobs";  // detached jobs' output
 };
 
 // Reads K=V lines from `path` into `env` (a missing file adds nothing).
@@ -50,14 +63,38 @@ class Agent {
 
   // The largest file put or get moves.
   static constexpr size_t kMaxFile = 64u << 20;
+  static constexpr size_t kMaxRunning = 64;
+  static constexpr size_t kMaxJobs = 256;
 
  private:
+  struct Running {
+    nlohmann::json id;
+    std::unique_ptr<ExecProcess> process;
+  };
+  struct Waiter {
+    nlohmann::json id;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  struct Job {
+    std::vector<std::string> argv;
+    std::string output;
+    std::unique_ptr<ExecProcess> process;
+    std::vector<Waiter> waiters;
+  };
+
   void Handle(LineChannel& channel, const nlohmann::json& request);
   void Exec(LineChannel& channel, const nlohmann::json& id, const nlohmann::json& request);
+  void SendStartError(LineChannel& channel, const nlohmann::json& id, const Status& status);
+  // Output, ends and waits of every command, after each poll.
+  void StepCommands(LineChannel& channel);
+  nlohmann::json JobJson(const std::string& name, const Job& job) const;
   Status Identity(const nlohmann::json& request);
 
   AgentPaths paths_;
   std::map<std::string, std::string> env_;
+  std::map<std::string, Running> running_;  // by the exec's id (its JSON text)
+  std::map<std::string, Job> jobs_;         // by name, "job-N"
+  int next_job_ = 1;
   bool shutdown_ = false;
 };
 

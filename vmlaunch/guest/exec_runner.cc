@@ -1,9 +1,7 @@
-// RunExec: fork, setsid, exec; a poll loop over stdout, stderr, stdin, the child's pidfd and the
-// control descriptor.
+// ExecProcess: fork, setsid, exec; non-blocking pipes, the child's pidfd, the deadlines.
 #include "vmlaunch/guest/exec_runner.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -20,6 +18,7 @@ namespace airlock::vmlaunch {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
 
 void CloseFd(int& fd) {
   if (fd >= 0) ::close(fd);
@@ -60,26 +59,41 @@ void CloseFd(int& fd) {
 
 }  // namespace
 
-Result<ExecOutcome> RunExec(const ExecRequest& r, const ExecHooks& hooks) {
+int64_t MsUntil(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<milliseconds>(t - Clock::now()).count();
+}
+
+Result<std::unique_ptr<ExecProcess>> ExecProcess::Start(const ExecRequest& r) {
   if (r.argv.empty() || r.argv[0].empty()) return Status::Error("argv is empty");
-  int in_r = -1, in_w = -1, out_r = -1, out_w = -1, err_r = -1, err_w = -1, rep_r = -1, rep_w = -1,
-      pidfd = -1;
-  // Every descriptor is closed on every way out.
+  const bool detached = !r.output_file.empty();
+  int in_r = -1, in_w = -1, out_r = -1, out_w = -1, err_r = -1, err_w = -1, rep_r = -1, rep_w = -1;
+  // Every descriptor the process does not keep is closed on every way out.
   struct Closer {
-    std::array<int*, 9> fds;
+    std::array<int*, 8> fds;
     ~Closer() {
       for (int* fd : fds) CloseFd(*fd);
     }
-  } closer{{&in_r, &in_w, &out_r, &out_w, &err_r, &err_w, &rep_r, &rep_w, &pidfd}};
+  } closer{{&in_r, &in_w, &out_r, &out_w, &err_r, &err_w, &rep_r, &rep_w}};
   for (auto [r_end, w_end] :
        {std::pair{&in_r, &in_w}, {&out_r, &out_w}, {&err_r, &err_w}, {&rep_r, &rep_w}}) {
+    if (detached && r_end != &rep_r) continue;
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) return Status::Error("pipe failed");
     *r_end = p[0];
     *w_end = p[1];
   }
+  if (detached) {
+    in_r = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    out_w = ::open(r.output_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    err_w = out_w >= 0 ? ::fcntl(out_w, F_DUPFD_CLOEXEC, 0) : -1;
+    if (in_r < 0 || out_w < 0 || err_w < 0) {
+      return Status::Error("cannot write " + r.output_file + ": " + std::strerror(errno));
+    }
+  }
 
-  const auto start = Clock::now();
+  std::unique_ptr<ExecProcess> p(new ExecProcess());
+  p->start_ = Clock::now();
+  p->detached_ = detached;
   pid_t pid = ::fork();
   if (pid < 0) return Status::Error(std::string("fork failed: ") + std::strerror(errno));
   if (pid == 0) ExecChild(r, in_r, out_w, err_w, rep_w);
@@ -100,89 +114,131 @@ Result<ExecOutcome> RunExec(const ExecRequest& r, const ExecHooks& hooks) {
                                                                 ? StatusCode::kPermissionDenied
                                                                 : StatusCode::kError);
   }
-  pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  p->pid_ = pid;
+  p->pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  std::swap(p->in_w_, in_w);
+  std::swap(p->out_r_, out_r);
+  std::swap(p->err_r_, err_r);
+  for (int fd : {p->in_w_, p->out_r_, p->err_r_}) {
+    if (fd >= 0) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  }
+  p->stdin_data_ = r.stdin_data;
+  if (p->stdin_data_.empty()) CloseFd(p->in_w_);
+  if (r.timeout.count() > 0) {
+    p->has_deadline_ = true;
+    p->deadline_ = p->start_ + r.timeout;
+  }
+  return p;
+}
 
-  for (int fd : {in_w, out_r, err_r}) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-  size_t stdin_off = 0;
-  if (r.stdin_data.empty()) CloseFd(in_w);
+ExecProcess::~ExecProcess() {
+  if (!exited_ && pid_ > 0) {  // never leave the command behind
+    ::kill(detached_ ? pid_ : -pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  for (int* fd : {&in_w_, &out_r_, &err_r_, &pidfd_}) CloseFd(*fd);
+}
 
-  ExecOutcome outcome;
-  bool exited = false;
-  int wait_status = 0;
-  Clock::time_point drain_deadline{}, end{};
-  const auto deadline = start + r.timeout;
-  while (out_r >= 0 || err_r >= 0 || !exited) {
-    auto now = Clock::now();
-    if (!exited && r.timeout.count() > 0 && now >= deadline && !outcome.timed_out) {
-      outcome.timed_out = true;
-      ::kill(-pid, SIGKILL);
-    }
-    // After the command has ended, something it started may still hold the pipes: give the
-    // output a moment to arrive, then stop reading.
-    if (exited && now >= drain_deadline) break;
-    pollfd p[5];
-    int n = 0;
-    auto add = [&](int fd, short ev) {
-      if (fd >= 0) p[n++] = pollfd{fd, ev, 0};
-    };
-    add(out_r, POLLIN);
-    add(err_r, POLLIN);
-    add(in_w, POLLOUT);
-    if (!exited) add(pidfd, POLLIN);
-    if (!outcome.cancelled) add(hooks.control_fd, POLLIN);
-    int wait_ms = 1000;
-    if (exited) {
-      wait_ms = static_cast<int>(
-          std::chrono::duration_cast<std::chrono::milliseconds>(drain_deadline - now).count());
-    } else if (r.timeout.count() > 0 && !outcome.timed_out) {
-      wait_ms = static_cast<int>(std::clamp<int64_t>(
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count() + 1, 0,
-          1000));
-    }
-    if (::poll(p, static_cast<nfds_t>(n), wait_ms) < 0 && errno != EINTR) break;
-    for (int i = 0; i < n; ++i) {
-      if (p[i].revents == 0) continue;
-      int fd = p[i].fd;
-      if (fd == out_r || fd == err_r) {
-        char buf[65536];
-        ssize_t k = ::read(fd, buf, sizeof(buf));
-        if (k > 0) {
-          hooks.on_output(fd == out_r ? OutputStream::kStdout : OutputStream::kStderr,
-                          std::string_view(buf, static_cast<size_t>(k)));
-        } else if (k == 0 || errno != EAGAIN) {
-          CloseFd(fd == out_r ? out_r : err_r);
+void ExecProcess::AddPollFds(std::vector<pollfd>* fds) const {
+  if (finished_) return;
+  for (auto [fd, ev] : {std::pair{out_r_, POLLIN}, {err_r_, POLLIN}, {in_w_, POLLOUT}}) {
+    if (fd >= 0) fds->push_back({fd, static_cast<short>(ev), 0});
+  }
+  if (!exited_ && pidfd_ >= 0) fds->push_back({pidfd_, POLLIN, 0});
+}
+
+int ExecProcess::NextWakeMs() const {
+  if (finished_) return -1;
+  if (exited_) return static_cast<int>(std::max<int64_t>(0, MsUntil(drain_deadline_)));
+  if (has_deadline_ && !outcome_.timed_out) {
+    return static_cast<int>(std::clamp<int64_t>(MsUntil(deadline_) + 1, 0, 1000));
+  }
+  return pidfd_ >= 0 ? -1 : 100;  // (without a pidfd the exit is found by polling)
+}
+
+void ExecProcess::Cancel() {
+  if (exited_ || outcome_.cancelled) return;
+  outcome_.cancelled = true;
+  ::kill(detached_ ? pid_ : -pid_, SIGKILL);
+}
+
+void ExecProcess::Step(const OutputHandler& on_output) {
+  if (finished_) return;
+  for (int* fd : {&out_r_, &err_r_}) {
+    while (*fd >= 0) {
+      char buf[65536];
+      ssize_t k = ::read(*fd, buf, sizeof(buf));
+      if (k > 0) {
+        if (on_output) {
+          on_output(fd == &out_r_ ? OutputStream::kStdout : OutputStream::kStderr,
+                    std::string_view(buf, static_cast<size_t>(k)));
         }
-      } else if (fd == in_w) {
-        ssize_t k = ::write(in_w, r.stdin_data.data() + stdin_off, r.stdin_data.size() - stdin_off);
-        if (k > 0) stdin_off += static_cast<size_t>(k);
-        if ((k < 0 && errno != EAGAIN) || stdin_off == r.stdin_data.size()) CloseFd(in_w);
-      } else if (fd == pidfd) {
-        ::waitpid(pid, &wait_status, 0);
-        exited = true;
-        end = Clock::now();
-        ::kill(-pid, SIGKILL);  // what the command left behind in its group
-        CloseFd(in_w);
-        drain_deadline = Clock::now() + std::chrono::milliseconds(500);
-      } else if (fd == hooks.control_fd && hooks.on_readable && hooks.on_readable()) {
-        outcome.cancelled = true;
-        ::kill(-pid, SIGKILL);
+        if (static_cast<size_t>(k) < sizeof(buf)) break;
+      } else if (k < 0 && errno == EAGAIN) {
+        break;
+      } else if (!(k < 0 && errno == EINTR)) {
+        CloseFd(*fd);
       }
     }
   }
-  if (!exited) {  // poll failed: never leave the command behind
-    ::kill(-pid, SIGKILL);
-    ::waitpid(pid, &wait_status, 0);
-    end = Clock::now();
+  if (in_w_ >= 0) {
+    ssize_t k = ::write(in_w_, stdin_data_.data() + stdin_off_, stdin_data_.size() - stdin_off_);
+    if (k > 0) stdin_off_ += static_cast<size_t>(k);
+    if ((k < 0 && errno != EAGAIN && errno != EINTR) || stdin_off_ == stdin_data_.size()) {
+      CloseFd(in_w_);
+    }
   }
-  outcome.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(end - start).count();
-  if (WIFSIGNALED(wait_status)) {
-    outcome.signal = WTERMSIG(wait_status);
-    outcome.exit_code = 128 + outcome.signal;
+  if (!exited_) {
+    if (has_deadline_ && !outcome_.timed_out && Clock::now() >= deadline_) {
+      outcome_.timed_out = true;
+      ::kill(detached_ ? pid_ : -pid_, SIGKILL);
+    }
+    if (::waitpid(pid_, &wait_status_, WNOHANG) == pid_) {
+      exited_ = true;
+      end_ = Clock::now();
+      // What the command left behind in its group (a detached command's group is its own).
+      if (!detached_) ::kill(-pid_, SIGKILL);
+      CloseFd(in_w_);
+      CloseFd(pidfd_);
+      // Something it started may still hold the pipes: give the output a moment to arrive.
+      drain_deadline_ = Clock::now() + milliseconds(500);
+    }
+  }
+  if (exited_ && ((out_r_ < 0 && err_r_ < 0) || Clock::now() >= drain_deadline_)) Finish();
+}
+
+void ExecProcess::Finish() {
+  finished_ = true;
+  CloseFd(out_r_);
+  CloseFd(err_r_);
+  outcome_.duration_ms = std::chrono::duration_cast<milliseconds>(end_ - start_).count();
+  if (WIFSIGNALED(wait_status_)) {
+    outcome_.signal = WTERMSIG(wait_status_);
+    outcome_.exit_code = 128 + outcome_.signal;
   } else {
-    outcome.exit_code = WEXITSTATUS(wait_status);
+    outcome_.exit_code = WEXITSTATUS(wait_status_);
   }
-  if (outcome.timed_out) outcome.exit_code = 124;
-  return outcome;
+  if (outcome_.timed_out) outcome_.exit_code = 124;
+}
+
+Result<ExecOutcome> RunExec(const ExecRequest& request, const OutputHandler& on_output,
+                            int control_fd, const std::function<bool()>& on_control) {
+  auto p = ExecProcess::Start(request);
+  if (!p.ok()) return p.status();
+  ExecProcess& e = **p;
+  while (!e.finished()) {
+    std::vector<pollfd> fds;
+    e.AddPollFds(&fds);
+    const bool watch = control_fd >= 0 && !e.outcome().cancelled;
+    if (watch) fds.push_back({control_fd, POLLIN, 0});
+    if (::poll(fds.data(), fds.size(), e.NextWakeMs()) < 0 && errno != EINTR) break;
+    if (watch && (fds.back().revents & (POLLIN | POLLHUP | POLLERR)) && on_control &&
+        on_control()) {
+      e.Cancel();
+    }
+    e.Step(on_output);
+  }
+  return e.outcome();
 }
 
 }  // namespace airlock::vmlaunch

@@ -4,6 +4,8 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <cerrno>
 #include <chrono>
 
@@ -78,13 +80,16 @@ Result<nlohmann::json> LineChannel::Receive(int timeout_ms) {
     if (overflowed_) return Status::Error("message too long");
     int wait = -1;
     if (timeout_ms >= 0) {
+      // (A timeout of 0 still reads what has arrived.)
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0) return Status::Error("timed out", StatusCode::kTimedOut);
-      wait = static_cast<int>(left.count());
+      wait = static_cast<int>(std::max<int64_t>(0, left.count()));
     }
     pollfd p{fd_, POLLIN, 0};
     int r = ::poll(&p, 1, wait);
     if (r < 0 && errno != EINTR) return Status::Error("poll failed");
+    if (r == 0 && timeout_ms >= 0 && Clock::now() >= deadline) {
+      return Status::Error("timed out", StatusCode::kTimedOut);
+    }
     if (r <= 0) continue;
     switch (ReadSome()) {
       case ReadResult::kEof:

@@ -30,6 +30,8 @@ class LineChannel {
   // The next complete message, if one is buffered; a line that is not a JSON object (or nests
   // deeper than kMaxDepth) becomes {"invalid": "<what is wrong>"}.
   std::optional<nlohmann::json> Next();
+  // True if a complete message is buffered (Next would return it without reading).
+  bool HasMessage() const { return buf_.find('\n', scanned_) != std::string::npos; }
   // Blocks until a message arrives; an error at EOF, on a read error, or after `timeout_ms`
   // (negative: no limit).
   Result<nlohmann::json> Receive(int timeout_ms = -1);

@@ -81,26 +81,35 @@ Result<GuestMessage> AgentClient::Call(json request, milliseconds limit) {
   return std::move(*final_reply);
 }
 
-Status AgentClient::Relay(json request, const std::function<Status(const GuestMessage&)>& on_reply,
-                          const std::function<bool()>& cancel, milliseconds limit) {
+Result<int64_t> AgentClient::Start(json request, ReplyHandler on_reply, milliseconds limit) {
   if (!broken_.ok()) return broken_;
   const int64_t id = next_id_++;
   request["id"] = id;
   if (!channel_.Send(request).ok()) return Break(Status::Error("the guest agent is gone"));
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  bool cancelled = false;
-  while (true) {
-    if (!cancelled && ((cancel && cancel()) || Interrupted())) {
-      cancelled = true;
-      // If the command has ended already, the agent answers that nothing is running.
-      if (channel_.Send({{"op", "cancel"}, {"id", id}}).ok()) ++owed_;
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      return Break(Status::Error("the guest agent did not answer in time"));
-    }
-    auto m = Receive(200);
+  pending_[id] = {std::move(on_reply), std::chrono::steady_clock::now() + limit};
+  return id;
+}
+
+Status AgentClient::Cancel(int64_t id) {
+  if (!broken_.ok()) return broken_;
+  // If the command has ended already, the agent answers that nothing is running.
+  if (!channel_.Send({{"op", "cancel"}, {"id", id}}).ok()) {
+    return Break(Status::Error("the guest agent is gone"));
+  }
+  ++owed_;
+  return Status::Ok();
+}
+
+Status AgentClient::Dispatch(int timeout_ms) {
+  if (!broken_.ok()) return broken_;
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& [id, p] : pending_) {
+    if (now > p.deadline) return Break(Status::Error("the guest agent did not answer in time"));
+  }
+  for (int wait = timeout_ms;; wait = 0) {
+    auto m = Receive(wait);
     if (!m.ok()) return m.status();
-    if (!m->has_value()) continue;
+    if (!m->has_value()) return Status::Ok();
     const GuestMessage& reply = **m;
     const auto reply_id = reply.Int("id");
     if (!reply_id) {
@@ -108,7 +117,8 @@ Status AgentClient::Relay(json request, const std::function<Status(const GuestMe
                        ? Status::Error("the guest agent restarted; the request was lost")
                        : GuestMessage::Violation("a reply without an id"));
     }
-    if (*reply_id != id) {
+    auto it = pending_.find(*reply_id);
+    if (it == pending_.end()) {
       // A late answer to a ping or a cancel; anything else answers no request.
       if (owed_ == 0) {
         return Break(GuestMessage::Violation("a reply to no request (id " +
@@ -117,9 +127,27 @@ Status AgentClient::Relay(json request, const std::function<Status(const GuestMe
       --owed_;
       continue;
     }
-    if (Status s = on_reply(reply); !s.ok()) return Break(s);
-    if (!reply.Has("stream")) return Status::Ok();
+    const bool final_reply = !reply.Has("stream");
+    ReplyHandler handler = final_reply ? std::move(it->second.on_reply) : it->second.on_reply;
+    if (final_reply) pending_.erase(it);
+    if (Status s = handler(reply); !s.ok()) return Break(s);
+    if (final_reply) return Status::Ok();  // (its caller may be waiting for just this one)
   }
+}
+
+Status AgentClient::Relay(json request, const std::function<Status(const GuestMessage&)>& on_reply,
+                          const std::function<bool()>& cancel, milliseconds limit) {
+  auto id = Start(std::move(request), on_reply, limit);
+  if (!id.ok()) return id.status();
+  bool cancelled = false;
+  while (InFlight(*id)) {
+    if (!cancelled && ((cancel && cancel()) || Interrupted())) {
+      cancelled = true;
+      if (Status s = Cancel(*id); !s.ok()) return s;
+    }
+    if (Status s = Dispatch(200); !s.ok()) return s;
+  }
+  return Status::Ok();
 }
 
 json AgentClient::ExecRequestJson(const ExecSpec& spec) {

@@ -1,6 +1,8 @@
 // AgentClient: the host's side of the guest-agent protocol (vmlaunch/guest/agent.h) over a
 // connected stream: wait for the agent's greeting, configure, exec with streamed output, put,
-// get, shutdown. Requests are numbered; replies are matched by id. The guest is hostile: every
+// get, shutdown. Requests are numbered; replies are matched by id, so several requests can be
+// in flight at once (the monitor relays its clients' execs side by side: Start and Dispatch);
+// the blocking calls are built on the same two. The guest is hostile: every
 // message is checked (GuestMessage) and every wait has a deadline; a guest that breaks the
 // protocol (a malformed, oversize or unasked-for message) or stays silent past a deadline gets
 // an error, and the client is then broken for good so that the VM is torn down without asking
@@ -76,9 +78,25 @@ class AgentClient {
 
   // One raw request: sends it with a fresh id, then hands every reply to `on_reply` until the
   // final one (any reply that is not a stream chunk); an error from `on_reply` is a protocol
-  // violation. For the monitor, which relays requests.
+  // violation. `cancel` is polled; when it returns true the request is cancelled.
   Status Relay(nlohmann::json request, const std::function<Status(const GuestMessage&)>& on_reply,
                const std::function<bool()>& cancel, std::chrono::milliseconds limit);
+
+  // Asynchronous use. Start sends `request` with a fresh id (returned) and hands each of its
+  // replies to `on_reply` as Dispatch reads them, the final one last; the agent must finish it
+  // within `limit`. Cancel asks the agent to end request `id`.
+  using ReplyHandler = std::function<Status(const GuestMessage&)>;
+  Result<int64_t> Start(nlohmann::json request, ReplyHandler on_reply,
+                        std::chrono::milliseconds limit);
+  Status Cancel(int64_t id);
+  // Reads what has arrived (waiting up to `timeout_ms` for the first message) and routes each
+  // reply to its request's handler, up to and including the first final reply. An error breaks the
+  // client (see health()).
+  Status Dispatch(int timeout_ms);
+  bool InFlight(int64_t id) const { return pending_.count(id) != 0; }
+  // True if a message has been read but not dispatched yet (polling the descriptor would not
+  // tell).
+  bool HasBuffered() const { return channel_.HasMessage(); }
 
   static nlohmann::json ExecRequestJson(const ExecSpec& spec);
   // Folds one exec reply into `result`: a stream chunk (decoded, passed to `on_output`) or the
@@ -94,8 +112,13 @@ class AgentClient {
   // Records `error` as the client's last word and returns it.
   Status Break(Status error);
 
+  struct Pending {
+    ReplyHandler on_reply;
+    std::chrono::steady_clock::time_point deadline;
+  };
   LineChannel channel_;
   int64_t next_id_ = 1;
+  std::map<int64_t, Pending> pending_;
   // Pings and cancels sent that the agent may still answer: a reply to an earlier request is
   // skipped only while one of these is owed; any other reply to no request is a flood.
   int64_t owed_ = 0;

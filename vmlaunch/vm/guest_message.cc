@@ -24,13 +24,28 @@ constexpr int64_t kAny = std::numeric_limits<int64_t>::max();
 // Every field the host reads from the guest agent's replies (vmlaunch/guest/agent.h) and from
 // the monitor's own replies. Others are ignored, never read.
 constexpr Field kFields[] = {
-    {"id", Kind::kInt, kAny},          {"uptime_ms", Kind::kInt, kAny},
-    {"exit_code", Kind::kInt, 255},    {"signal", Kind::kInt, 128},
-    {"duration_ms", Kind::kInt, kAny}, {"teardown_ms", Kind::kInt, kAny},
-    {"event", Kind::kString},          {"error", Kind::kString},
-    {"stream", Kind::kString},         {"data", Kind::kString},
-    {"timed_out", Kind::kBool},        {"ok", Kind::kBool},
+    {"id", Kind::kInt, kAny},
+    {"uptime_ms", Kind::kInt, kAny},
+    {"exit_code", Kind::kInt, 255},
+    {"signal", Kind::kInt, 128},
+    {"duration_ms", Kind::kInt, kAny},
+    {"teardown_ms", Kind::kInt, kAny},
+    {"event", Kind::kString},
+    {"error", Kind::kString},
+    {"stream", Kind::kString},
+    {"data", Kind::kString},
+    {"timed_out", Kind::kBool},
+    {"ok", Kind::kBool},
+    {"job", Kind::kString},
+    {"pid", Kind::kInt, kAny},
+    {"output", Kind::kString},
+    {"command", Kind::kString},
+    {"running", Kind::kBool},
+    {"cancelled", Kind::kBool},
 };
+
+// The one nested field: the agent's list of jobs, each a flat object checked like a message.
+constexpr size_t kMaxJobsListed = 256;
 
 bool InRange(const json& v, int64_t max) {
   if (v.is_number_unsigned()) return v.get<uint64_t>() <= static_cast<uint64_t>(max);
@@ -72,9 +87,16 @@ Result<GuestMessage> GuestMessage::From(nlohmann::json message) {
   if (!message.is_object() || message.contains("invalid")) {
     return Violation("a line that is not one JSON object in UTF-8");
   }
-  // Every message of the protocol is flat; nesting would only cost the host stack when the
-  // monitor copies or relays it.
-  for (const auto& value : message) {
+  // Every message of the protocol is flat (nesting would only cost the host stack when the
+  // monitor copies or relays it), but for "jobs": a bounded list of flat messages.
+  for (const auto& [key, value] : message.items()) {
+    if (key == "jobs" && value.is_array() && value.size() <= kMaxJobsListed) {
+      for (const auto& job : value) {
+        if (!job.is_object()) return Violation("a job that is not an object");
+        if (auto checked = From(job); !checked.ok()) return checked.status();
+      }
+      continue;
+    }
     if (value.is_structured()) return Violation("a field that holds an array or an object");
   }
   for (const Field& f : kFields) {

@@ -1,6 +1,7 @@
-// RunMonitor: accept, read one request, relay; check the TTL and the VMM between requests and
-// while an exec runs. Requests are relayed one at a time; those that arrive meanwhile wait in
-// order, except `stop`, which ends the running command and the VM at once.
+// RunMonitor: one poll loop over the listening socket, every client, the agent and the VMM:
+// requests are read without blocking, relayed to the agent side by side (replies routed back by
+// the agent's id), and the TTL and the VMM are checked every round. `stop` ends every running
+// command and the VM at once.
 #include "vmlaunch/vm/monitor.h"
 
 #include <poll.h>
@@ -11,11 +12,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <linux/close_range.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <deque>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <memory>
 #include <optional>
+#include <sstream>
+#include <vector>
 
 #include "vmlaunch/guest/line_channel.h"
 #include "vmlaunch/process/interrupt.h"
@@ -34,7 +43,7 @@ Result<int> ListenUnix(const std::string& path) {
   if (path.size() >= sizeof(sun.sun_path)) return Status::Error("path too long: " + path);
   std::memcpy(sun.sun_path, path.c_str(), path.size() + 1);
   ::unlink(path.c_str());
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   mode_t old = ::umask(077);
   bool ok = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) == 0 &&
             ::listen(fd, 16) == 0;
@@ -49,10 +58,51 @@ Result<int> ListenUnix(const std::string& path) {
 // The exit code a client reports when the monitor, not the command, failed (as `vmlaunch run`).
 constexpr int kMonitorError = 125;
 
-// True if the client hung up (or sent more than its one request).
-bool ClientGone(int fd) {
-  pollfd p{fd, POLLIN | POLLRDHUP, 0};
-  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLIN));
+}  // namespace
+
+namespace {
+
+// One client connection: its request (read without blocking the others), then, for a request
+// relayed to the agent, the agent's id for it.
+struct Client {
+  explicit Client(int fd_in) : fd(fd_in), channel(fd_in) {}
+  int fd;
+  LineChannel channel;
+  std::chrono::steady_clock::time_point request_deadline;
+  std::optional<json> request;
+  int64_t agent_id = -1;  // in flight at the agent
+  bool gone = false;      // hung up (or was answered): replies still owed are dropped
+};
+
+// The options a pooled VM is attached with, from an `attach` request (the launcher's own).
+Result<VmOptions> AttachOptions(const json& request, const VmRecord& r) {
+  VmOptions o;
+  const Status usage = Status::Error(
+      "attach needs policy (and may give control_socket, proxy_port, ttl_seconds, env)");
+  const json& policy = request.value("policy", json());
+  const json& control = request.value("control_socket", json(o.control_socket));
+  const json& port = request.value("proxy_port", json(o.proxy_port));
+  const json& ttl = request.value("ttl_seconds", json(3600));
+  const json& env = request.value("env", json::object());
+  auto in_range = [](const json& v, int64_t max) {
+    return v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() <= max;
+  };
+  if (!policy.is_string() || !control.is_string() || !in_range(port, 65535) ||
+      !in_range(ttl, int64_t{10} * 365 * 24 * 3600) || !env.is_object()) {
+    return usage;
+  }
+  o.policy = policy.get<std::string>();
+  o.control_socket = control.get<std::string>();
+  o.proxy_port = static_cast<uint16_t>(port.get<int64_t>());
+  o.ttl = std::chrono::seconds(ttl.get<int64_t>());
+  for (const auto& [k, v] : env.items()) {
+    if (!v.is_string()) return usage;
+    o.env[k] = v.get<std::string>();
+  }
+  o.backend = r.backend;
+  o.state_dir = r.state_dir;
+  o.pool = r.pool;
+  return o;
 }
 
 }  // namespace
@@ -84,108 +134,169 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
     }
     return !why_end.empty();
   };
-  log << "monitor: " << r.id << " ready (pid " << ::getpid() << ")\n" << std::flush;
-  struct Client {
-    int fd;
-    json request;
-  };
-  // One waiting client, with its request read (up to 10 s for a client that connects and says
-  // nothing); nullopt if none was waiting or it said nothing useful.
-  auto accept_client = [&]() -> std::optional<Client> {
-    int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0) return std::nullopt;
-    auto request = LineChannel(fd).Receive(10000);
-    if (!request.ok()) {
-      ::close(fd);
-      return std::nullopt;
-    }
-    return Client{fd, *request};
-  };
-  std::deque<Client> waiting;  // requests that arrived while another was relayed, in order
+  log << "monitor: " << r.id << " " << r.state << " (pid " << ::getpid() << ")\n" << std::flush;
+  std::map<int, std::unique_ptr<Client>> clients;
   int stop_client = -1;
-  // Polled while a request is relayed: a `stop` ends the running command at once; anything else
-  // waits its turn.
-  auto stop_arrived = [&] {
-    pollfd p{listen_fd, POLLIN, 0};
-    while (stop_client < 0 && ::poll(&p, 1, 0) > 0 && (p.revents & POLLIN)) {
-      auto c = accept_client();
-      if (!c) continue;
-      if (c->request.value("op", "") == "stop") {
-        stop_client = c->fd;
-        why_end = "stop requested";
-      } else {
-        waiting.push_back(std::move(*c));
-      }
-    }
-    return stop_client >= 0;
-  };
-  while (stop_client < 0 && !check_end()) {
-    std::optional<Client> next;
-    if (!waiting.empty()) {
-      next = std::move(waiting.front());
-      waiting.pop_front();
+  auto answer = [](Client& c, json reply) {
+    if (c.gone) return;
+    const json& id = c.request->contains("id") ? (*c.request)["id"] : json(nullptr);
+    if (id.is_null()) {
+      reply.erase("id");  // the agent's numbering is the monitor's own
     } else {
-      pollfd p[2] = {{listen_fd, POLLIN, 0}, {vmm_fd, POLLIN, 0}};
-      int wait_ms = 1000;
-      if (r.expires_unix > 0) {
-        wait_ms =
-            static_cast<int>(std::clamp<int64_t>((r.expires_unix - NowUnix()) * 1000, 0, 1000));
-      }
-      if (::poll(p, vmm_fd >= 0 ? 2 : 1, wait_ms) <= 0 || !(p[0].revents & POLLIN)) continue;
-      next = accept_client();
-      if (!next) continue;
+      reply["id"] = id;
     }
-    const int client = next->fd;
-    const json& request = next->request;
-    LineChannel channel(client);
-    const json client_id = request.contains("id") ? request["id"] : json(nullptr);
+    if (!c.channel.Send(reply).ok()) c.gone = true;
+  };
+  auto finish = [&](Client& c, json reply) {
+    answer(c, std::move(reply));
+    c.gone = true;
+  };
+  // A request read in full: answered at once, or relayed to the agent.
+  auto serve = [&](Client& c) {
+    const json& request = *c.request;
     const std::string op = request.value("op", "");
-    auto answer = [&](json reply) {
-      if (client_id.is_null()) {
-        reply.erase("id");  // the agent's numbering is the monitor's own
-      } else {
-        reply["id"] = client_id;
-      }
-      (void)channel.Send(reply);
-    };
     if (op == "stop") {
-      stop_client = client;
+      stop_client = c.fd;
       why_end = "stop requested";
-      break;
-    }
-    if (op == "status") {
-      answer({{"ok", true},
-              {"vm", r.id},
-              {"guest", r.guest},
-              {"session", r.session_id},
-              {"expires_unix", r.expires_unix}});
-    } else if (op == "exec" || op == "put" || op == "get") {
+    } else if (op == "status") {
+      finish(c, {{"ok", true},
+                 {"vm", r.id},
+                 {"state", r.state},
+                 {"guest", r.guest},
+                 {"session", r.session_id},
+                 {"expires_unix", r.expires_unix}});
+    } else if (op == "attach") {
+      if (r.state != "pooled") {
+        finish(c, {{"error", "the VM was taken already"}});
+        return;
+      }
+      auto options = AttachOptions(request, r);
+      Status s = options.ok() ? vm.Attach(*options, log) : options.status();
+      if (!s.ok()) {
+        finish(c, {{"error", s.message()}});
+        // Half attached is no state to serve anyone from: give it all back.
+        if (r.state != "pooled") why_end = "attaching failed: " + s.message();
+        return;
+      }
+      log << "monitor: " << r.id << " attached to session " << r.session_id << "\n" << std::flush;
+      const auto& t = vm.timings();
+      finish(c, {{"ok", true},
+                 {"vm", r.id},
+                 {"guest", r.guest},
+                 {"session", r.session_id},
+                 {"expires_unix", r.expires_unix},
+                 {"attach_ms", t.ready_ms}});
+    } else if (op == "exec" || op == "put" || op == "get" || op == "jobs" || op == "wait" ||
+               op == "kill") {
+      if (r.state != "running") {
+        finish(c, {{"error", "the VM is " + r.state + ", not attached to a session"},
+                   {"exit_code", kMonitorError}});
+        return;
+      }
       json forward = request;
       forward.erase("id");
-      const int64_t timeout_ms = forward.value("timeout_ms", int64_t{0});
-      const milliseconds limit = op != "exec"      ? milliseconds(120000)
+      const json& timeout = forward.value("timeout_ms", json(0));
+      const int64_t timeout_ms = timeout.is_number_unsigned() ? timeout.get<int64_t>() : 0;
+      const bool long_wait =
+          (op == "exec" && forward.value("detach", json(false)) != json(true)) || op == "wait";
+      const milliseconds limit = !long_wait        ? milliseconds(120000)
                                  : timeout_ms == 0 ? milliseconds(24LL * 3600 * 1000)
                                                    : milliseconds(timeout_ms + 15000);
-      Status s = vm.agent().Relay(
+      const int fd = c.fd;
+      auto id = vm.agent().Start(
           forward,
-          [&](const GuestMessage& reply) {
-            json relayed = reply.json();
-            if (!reply.Has("stream") && !why_end.empty()) {  // say why the command was cut short
-              relayed["error"] =
-                  "the command was ended because the VM is going away (" + why_end + ")";
+          [&clients, &answer, fd](const GuestMessage& reply) {
+            auto it = clients.find(fd);
+            if (it == clients.end()) return Status::Ok();
+            answer(*it->second, reply.json());
+            if (!reply.Has("stream")) {
+              it->second->agent_id = -1;
+              it->second->gone = true;
             }
-            answer(std::move(relayed));
             return Status::Ok();
           },
-          [&] { return ClientGone(client) || check_end() || stop_arrived(); }, limit);
-      if (!s.ok()) answer({{"error", s.message()}, {"exit_code", kMonitorError}});
+          limit);
+      if (!id.ok()) {
+        finish(c, {{"error", id.status().message()}, {"exit_code", kMonitorError}});
+        return;
+      }
+      c.agent_id = *id;
     } else {
-      answer({{"error", "unknown request '" + op + "' (exec, put, get, status, stop)"}});
+      finish(c, {{"error", "unknown request '" + op +
+                               "' (exec, put, get, jobs, wait, kill, status, attach, stop)"}});
     }
-    ::close(client);
+  };
+
+  while (stop_client < 0 && !check_end()) {
+    std::vector<pollfd> fds = {{listen_fd, POLLIN, 0}, {vm.agent().fd(), POLLIN, 0}};
+    if (vmm_fd >= 0) fds.push_back({vmm_fd, POLLIN, 0});
+    for (const auto& [fd, c] : clients) fds.push_back({fd, POLLIN | POLLRDHUP, 0});
+    int wait_ms = 1000;
+    if (r.expires_unix > 0) {
+      wait_ms = static_cast<int>(std::clamp<int64_t>((r.expires_unix - NowUnix()) * 1000, 0, 1000));
+    }
+    if (vm.agent().HasBuffered()) wait_ms = 0;
+    if (::poll(fds.data(), fds.size(), wait_ms) < 0 && errno != EINTR) break;
+    if (fds[0].revents & POLLIN) {
+      for (int fd;
+           (fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0;) {
+        auto c = std::make_unique<Client>(fd);
+        // A client that connects and says nothing is let go after 10 s.
+        c->request_deadline = std::chrono::steady_clock::now() + milliseconds(10000);
+        clients[fd] = std::move(c);
+      }
+    }
+    for (const auto& p : fds) {
+      auto it = clients.find(p.fd);
+      if (it == clients.end() || p.revents == 0) continue;
+      Client& c = *it->second;
+      if (!c.request) {
+        auto got = c.channel.ReadSome();
+        if (auto request = c.channel.Next()) {
+          c.request = std::move(request);
+          serve(c);
+        } else if (got == LineChannel::ReadResult::kEof || got == LineChannel::ReadResult::kError) {
+          c.gone = true;
+        }
+      } else if (!c.gone) {
+        // Anything from a client after its request is a hang-up (or more than its one request):
+        // it cancels its command.
+        c.gone = true;
+      }
+    }
+    if (stop_client >= 0) break;
+    // Whatever the agent said: up to a bounded number of replies a round, so clients are served
+    // in turn.
+    for (int i = 0; i < 64 && vm.agent().health().ok(); ++i) {
+      if (!vm.agent().Dispatch(0).ok()) break;
+      pollfd p{vm.agent().fd(), POLLIN, 0};
+      if (!vm.agent().HasBuffered() && ::poll(&p, 1, 0) <= 0) break;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = clients.begin(); it != clients.end();) {
+      Client& c = *it->second;
+      if (!c.request && now >= c.request_deadline) c.gone = true;
+      if (!c.gone) {
+        ++it;
+        continue;
+      }
+      if (c.agent_id >= 0 && vm.agent().InFlight(c.agent_id)) {
+        (void)vm.agent().Cancel(c.agent_id);
+        c.agent_id = -1;
+      }
+      ::close(c.fd);
+      it = clients.erase(it);
+    }
   }
-  for (const auto& c : waiting) {  // they learn why from the hang-up
-    ::close(c.fd);
+  if (why_end.empty()) why_end = "the monitor's loop failed";
+  // Every command still running is cut short; its client hears why.
+  for (auto& [fd, c] : clients) {
+    if (fd == stop_client) continue;
+    if (c->request && c->agent_id >= 0) {
+      finish(*c, {{"error", "the command was ended because the VM is going away (" + why_end + ")"},
+                  {"exit_code", kMonitorError}});
+    }
+    ::close(fd);
   }
   log << "monitor: " << r.id << ": " << why_end << "; tearing down\n" << std::flush;
   ::close(listen_fd);
@@ -196,9 +307,84 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
   if (stop_client >= 0) {
     LineChannel channel(stop_client);
     (void)channel.Send({{"ok", true}, {"teardown_ms", vm.timings().teardown_ms}});
-    ::close(stop_client);
   }
   return 0;
+}
+
+Result<json> SpawnMonitor(const VmOptions& vm) {
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) != 0) return Status::Error("pipe failed");
+  pid_t pid = fork();
+  if (pid < 0) return Status::Error("fork failed");
+  if (pid == 0) {
+    // The monitor: a session of its own, so that the caller's terminal and process group
+    // signals do not reach it.
+    ::close(report[0]);
+    // Nothing of the caller's but the report pipe: a lock (a pool's fill) or a socket the
+    // caller holds must not live on in the monitor.
+    if (report[1] > 3) ::close_range(3, static_cast<unsigned>(report[1]) - 1, 0);
+    ::close_range(static_cast<unsigned>(report[1]) + 1, ~0u, 0);
+    ::setsid();
+    InstallInterruptHandlers();
+    // Let go of the caller's terminal or pipes at once: whoever ran `start` must not wait on
+    // the monitor. Its log goes to the VM's directory once that exists.
+    std::error_code ec;
+    std::filesystem::create_directories(vm.state_dir, ec);
+    const std::string early_log = vm.state_dir + "/monitor-" + std::to_string(getpid()) + ".log";
+    int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    int log = ::open(early_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    ::dup2(null_fd, STDIN_FILENO);
+    ::dup2(log, STDOUT_FILENO);
+    ::dup2(log, STDERR_FILENO);
+    std::ostringstream boot_log;
+    auto session = VmSession::Create(vm, boot_log);
+    std::cerr << boot_log.str() << std::flush;
+    json hello = {{"log", boot_log.str()}};
+    if (!session.ok()) {
+      hello["error"] = session.status().message();
+    } else {
+      const auto& r = (*session)->record();
+      const auto& t = (*session)->timings();
+      hello.update({{"id", r.id},
+                    {"state", r.state},
+                    {"guest", r.guest},
+                    {"session", r.session_id},
+                    {"monitor_pid", getpid()},
+                    {"expires_unix", r.expires_unix},
+                    {"start", t.start},
+                    {"timings_ms",
+                     {{"launcher_setup", t.setup_ms},
+                      {"boot", t.boot_ms},
+                      {"guest_kernel", t.guest_kernel_ms},
+                      {"create_to_ready", t.ready_ms}}}});
+    }
+    // The error may quote the guest's console: any bytes.
+    std::string line = hello.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    (void)!::write(report[1], line.data(), line.size());
+    ::close(report[1]);
+    if (!session.ok()) {
+      std::filesystem::remove(early_log, ec);
+      _exit(1);
+    }
+    std::filesystem::rename(early_log, (*session)->record().dir + "/monitor.log", ec);
+    int code = RunMonitor(**session, std::cerr);
+    session.value().reset();
+    _exit(code);
+  }
+  ::close(report[1]);
+  std::string line;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(report[0], buf, sizeof(buf))) > 0) line.append(buf, static_cast<size_t>(n));
+  ::close(report[0]);
+  auto hello = json::parse(line, nullptr, false);
+  if (hello.is_discarded() || !hello.is_object()) {
+    return Status::Error("the monitor died while starting");
+  }
+  std::cerr << hello.value("log", "");
+  hello.erase("log");
+  if (hello.contains("error")) return Status::Error(hello["error"].get<std::string>());
+  return hello;
 }
 
 Result<GuestMessage> MonitorRequest(const std::string& vm_dir, const json& request,

@@ -117,7 +117,7 @@ Status VmSession::Boot(const VmOptions& o, std::ostream& log) {
   r.memory_mib = o.memory_mib;
   r.vcpus = o.vcpus;
   r.accel = accel;
-  r.shape = SnapshotKey(shape, "");
+  r.shape = SnapshotKey(shape, image->dir);  // (the pool key: this image in this shape)
   r.image = image->dir;
   std::error_code ec;
   fs::create_directories(r.dir, ec);

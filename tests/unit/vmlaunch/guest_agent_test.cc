@@ -2,6 +2,7 @@
 // the execution contract (argv, env, cwd, stdin, streamed output, exit codes, signals, timeouts,
 // cancel), files, the gateway's CA bundle put into a guest, and malformed requests. No VM: the
 // agent code is the same that runs as PID 1.
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -40,7 +41,8 @@ class AgentTest : public ::testing::Test {
     thread_ = std::thread([this] {
       Agent agent({.env_file = dir_ / "env",
                    .profile = dir_ / "profile.sh",
-                   .identity_script = dir_ / "identity.sh"});
+                   .identity_script = dir_ / "identity.sh",
+                   .jobs_dir = dir_ / "jobs"});
       LineChannel channel(guest_fd_);
       agent.Serve(channel);
       ::close(guest_fd_);
@@ -124,6 +126,77 @@ TEST_F(AgentTest, IdentityRejectsABadSeed) {
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("seed must be 32 to 512 bytes"), std::string::npos) << s.message();
   EXPECT_TRUE(client_->health().ok());  // an error reply, not a broken protocol
+}
+
+// Three execs at once: each waits until all three have started, so they can only finish if the
+// agent runs them side by side (one at a time, the first would time out). Their replies
+// interleave and each reaches its own request.
+TEST_F(AgentTest, ExecsRunSideBySide) {
+  std::map<int64_t, ExecResult> results;
+  std::vector<int64_t> ids;
+  for (const char* name : {"a", "b", "c"}) {
+    const std::string d = dir_.string();
+    ExecSpec spec{.argv = {"sh", "-c",
+                           "touch " + d + "/" + name + "; until [ -e " + d + "/a ] && [ -e " + d +
+                               "/b ] && [ -e " + d + "/c ]; do sleep 0.02; done; echo " + name},
+                  .timeout = std::chrono::seconds(20)};
+    auto id = client_->Start(
+        AgentClient::ExecRequestJson(spec),
+        [&results, &ids](const GuestMessage& m) {
+          return AgentClient::ApplyExecReply(m, &results[*m.Int("id")], {});
+        },
+        std::chrono::seconds(30));
+    ASSERT_TRUE(id.ok());
+    ids.push_back(*id);
+  }
+  while (client_->InFlight(ids[0]) || client_->InFlight(ids[1]) || client_->InFlight(ids[2])) {
+    ASSERT_TRUE(client_->Dispatch(200).ok()) << client_->health().message();
+  }
+  EXPECT_EQ(results[ids[0]].stdout_data, "a\n");
+  EXPECT_EQ(results[ids[1]].stdout_data, "b\n");
+  EXPECT_EQ(results[ids[2]].stdout_data, "c\n");
+  for (int64_t id : ids) EXPECT_FALSE(results[id].timed_out);
+}
+
+// A detached job answers at once, outlives its exec, writes its output to a file, and can be
+// listed, waited for and killed.
+TEST_F(AgentTest, DetachedJobsOutliveTheirExec) {
+  auto call = [&](nlohmann::json request) {
+    GuestMessage reply = GuestMessage::From(nlohmann::json::object()).value();
+    EXPECT_TRUE(client_
+                    ->Relay(
+                        std::move(request),
+                        [&](const GuestMessage& m) {
+                          reply = m;
+                          return Status::Ok();
+                        },
+                        {}, milliseconds(5000))
+                    .ok());
+    return reply;
+  };
+  auto start = [&](const std::string& script) {
+    return call({{"op", "exec"}, {"argv", {"sh", "-c", script}}, {"detach", true}});
+  };
+  auto sleeper = start("echo started; exec sleep 600");
+  ASSERT_EQ(sleeper.String("job"), "job-1");
+  auto quick = start("echo done; exit 3");
+  ASSERT_EQ(quick.String("job"), "job-2");
+  auto waited = call({{"op", "wait"}, {"job", "job-2"}});
+  EXPECT_EQ(waited.Bool("running"), false);
+  EXPECT_EQ(waited.Int("exit_code"), 3);
+  EXPECT_EQ(ReadFile(std::string(*quick.String("output"))), "done\n");
+  // The sleeper still runs after its exec answered, and after other execs.
+  EXPECT_EQ(Exec({.argv = {"true"}}).exit_code, 0);
+  auto listed = call({{"op", "jobs"}});
+  const auto& jobs = listed.json()["jobs"];
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(jobs[0]["running"], true);
+  EXPECT_EQ(::kill(static_cast<pid_t>(jobs[0]["pid"].get<int>()), 0), 0);
+  EXPECT_EQ(call({{"op", "kill"}, {"job", "job-1"}}).Bool("ok"), true);
+  auto killed = call({{"op", "wait"}, {"job", "job-1"}, {"timeout_ms", 10000}});
+  EXPECT_EQ(killed.Bool("running"), false);
+  EXPECT_EQ(killed.Int("signal"), SIGKILL);
+  EXPECT_NE(call({{"op", "wait"}, {"job", "job-9"}}).String("error"), std::nullopt);
 }
 
 TEST_F(AgentTest, TimeoutKillsTheWholeGroup) {

@@ -317,7 +317,7 @@ TEST(NetnsEnvironment, ProxySessionCaThenTheUsersVariablesThenPlaceholders) {
   EXPECT_TRUE(has("EXTRA=yes"));
   EXPECT_TRUE(has("GITHUB_TOKEN=ghp_placeholder"));
   EXPECT_TRUE(has("GIT_TOKEN=ghp_other"));  // a placeholder wins, as in a microVM
-  EXPECT_EQ(env.size(), 15u);  // each variable once: `env` would let a later one win
+  EXPECT_EQ(env.size(), 15u);               // each variable once: `env` would let a later one win
   // Without a CA (an older gateway): none of the five.
   env = NetnsEnvironment("http://g:3128", "s-2", "", {}, {});
   EXPECT_TRUE(std::none_of(env.begin(), env.end(), [](const std::string& kv) {
