@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# MicroVM timings: create-to-ready, exec round trip and teardown, with the launcher's own work
+# MicroVM timings: cold, restored and pooled create-to-ready, exec round trip and teardown, idle
+# and busy; RSS/PSS per VM at 20 VMs; resume from standby; the curve past the pool. The launcher's own work
 # apart from the guest's boot. Measured and printed, never asserted. Runs the real gateway and
 # vmlaunch in a network namespace of its own (removed afterwards); needs the release build and
 # a guest image (`vmlaunch image build`). Usage: bench/vm_bench.sh [BOOTS] [EXECS]

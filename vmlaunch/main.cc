@@ -154,6 +154,14 @@ int main(int argc, char** argv) {
   start->add_option("--backend", start_vm.backend, "qemu or firecracker")->capture_default_str();
   AddVmOptions(start, &start_vm, &start_flags);
   start->add_flag("--json", start_json, "Print the VM's details as JSON");
+  std::string standby_after = "0";
+  start
+      ->add_option("--standby-after", standby_after,
+                   "Suspend the VM to disk after this long without a request (e.g. 15s; 0: "
+                   "never); the next request resumes it")
+      ->capture_default_str();
+  start->add_option("--standby-dir", start_vm.standby_dir, "Where suspended VMs' state goes")
+      ->capture_default_str();
   std::string id;
   CommandOptions exec_cmd;
   auto* exec = app.add_subcommand("exec", "Run a command in a persistent microVM");
@@ -270,6 +278,12 @@ int main(int argc, char** argv) {
   }
   if (start->parsed()) {
     if (!ApplyVmFlags(start_flags, &start_vm)) return 2;
+    auto standby = vl::ParseDuration(standby_after);
+    if (!standby) {
+      std::cerr << "vmlaunch: --standby-after '" << standby_after << "': use e.g. 15s, 10m, 0\n";
+      return 2;
+    }
+    start_vm.standby_after = *standby;
     return vl::CmdStart(start_vm, start_json);
   }
   if (exec->parsed()) return vl::CmdExec(state_dir, id, exec_cmd);

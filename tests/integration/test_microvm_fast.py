@@ -274,3 +274,51 @@ def test_parallel_execs_and_detached_jobs(fast_env):
     assert r.stdout == b"job-2\n", r.stderr
     assert vmlaunch("stop", "--state-dir", state, vm).returncode == 0
     assert leftovers(g, state) == CLEAN
+
+
+def test_standby_and_resume(fast_env):
+    """A VM idle for --standby-after is suspended to disk (its VMM gone; tap, firewall elements
+    and gateway session kept) and the next exec resumes it with a file, a background process and
+    that process's environment intact, and the clock right; `stop` then gives everything back."""
+    g, vmlaunch, vm_args, ex, state, up = fast_env
+    standby_dir = os.path.join(state, "standby")
+    r = vmlaunch("start", *vm_args(), "--json", "--standby-after", "2s", "--standby-dir",
+                 standby_dir)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    vm = info["id"]
+    r = vmlaunch("exec", "--state-dir", state, "--detach", "--json", "--env", "MARK=kept", vm,
+                 "--", "sleep", "600")
+    job = json.loads(r.stdout)
+    assert ex(vm, "echo before > /root/f").returncode == 0
+
+    def record():
+        return json.load(open(os.path.join(state, "vms", vm, "state.json")))
+    wait_until(lambda: record()["state"] == "standby", 60, "the idle VM was not suspended")
+    rec = record()
+    assert rec["vmm_pid"] == 0 and os.path.getsize(rec["standby_file"]) > 0
+    assert vm not in subprocess.run(["pgrep", "-af", "qemu-system"], capture_output=True,
+                                    text=True).stdout
+    listed = json.loads(vmlaunch("ls", "--state-dir", state, "--json").stdout)
+    assert [(x["id"], x["state"]) for x in listed] == [(vm, "standby")]
+    # Kept while suspended: the tap, the firewall elements and the gateway session.
+    assert f"al{vm}" in subprocess.run(["ip", "-o", "link"], capture_output=True,
+                                       text=True).stdout
+    assert [s["id"] for s in g.api("GET", "/v1/sessions")[1]["sessions"]] == [info["session"]]
+
+    # Two execs at once wake it: one resume, both served.
+    cmd = [VMLAUNCH_BIN, "exec", "--state-dir", state, vm, "--", "sh", "-c"]
+    script = (f"cat /root/f; kill -0 {job['pid']} && echo running;"
+              f" tr '\\0' '\\n' < /proc/{job['pid']}/environ | grep MARK; date +%s")
+    procs = [subprocess.Popen([*cmd, script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        before, running, mark, clock = out.decode().splitlines()
+        assert (before, running, mark) == ("before", "running", "MARK=kept")
+        assert abs(int(clock) - time.time()) < 30, "the resumed clock is the host's"
+    assert record()["state"] == "running" and record()["standby_file"] == ""
+    assert not os.listdir(standby_dir)
+    assert vmlaunch("stop", "--state-dir", state, vm).returncode == 0
+    assert leftovers(g, state) == CLEAN

@@ -84,17 +84,20 @@ Result<VmOptions> AttachOptions(const json& request, const VmRecord& r) {
   const json& port = request.value("proxy_port", json(o.proxy_port));
   const json& ttl = request.value("ttl_seconds", json(3600));
   const json& env = request.value("env", json::object());
+  const json& standby = request.value("standby_after_ms", json(0));
   auto in_range = [](const json& v, int64_t max) {
     return v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() <= max;
   };
   if (!policy.is_string() || !control.is_string() || !in_range(port, 65535) ||
-      !in_range(ttl, int64_t{10} * 365 * 24 * 3600) || !env.is_object()) {
+      !in_range(ttl, int64_t{10} * 365 * 24 * 3600) || !env.is_object() ||
+      !in_range(standby, int64_t{10} * 365 * 24 * 3600 * 1000)) {
     return usage;
   }
   o.policy = policy.get<std::string>();
   o.control_socket = control.get<std::string>();
   o.proxy_port = static_cast<uint16_t>(port.get<int64_t>());
   o.ttl = std::chrono::seconds(ttl.get<int64_t>());
+  o.standby_after = milliseconds(standby.get<int64_t>());
   for (const auto& [k, v] : env.items()) {
     if (!v.is_string()) return usage;
     o.env[k] = v.get<std::string>();
@@ -115,9 +118,10 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
     return 1;
   }
   const int listen_fd = *listener;
-  const int vmm_fd = static_cast<int>(::syscall(SYS_pidfd_open, r.vmm_pid, 0));
+  int vmm_fd = static_cast<int>(::syscall(SYS_pidfd_open, r.vmm_pid, 0));
   std::string why_end;
   auto vm_gone = [&] {
+    if (vm.suspended()) return false;  // (no VMM while on standby, by design)
     if (!ProcessAlive(r.vmm_pid, r.vmm_start)) return true;
     int status;
     return ::waitpid(r.vmm_pid, &status, WNOHANG) == r.vmm_pid;
@@ -129,10 +133,24 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
       why_end = "TTL expired";
     } else if (vm_gone()) {
       why_end = "the VM exited";
-    } else if (!vm.agent().health().ok()) {
+    } else if (!vm.suspended() && !vm.agent().health().ok()) {
       why_end = vm.agent().health().message();
     }
     return !why_end.empty();
+  };
+  // Standby: the VM is suspended once no request has been in flight for standby_after_ms, and
+  // resumed by the next request that needs the guest.
+  auto last_active = std::chrono::steady_clock::now();
+  auto resume = [&]() -> Status {
+    if (!vm.suspended()) return Status::Ok();
+    Status s = vm.Resume(log);
+    if (!s.ok()) {
+      why_end = "resuming failed: " + s.message();
+      return s;
+    }
+    if (vmm_fd >= 0) ::close(vmm_fd);
+    vmm_fd = static_cast<int>(::syscall(SYS_pidfd_open, r.vmm_pid, 0));
+    return Status::Ok();
   };
   log << "monitor: " << r.id << " " << r.state << " (pid " << ::getpid() << ")\n" << std::flush;
   std::map<int, std::unique_ptr<Client>> clients;
@@ -188,6 +206,10 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
                  {"attach_ms", t.ready_ms}});
     } else if (op == "exec" || op == "put" || op == "get" || op == "jobs" || op == "wait" ||
                op == "kill") {
+      if (Status s = resume(); !s.ok()) {
+        finish(c, {{"error", s.message()}, {"exit_code", kMonitorError}});
+        return;
+      }
       if (r.state != "running") {
         finish(c, {{"error", "the VM is " + r.state + ", not attached to a session"},
                    {"exit_code", kMonitorError}});
@@ -228,14 +250,32 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
   };
 
   while (stop_client < 0 && !check_end()) {
-    std::vector<pollfd> fds = {{listen_fd, POLLIN, 0}, {vm.agent().fd(), POLLIN, 0}};
-    if (vmm_fd >= 0) fds.push_back({vmm_fd, POLLIN, 0});
+    const bool awake = !vm.suspended();
+    std::vector<pollfd> fds = {{listen_fd, POLLIN, 0}};
+    if (awake) fds.push_back({vm.agent().fd(), POLLIN, 0});
+    if (awake && vmm_fd >= 0) fds.push_back({vmm_fd, POLLIN, 0});
     for (const auto& [fd, c] : clients) fds.push_back({fd, POLLIN | POLLRDHUP, 0});
     int wait_ms = 1000;
     if (r.expires_unix > 0) {
       wait_ms = static_cast<int>(std::clamp<int64_t>((r.expires_unix - NowUnix()) * 1000, 0, 1000));
     }
-    if (vm.agent().HasBuffered()) wait_ms = 0;
+    if (!clients.empty()) last_active = std::chrono::steady_clock::now();
+    if (awake && r.state == "running" && r.standby_after_ms > 0) {
+      const auto idle =
+          std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - last_active)
+              .count();
+      if (idle >= r.standby_after_ms) {
+        if (Status s = vm.Suspend(log); !s.ok()) {
+          why_end = "suspending failed: " + s.message();
+          break;
+        }
+        if (vmm_fd >= 0) ::close(vmm_fd);
+        vmm_fd = -1;
+        continue;
+      }
+      wait_ms = static_cast<int>(std::min<int64_t>(wait_ms, r.standby_after_ms - idle));
+    }
+    if (awake && vm.agent().HasBuffered()) wait_ms = 0;
     if (::poll(fds.data(), fds.size(), wait_ms) < 0 && errno != EINTR) break;
     if (fds[0].revents & POLLIN) {
       for (int fd;
@@ -267,7 +307,7 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
     if (stop_client >= 0) break;
     // Whatever the agent said: up to a bounded number of replies a round, so clients are served
     // in turn.
-    for (int i = 0; i < 64 && vm.agent().health().ok(); ++i) {
+    for (int i = 0; i < 64 && !vm.suspended() && vm.agent().health().ok(); ++i) {
       if (!vm.agent().Dispatch(0).ok()) break;
       pollfd p{vm.agent().fd(), POLLIN, 0};
       if (!vm.agent().HasBuffered() && ::poll(&p, 1, 0) <= 0) break;
@@ -280,7 +320,7 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
         ++it;
         continue;
       }
-      if (c.agent_id >= 0 && vm.agent().InFlight(c.agent_id)) {
+      if (c.agent_id >= 0 && !vm.suspended() && vm.agent().InFlight(c.agent_id)) {
         (void)vm.agent().Cancel(c.agent_id);
         c.agent_id = -1;
       }
@@ -289,11 +329,15 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
     }
   }
   if (why_end.empty()) why_end = "the monitor's loop failed";
-  // Every command still running is cut short; its client hears why.
+  // Every command still running is cut short; its client hears why (a guest that broke the
+  // protocol: just that).
+  const bool guest_broke = !vm.suspended() && !vm.agent().health().ok();
   for (auto& [fd, c] : clients) {
     if (fd == stop_client) continue;
     if (c->request && c->agent_id >= 0) {
-      finish(*c, {{"error", "the command was ended because the VM is going away (" + why_end + ")"},
+      finish(*c, {{"error", guest_broke ? why_end
+                                        : "the command was ended because the VM is going away (" +
+                                              why_end + ")"},
                   {"exit_code", kMonitorError}});
     }
     ::close(fd);
@@ -301,7 +345,7 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
   log << "monitor: " << r.id << ": " << why_end << "; tearing down\n" << std::flush;
   ::close(listen_fd);
   if (vmm_fd >= 0) ::close(vmm_fd);
-  vm.Destroy(/*graceful=*/!vm_gone());
+  vm.Destroy(/*graceful=*/!vm.suspended() && !vm_gone());
   log << "monitor: " << r.id << " torn down in " << vm.timings().teardown_ms << " ms\n"
       << std::flush;
   if (stop_client >= 0) {

@@ -129,6 +129,7 @@ Result<json> TakeFromPool(const VmOptions& o) {
                  {"control_socket", o.control_socket},
                  {"proxy_port", o.proxy_port},
                  {"ttl_seconds", o.ttl.count()},
+                 {"standby_after_ms", o.standby_after.count()},
                  {"env", o.env}};
   for (const auto& r : Pooled(o.state_dir, *key)) {
     // Another launcher may take the same VM first: its monitor then says so, and the next

@@ -22,16 +22,18 @@ namespace airlock::vmlaunch {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-#define AIRLOCK_VM_RECORD_FIELDS(X)                                                           \
-  X(id)                                                                                       \
-  X(backend)                                                                                  \
-  X(dir)                                                                                      \
-  X(state_dir)                                                                                \
-  X(policy)                                                                                   \
-  X(control_socket)                                                                           \
-  X(pool) X(created_unix) X(expires_unix) X(owner_pid) X(owner_start) X(vmm_pid) X(vmm_start) \
-      X(block) X(guest) X(gateway) X(tap) X(nft_link) X(session_id) X(cgroups) X(memory_mib)  \
-          X(vcpus) X(accel) X(shape) X(image) X(staged_snapshot) X(state)
+#define AIRLOCK_VM_RECORD_FIELDS(X)                                                            \
+  X(id)                                                                                        \
+  X(backend)                                                                                   \
+  X(dir)                                                                                       \
+  X(state_dir)                                                                                 \
+  X(policy)                                                                                    \
+  X(control_socket)                                                                            \
+  X(pool)                                                                                      \
+  X(created_unix) X(expires_unix) X(owner_pid) X(owner_start) X(vmm_pid) X(vmm_start) X(block) \
+      X(guest) X(gateway) X(tap) X(nft_link) X(session_id) X(cgroups) X(memory_mib) X(vcpus)   \
+          X(accel) X(shape) X(image) X(staged_snapshot) X(standby_after_ms) X(standby_file)    \
+              X(state)
 
 Status VmRecord::Save() const {
   json j;
@@ -119,6 +121,9 @@ void ReleaseVm(const VmRecord& r, std::ostream* log) {
     if (pool.Release(*block).ok()) note("released lease " + r.block + "/30");
   }
   std::error_code ec;
+  if (!r.standby_file.empty() && fs::remove(r.standby_file, ec)) {
+    note("removed its standby state " + r.standby_file);
+  }
   if (!r.staged_snapshot.empty() && fs::remove_all(r.staged_snapshot, ec) > 0) {
     note("removed the unfinished snapshot " + r.staged_snapshot);
   }

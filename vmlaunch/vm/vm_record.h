@@ -44,6 +44,8 @@ struct VmRecord {
   std::string shape;  // the snapshot key of its shape (without the VMM): pools match on it
   std::string image;  // the image directory it runs
   std::string staged_snapshot;     // a template's snapshot files before they are committed
+  int64_t standby_after_ms = 0;    // idle time before the monitor suspends it (0: never)
+  std::string standby_file;        // its saved state while on standby
   std::string state = "creating";  // creating, template, pooled, running, standby, stopping
 
   std::string file() const { return dir + "/state.json"; }

@@ -58,6 +58,7 @@ Result<std::unique_ptr<VmSession>> VmSession::Create(const VmOptions& o, std::os
 
 Status VmSession::Boot(const VmOptions& o, std::ostream& log) {
   const auto start = Clock::now();
+  options_ = o;
   std::string error;
   auto range = net::Cidr::Parse(o.pool, &error);
   if (!range) return Status::Error("--pool: " + error);
@@ -119,6 +120,7 @@ Status VmSession::Boot(const VmOptions& o, std::ostream& log) {
   r.accel = accel;
   r.shape = SnapshotKey(shape, image->dir);  // (the pool key: this image in this shape)
   r.image = image->dir;
+  r.standby_after_ms = o.standby_after.count();
   std::error_code ec;
   fs::create_directories(r.dir, ec);
   if (ec) return Status::Error("cannot create " + r.dir + ": " + ec.message());
@@ -344,6 +346,59 @@ Status VmSession::SaveSnapshot(std::ostream& log) {
   return Status::Ok();
 }
 
+Status VmSession::Suspend(std::ostream& log) {
+  if (record_.state == "standby") return Status::Ok();
+  if (record_.state != "running") return Status::Error("only a running VM can be suspended");
+  const auto start = Clock::now();
+  std::error_code ec;
+  fs::create_directories(options_.standby_dir, ec);
+  fs::permissions(options_.standby_dir, fs::perms::owner_all, ec);  // guest memory: root's only
+  const std::string file = options_.standby_dir + "/" + record_.id + ".state";
+  record_.standby_file = file;
+  if (Status s = record_.Save(); !s.ok()) return s;
+  // Nothing stale in the channel, then everything (a restored VM's memory is a private copy of
+  // the snapshot's file: it is saved too, so the saved state stands alone).
+  VmSpec save = spec_;
+  save.memory_shared = false;
+  if (Status s = agent_->Quiesce(); !s.ok()) return s;
+  if (Status s = vmm_->Save(save, file); !s.ok()) return s;
+  agent_.reset();
+  TerminateProcess(record_.vmm_pid, milliseconds(2000));
+  record_.vmm_pid = 0;
+  record_.vmm_start = 0;
+  record_.state = "standby";
+  if (Status s = record_.Save(); !s.ok()) return s;
+  log << "monitor: " << record_.id << " suspended to " << file << " in " << MsSince(start)
+      << " ms\n"
+      << std::flush;
+  return Status::Ok();
+}
+
+Status VmSession::Resume(std::ostream& log) {
+  if (record_.state == "running") return Status::Ok();
+  if (record_.state != "standby") return Status::Error("the VM is not on standby");
+  const auto start = Clock::now();
+  vmm_ = std::move(MakeVmm(record_.backend)).value();
+  spec_.restore_state = record_.standby_file;
+  spec_.restore_memory_from_file = false;
+  if (Status s = LaunchVmm(options_); !s.ok()) return s;
+  // The guest slept: its clock is behind.
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  if (Status s = agent_->Identity(
+          {{"time_unix_ns", std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()},
+           {"seed", Base64Encode(crypto::RandomHex(64))}});
+      !s.ok()) {
+    return s;
+  }
+  std::error_code ec;
+  fs::remove(record_.standby_file, ec);
+  record_.standby_file.clear();
+  record_.state = "running";
+  if (Status s = record_.Save(); !s.ok()) return s;
+  log << "monitor: " << record_.id << " resumed in " << MsSince(start) << " ms\n" << std::flush;
+  return Status::Ok();
+}
+
 Status VmSession::Attach(const VmOptions& o, std::ostream& log) {
   if (record_.state != "pooled") return Status::Error("the VM was taken already");
   const auto start = Clock::now();
@@ -351,6 +406,9 @@ Status VmSession::Attach(const VmOptions& o, std::ostream& log) {
   auto ca = FetchGatewayCa(control, log);
   if (!ca.ok()) return ca.status();
   if (Status s = TakeNetwork(o, *ca); !s.ok()) return s;
+  options_.standby_after = o.standby_after;
+  options_.standby_dir = o.standby_dir;
+  record_.standby_after_ms = o.standby_after.count();
   if (Status s = Personalize(o, log); !s.ok()) return s;
   timings_.start = "pooled";
   timings_.setup_ms = 0;

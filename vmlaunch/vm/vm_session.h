@@ -50,6 +50,9 @@ struct VmOptions {
   bool rootfs = false;                     // attach the image's root disk (if it has one)
   std::map<std::string, std::string> env;  // session variables for every command
   std::chrono::milliseconds boot_timeout{60000};
+  // A persistent VM idle this long is suspended to disk (0: never); see VmSession::Suspend.
+  std::chrono::milliseconds standby_after{0};
+  std::string standby_dir = "/var/lib/airlock/standby";  // where suspended VMs' state goes
 };
 
 // Where the time went: the launcher's own work apart from the guest's boot.
@@ -81,6 +84,13 @@ class VmSession {
   // guest's identity, CA and variables, as Create() does for a VM of its own. `options` carries
   // the session's policy, TTL and variables; the shape is the pool's.
   Status Attach(const VmOptions& options, std::ostream& log);
+  // Standby: Suspend saves the whole VM (memory, devices, its running processes) to a file and
+  // stops the VMM, keeping the tap, firewall elements, gateway session and cgroup; Resume
+  // restores it from that file on the same tap and sets the guest's clock (and reseeds it).
+  // Each does nothing if the VM is already in that state.
+  Status Suspend(std::ostream& log);
+  Status Resume(std::ostream& log);
+  bool suspended() const { return record_.state == "standby"; }
   // Idempotent. `graceful`: ask the guest to power off first (a few seconds at most).
   void Destroy(bool graceful = true);
 
@@ -96,6 +106,7 @@ class VmSession {
 
   VmRecord record_;
   VmTimings timings_;
+  VmOptions options_;
   VmSpec spec_;
   std::unique_ptr<Vmm> vmm_;
   std::unique_ptr<AgentClient> agent_;
