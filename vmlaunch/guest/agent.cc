@@ -33,6 +33,12 @@ json Reply(const json& id, json body) {
 
 json Error(const json& id, const std::string& message) { return Reply(id, {{"error", message}}); }
 
+// A string field, or "" when it is missing or not a string (never an exception).
+std::string StringField(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 bool ValidName(const std::string& k) {
   if (k.empty() || std::isdigit(static_cast<unsigned char>(k[0]))) return false;
   for (char c : k) {
@@ -181,7 +187,7 @@ void Agent::Handle(LineChannel& ch, const json& req) {
     (void)ch.Send(Error(id, req["invalid"].get<std::string>()));
     return;
   }
-  const std::string op = req.value("op", "");
+  const std::string op = StringField(req, "op");
   if (op == "ping") {
     (void)ch.Send(Reply(id, {{"ok", true}, {"uptime_ms", UptimeMs()}}));
   } else if (op == "configure") {
@@ -205,7 +211,7 @@ void Agent::Handle(LineChannel& ch, const json& req) {
   } else if (op == "exec") {
     Exec(ch, id, req);
   } else if (op == "put") {
-    const std::string path = req.value("path", "");
+    const std::string path = StringField(req, "path");
     const auto& data = req.value("data", json());
     auto bytes = data.is_string() ? Base64Decode(data.get<std::string>()) : std::nullopt;
     if (path.empty() || path[0] != '/' || !bytes) {
@@ -225,12 +231,14 @@ void Agent::Handle(LineChannel& ch, const json& req) {
         return;
       }
     }
-    ::chmod(tmp.c_str(), static_cast<mode_t>(req.value("mode", 0644)) & 07777);
+    const auto& mode = req.value("mode", json(0644));
+    ::chmod(tmp.c_str(),
+            static_cast<mode_t>(mode.is_number_integer() ? mode.get<int64_t>() : 0644) & 07777);
     std::filesystem::rename(tmp, p, ec);
     (void)ch.Send(ec ? Error(id, "cannot write " + path + ": " + ec.message())
                      : Reply(id, {{"ok", true}}));
   } else if (op == "get") {
-    const std::string path = req.value("path", "");
+    const std::string path = StringField(req, "path");
     struct stat st {};
     if (path.empty() || ::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
       (void)ch.Send(Error(id, "no such file: " + path));
@@ -251,9 +259,18 @@ void Agent::Handle(LineChannel& ch, const json& req) {
   } else if (op == "cancel") {
     // A running command ends with "cancelled"; nothing else answers the cancel.
     auto it = running_.find(id.dump());
+    bool waited = false;
+    for (auto& [name, job] : jobs_) {  // a `wait` cancelled: it answers now
+      for (auto& w : job.waiters) {
+        if (w.id == id) {
+          w.deadline = Clock::now();
+          waited = true;
+        }
+      }
+    }
     if (it != running_.end()) {
       it->second.process->Cancel();
-    } else {
+    } else if (!waited) {
       (void)ch.Send(Error(id, "nothing is running"));
     }
   } else if (op == "jobs") {
@@ -282,8 +299,9 @@ void Agent::Handle(LineChannel& ch, const json& req) {
       (void)ch.Send(Error(id, "timeout_ms must be a number"));
       return;
     }
-    const int64_t ms =
-        timeout.get<int64_t>() == 0 ? int64_t{24} * 3600 * 1000 : timeout.get<int64_t>();
+    const int64_t ms = timeout.get<int64_t>() == 0
+                           ? kMaxTimeoutMs
+                           : std::min(timeout.get<int64_t>(), kMaxTimeoutMs);
     it->second.waiters.push_back({id, Clock::now() + std::chrono::milliseconds(ms)});
   } else {
     (void)ch.Send(Error(id, "unknown op '" + op + "'"));
@@ -305,23 +323,26 @@ Status Agent::Identity(const json& req) {
     if (Status s = Reseed(*bytes); !s.ok()) return s;
   }
   if (!req.contains("hostname")) return Status::Ok();  // only the clock (after a resume)
-  std::vector<std::string> argv = {paths_.identity_script, "identity"};
-  for (const char* k : {"address", "gateway", "hostname", "proxy", "mac"}) {
-    const auto& v = req.value(k, json(""));
-    if (!v.is_string()) return Status::Error(std::string(k) + " must be a string");
-    argv.push_back(v.get<std::string>());
+  GuestIdentity id;
+  for (auto [key, field] : {std::pair{"hostname", &id.hostname},
+                            {"address", &id.address},
+                            {"gateway", &id.gateway},
+                            {"proxy", &id.proxy},
+                            {"mac", &id.mac}}) {
+    const auto& v = req.value(key, json(""));
+    if (!v.is_string()) return Status::Error(std::string(key) + " must be a string");
+    *field = v.get<std::string>();
   }
-  ExecRequest r;
-  r.argv = std::move(argv);
-  for (const auto& [k, v] : env_) r.env.push_back(k + "=" + v);
-  r.timeout = std::chrono::seconds(20);
-  std::string output;
-  auto outcome = RunExec(r, [&](OutputStream, std::string_view d) {
-    if (output.size() < 4096) output.append(d.substr(0, 4096));
-  });
-  if (!outcome.ok()) return outcome.status();
-  if (outcome->exit_code != 0) return Status::Error("taking on the identity failed: " + output);
-  ReadEnvFile(paths_.env_file, &env_);
+  return TakeIdentity(id);
+}
+
+Status Agent::TakeIdentity(const GuestIdentity& id) {
+  if (paths_.apply_identity) {
+    if (Status s = paths_.apply_identity(id); !s.ok()) {
+      return Status::Error("taking on the identity failed: " + s.message());
+    }
+  }
+  for (auto& [k, v] : ProxyEnvironment(id.proxy)) env_[k] = v;
   return Status::Ok();
 }
 
@@ -345,7 +366,12 @@ void Agent::Exec(LineChannel& ch, const json& id, const json& req) {
     return;
   }
   for (const auto& [k, v] : env) r.env.push_back(k + "=" + v);
-  r.cwd = req.value("cwd", env.count("HOME") ? env["HOME"] : std::string("/"));
+  const auto& cwd = req.value("cwd", json(env.count("HOME") ? env["HOME"] : std::string("/")));
+  if (!cwd.is_string()) {
+    (void)ch.Send(Error(id, "cwd must be a string"));
+    return;
+  }
+  r.cwd = cwd.get<std::string>();
   if (req.contains("stdin")) {
     auto in =
         req["stdin"].is_string() ? Base64Decode(req["stdin"].get<std::string>()) : std::nullopt;
@@ -360,9 +386,17 @@ void Agent::Exec(LineChannel& ch, const json& id, const json& req) {
     (void)ch.Send(Error(id, "timeout_ms must be a number"));
     return;
   }
-  r.timeout = std::chrono::milliseconds(std::max<int64_t>(0, timeout.get<int64_t>()));
+  r.timeout =
+      std::chrono::milliseconds(std::clamp<int64_t>(timeout.get<int64_t>(), 0, kMaxTimeoutMs));
   const bool detach = req.value("detach", json(false)) == json(true);
   if (detach) {
+    // The oldest finished job makes room (its output file stays).
+    for (auto it = jobs_.begin(); jobs_.size() >= kMaxJobs && it != jobs_.end(); ++it) {
+      if (it->second.process->finished() && it->second.waiters.empty()) {
+        jobs_.erase(it);
+        break;
+      }
+    }
     if (jobs_.size() >= kMaxJobs) {
       (void)ch.Send(Error(id, "too many jobs (" + std::to_string(kMaxJobs) + ")"));
       return;

@@ -15,7 +15,7 @@
 //                                             exit_code,signal}...]}
 //   {"op":"wait","job":J,"timeout_ms":N}   -> the job as in jobs, once it ends or N ms passed
 //   {"op":"kill","job":J,"signal":N}       -> {"ok":true}  (N defaults to SIGKILL; the group)
-//   {"op":"identity","time_unix_ns":N,"seed":"<base64>","hostname":H,"address":"A/30",
+//   {"op":"identity","time_unix_ns":N,"seed":"<base64>","hostname":H,"address":"A/N",
 //    "gateway":G,"proxy":URL,"mac":M}      -> {"ok":true,"uptime_ms":N}   a VM restored from a
 //                                             snapshot takes on its own clock, entropy and
 //                                             network; with only the clock and seed after a
@@ -30,6 +30,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -37,16 +38,17 @@
 
 #include "gateway/base/status.h"
 #include "vmlaunch/guest/exec_runner.h"
+#include "vmlaunch/guest/guest_identity.h"
 #include "vmlaunch/guest/line_channel.h"
 
 namespace airlock::vmlaunch {
 
 struct AgentPaths {
-  std::string env_file;         // K=V lines init writes (proxy, CA trust); read at start and
-                                // again after `identity`
-  std::string profile;          // where configure writes the session's variables ("" to skip)
-  std::string identity_script;  // init, run as `<script> identity IP GW NAME PROXY MAC`
+  std::string env_file;  // K=V lines init writes (the CA trust of an image built with one)
+  std::string profile;   // where configure writes the session's variables ("" to skip)
   std::string jobs_dir = "/run/airlock/jobs";  // detached jobs' output
+  // Gives the machine an identity (ApplyIdentity in a guest; a fake in unit tests).
+  std::function<Status(const GuestIdentity&)> apply_identity;
 };
 
 // Reads K=V lines from `path` into `env` (a missing file adds nothing).
@@ -54,8 +56,11 @@ void ReadEnvFile(const std::string& path, std::map<std::string, std::string>* en
 
 class Agent {
  public:
-  // Every exec's environment starts from PATH, HOME and LANG plus what paths.env_file holds.
+  // Every exec's environment starts from PATH, HOME and LANG plus what paths.env_file holds,
+  // and the proxy variables of the identity it was given.
   explicit Agent(AgentPaths paths);
+  // Takes on `id` (also what `identity` requests do).
+  Status TakeIdentity(const GuestIdentity& id);
 
   // Greets, then serves requests until the channel closes or a shutdown is requested.
   void Serve(LineChannel& channel);
@@ -65,6 +70,8 @@ class Agent {
   static constexpr size_t kMaxFile = 64u << 20;
   static constexpr size_t kMaxRunning = 64;
   static constexpr size_t kMaxJobs = 256;
+  // The longest timeout (and `wait`) honoured: 30 days.
+  static constexpr int64_t kMaxTimeoutMs = int64_t{30} * 24 * 3600 * 1000;
 
  private:
   struct Running {

@@ -20,7 +20,11 @@
 
 namespace {
 
+using airlock::Status;
 using airlock::vmlaunch::Agent;
+using airlock::vmlaunch::ApplyIdentity;
+using airlock::vmlaunch::GuestIdentity;
+using airlock::vmlaunch::IdentityFromCommandLine;
 using airlock::vmlaunch::LineChannel;
 
 constexpr unsigned kVsockPort = 1024;
@@ -87,9 +91,20 @@ int ServeVsock(Agent& agent) {
 }
 
 int RunAgent() {
-  Agent agent({.env_file = "/etc/airlock/env",
-               .profile = "/etc/profile.d/airlock.sh",
-               .identity_script = "/sbin/airlock-init"});
+  Agent agent(
+      {.env_file = "/etc/airlock/env",
+       .profile = "/etc/profile.d/airlock.sh",
+       .apply_identity = [](const GuestIdentity& id) { return ApplyIdentity(id, "/etc"); }});
+  // A cold boot's identity is on the kernel's command line (a VM restored from a snapshot has
+  // none there: the launcher sends it).
+  std::ifstream cmdline("/proc/cmdline");
+  std::stringstream text;
+  text << cmdline.rdbuf();
+  const GuestIdentity id = IdentityFromCommandLine(text.str());
+  if (!id.address.empty() || !id.hostname.empty()) {
+    if (Status s = agent.TakeIdentity(id); !s.ok())
+      std::cerr << "airlock-agent: " << s.message() << "\n";
+  }
   return KernelArg("airlock.transport") == "vsock" ? ServeVsock(agent) : ServeSerial(agent);
 }
 

@@ -164,8 +164,14 @@ void ExecProcess::Cancel() {
 
 void ExecProcess::Step(const OutputHandler& on_output) {
   if (finished_) return;
+  if (!exited_ && has_deadline_ && !outcome_.timed_out && Clock::now() >= deadline_) {
+    outcome_.timed_out = true;
+    ::kill(detached_ ? pid_ : -pid_, SIGKILL);
+  }
   for (int* fd : {&out_r_, &err_r_}) {
-    while (*fd >= 0) {
+    // A few reads a step, so that a command that floods its output cannot starve the others
+    // (or its own timeout).
+    for (int reads = 0; *fd >= 0 && reads < 4; ++reads) {
       char buf[65536];
       ssize_t k = ::read(*fd, buf, sizeof(buf));
       if (k > 0) {
@@ -189,10 +195,6 @@ void ExecProcess::Step(const OutputHandler& on_output) {
     }
   }
   if (!exited_) {
-    if (has_deadline_ && !outcome_.timed_out && Clock::now() >= deadline_) {
-      outcome_.timed_out = true;
-      ::kill(detached_ ? pid_ : -pid_, SIGKILL);
-    }
     if (::waitpid(pid_, &wait_status_, WNOHANG) == pid_) {
       exited_ = true;
       end_ = Clock::now();

@@ -3,58 +3,16 @@
 #  1. (/init, in the initramfs) load the virtio modules, then build the real root: a tmpfs of
 #     airlock.overlay bytes holding a copy of the initramfs, or, with a root disk (airlock.rootfs),
 #     the disk mounted read-only under an overlay whose writable half is that tmpfs; switch to it.
-#  2. (/sbin/airlock-init, in the new root) mount the API filesystems, take on the session's
-#     identity (below), then exec the agent as PID 1.
-# The identity: the hostname; eth0's MAC, address and default route via the gateway;
-# resolv.conf; the environment every command gets (proxy, CA trust). A cold boot takes it from
-# the kernel arguments; a VM restored from a snapshot (booted without a network) gets it from
-# the agent, which runs `/sbin/airlock-init identity IP/30 GW NAME PROXY MAC`.
+#  2. (/sbin/airlock-init, in the new root) mount the API filesystems, write the CA trust that an
+#     image built with --ca-cert carries, then exec the agent as PID 1. The agent gives the guest
+#     its identity (hostname, eth0's MAC and address, the route via the gateway, resolv.conf, the
+#     proxy variables): from the kernel arguments on a cold boot, or on the launcher's request in a
+#     VM restored from a snapshot (which booted without a network). See guest/guest_identity.h.
 # Kernel arguments: airlock.ip=A/30 airlock.gw=G airlock.proxy=URL airlock.overlay=SIZE
 # airlock.rootfs=1 airlock.transport=virtio-serial|vsock airlock.hostname=NAME
 bb=/bin/busybox
 arg() { for w in $($bb cat /proc/cmdline); do case "$w" in "$1="*) echo "${w#*=}";; esac; done; }
 fail() { echo "airlock-init: $*" >&2; $bb sleep 1; $bb reboot -f; }
-
-# identity IP/30 GW NAME PROXY [MAC]: any of IP, GW and PROXY may be empty (no network).
-identity() {
-  ip=$1 gw=$2 name=${3:-airlock} proxy=$4 mac=$5
-  $bb hostname "$name"
-  printf '127.0.0.1 localhost\n127.0.1.1 %s\n' "$name" >/etc/hosts
-  $bb ip link set lo up
-  if [ -n "$ip" ]; then
-    $bb ip link set eth0 down
-    [ -z "$mac" ] || $bb ip link set eth0 address "$mac" || return 1
-    $bb ip addr flush dev eth0
-    $bb ip addr add "$ip" dev eth0 || return 1
-    $bb ip link set eth0 up
-    $bb ip route add default via "$gw" || return 1
-    echo "nameserver $gw" >/etc/resolv.conf
-    echo "options attempts:2 timeout:3" >>/etc/resolv.conf
-  fi
-  {
-    if [ -n "$proxy" ]; then
-      for v in HTTP_PROXY HTTPS_PROXY http_proxy https_proxy; do echo "$v=$proxy"; done
-      echo "NO_PROXY=localhost,127.0.0.1"
-      echo "no_proxy=localhost,127.0.0.1"
-    fi
-    if [ -s /etc/airlock/ca.crt ]; then
-      # The CA the image was built with next to the system's roots (a root disk has them), so
-      # that inspected and passed-through TLS both verify.
-      $bb cat /etc/ssl/certs/ca-certificates.crt /etc/airlock/ca.crt \
-        >/etc/airlock/ca-bundle.crt 2>/dev/null || $bb cp /etc/airlock/ca.crt /etc/airlock/ca-bundle.crt
-      for v in SSL_CERT_FILE REQUESTS_CA_BUNDLE GIT_SSL_CAINFO CURL_CA_BUNDLE; do
-        echo "$v=/etc/airlock/ca-bundle.crt"
-      done
-      echo "NODE_EXTRA_CA_CERTS=/etc/airlock/ca.crt"
-    fi
-  } >/etc/airlock/env
-}
-
-if [ "$1" = identity ]; then
-  shift
-  identity "$@" || exit 1
-  exit 0
-fi
 
 if [ "$$" = 1 ] && [ "$0" = /init ]; then
   $bb mkdir -p /proc /sys /dev /newroot
@@ -97,6 +55,17 @@ $bb mkdir -p /dev/pts /dev/shm
 $bb mount -t devpts devpts /dev/pts
 $bb chmod 1777 /tmp
 [ -e /bin/sh ] || $bb --install -s
-identity "$(arg airlock.ip)" "$(arg airlock.gw)" "$(arg airlock.hostname)" "$(arg airlock.proxy)" \
-  || fail "no eth0"
+$bb hostname airlock
+if [ -s /etc/airlock/ca.crt ]; then
+  # The CA the image was built with next to the system's roots (a root disk has them), so that
+  # inspected and passed-through TLS both verify.
+  $bb cat /etc/ssl/certs/ca-certificates.crt /etc/airlock/ca.crt >/etc/airlock/ca-bundle.crt \
+    2>/dev/null || $bb cp /etc/airlock/ca.crt /etc/airlock/ca-bundle.crt
+  {
+    for v in SSL_CERT_FILE REQUESTS_CA_BUNDLE GIT_SSL_CAINFO CURL_CA_BUNDLE; do
+      echo "$v=/etc/airlock/ca-bundle.crt"
+    done
+    echo "NODE_EXTRA_CA_CERTS=/etc/airlock/ca.crt"
+  } >/etc/airlock/env
+fi
 exec /sbin/airlock-agent

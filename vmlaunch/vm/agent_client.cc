@@ -106,7 +106,9 @@ Status AgentClient::Dispatch(int timeout_ms) {
   for (const auto& [id, p] : pending_) {
     if (now > p.deadline) return Break(Status::Error("the guest agent did not answer in time"));
   }
-  for (int wait = timeout_ms;; wait = 0) {
+  // At most a bounded number of messages a call: a guest that floods its output cannot hold
+  // the caller (the monitor's loop, a Ctrl-C) for longer.
+  for (int wait = timeout_ms, n = 0; n < kMaxPerDispatch; wait = 0, ++n) {
     auto m = Receive(wait);
     if (!m.ok()) return m.status();
     if (!m->has_value()) return Status::Ok();
@@ -133,6 +135,7 @@ Status AgentClient::Dispatch(int timeout_ms) {
     if (Status s = handler(reply); !s.ok()) return Break(s);
     if (final_reply) return Status::Ok();  // (its caller may be waiting for just this one)
   }
+  return Status::Ok();
 }
 
 Status AgentClient::Relay(json request, const std::function<Status(const GuestMessage&)>& on_reply,

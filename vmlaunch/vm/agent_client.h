@@ -112,6 +112,7 @@ class AgentClient {
   // Records `error` as the client's last word and returns it.
   Status Break(Status error);
 
+  static constexpr int kMaxPerDispatch = 64;
   struct Pending {
     ReplyHandler on_reply;
     std::chrono::steady_clock::time_point deadline;

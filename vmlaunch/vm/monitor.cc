@@ -55,6 +55,9 @@ Result<int> ListenUnix(const std::string& path) {
   return fd;
 }
 
+// The longest a command (or a wait) may run, as the agent clamps it: 30 days.
+constexpr uint64_t kMaxTimeoutMs = uint64_t{30} * 24 * 3600 * 1000;
+
 // The exit code a client reports when the monitor, not the command, failed (as `vmlaunch run`).
 constexpr int kMonitorError = 125;
 
@@ -70,6 +73,7 @@ struct Client {
   LineChannel channel;
   std::chrono::steady_clock::time_point request_deadline;
   std::optional<json> request;
+  uint64_t serial = 0;
   int64_t agent_id = -1;  // in flight at the agent
   bool gone = false;      // hung up (or was answered): replies still owed are dropped
 };
@@ -153,10 +157,13 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
     return Status::Ok();
   };
   log << "monitor: " << r.id << " " << r.state << " (pid " << ::getpid() << ")\n" << std::flush;
-  std::map<int, std::unique_ptr<Client>> clients;
+  // By a serial of their own, not by descriptor: a descriptor number is reused as soon as a
+  // client that hung up is closed, while the agent may still answer its command.
+  std::map<uint64_t, std::unique_ptr<Client>> clients;
+  uint64_t next_serial = 1;
   int stop_client = -1;
   auto answer = [](Client& c, json reply) {
-    if (c.gone) return;
+    if (c.gone || !c.request) return;
     const json& id = c.request->contains("id") ? (*c.request)["id"] : json(nullptr);
     if (id.is_null()) {
       reply.erase("id");  // the agent's numbering is the monitor's own
@@ -172,7 +179,8 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
   // A request read in full: answered at once, or relayed to the agent.
   auto serve = [&](Client& c) {
     const json& request = *c.request;
-    const std::string op = request.value("op", "");
+    const json& op_value = request.value("op", json(""));
+    const std::string op = op_value.is_string() ? op_value.get<std::string>() : "";
     if (op == "stop") {
       stop_client = c.fd;
       why_end = "stop requested";
@@ -218,17 +226,21 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
       json forward = request;
       forward.erase("id");
       const json& timeout = forward.value("timeout_ms", json(0));
-      const int64_t timeout_ms = timeout.is_number_unsigned() ? timeout.get<int64_t>() : 0;
+      // (Clamped: the agent clamps the same way, and a deadline must not overflow.)
+      const uint64_t timeout_ms =
+          timeout.is_number_unsigned() ? std::min(timeout.get<uint64_t>(), kMaxTimeoutMs) : 0;
       const bool long_wait =
           (op == "exec" && forward.value("detach", json(false)) != json(true)) || op == "wait";
-      const milliseconds limit = !long_wait        ? milliseconds(120000)
-                                 : timeout_ms == 0 ? milliseconds(24LL * 3600 * 1000)
-                                                   : milliseconds(timeout_ms + 15000);
-      const int fd = c.fd;
+      // The agent answers within the command's timeout; the host waits a little longer.
+      const milliseconds limit = !long_wait
+                                     ? milliseconds(120000)
+                                     : milliseconds(static_cast<int64_t>(
+                                           (timeout_ms == 0 ? kMaxTimeoutMs : timeout_ms) + 15000));
+      const uint64_t serial = c.serial;
       auto id = vm.agent().Start(
           forward,
-          [&clients, &answer, fd](const GuestMessage& reply) {
-            auto it = clients.find(fd);
+          [&clients, &answer, serial](const GuestMessage& reply) {
+            auto it = clients.find(serial);
             if (it == clients.end()) return Status::Ok();
             answer(*it->second, reply.json());
             if (!reply.Has("stream")) {
@@ -254,7 +266,12 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
     std::vector<pollfd> fds = {{listen_fd, POLLIN, 0}};
     if (awake) fds.push_back({vm.agent().fd(), POLLIN, 0});
     if (awake && vmm_fd >= 0) fds.push_back({vmm_fd, POLLIN, 0});
-    for (const auto& [fd, c] : clients) fds.push_back({fd, POLLIN | POLLRDHUP, 0});
+    const size_t fixed = fds.size();
+    std::vector<uint64_t> polled;  // the clients of fds[fixed...], in order
+    for (const auto& [serial, c] : clients) {
+      fds.push_back({c->fd, POLLIN | POLLRDHUP, 0});
+      polled.push_back(serial);
+    }
     int wait_ms = 1000;
     if (r.expires_unix > 0) {
       wait_ms = static_cast<int>(std::clamp<int64_t>((r.expires_unix - NowUnix()) * 1000, 0, 1000));
@@ -281,14 +298,15 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
       for (int fd;
            (fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0;) {
         auto c = std::make_unique<Client>(fd);
+        c->serial = next_serial++;
         // A client that connects and says nothing is let go after 10 s.
         c->request_deadline = std::chrono::steady_clock::now() + milliseconds(10000);
-        clients[fd] = std::move(c);
+        clients[c->serial] = std::move(c);
       }
     }
-    for (const auto& p : fds) {
-      auto it = clients.find(p.fd);
-      if (it == clients.end() || p.revents == 0) continue;
+    for (size_t i = fixed; i < fds.size(); ++i) {
+      auto it = clients.find(polled[i - fixed]);
+      if (it == clients.end() || fds[i].revents == 0) continue;
       Client& c = *it->second;
       if (!c.request) {
         auto got = c.channel.ReadSome();
@@ -332,15 +350,15 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
   // Every command still running is cut short; its client hears why (a guest that broke the
   // protocol: just that).
   const bool guest_broke = !vm.suspended() && !vm.agent().health().ok();
-  for (auto& [fd, c] : clients) {
-    if (fd == stop_client) continue;
+  for (auto& [serial, c] : clients) {
+    if (c->fd == stop_client) continue;
     if (c->request && c->agent_id >= 0) {
       finish(*c, {{"error", guest_broke ? why_end
                                         : "the command was ended because the VM is going away (" +
                                               why_end + ")"},
                   {"exit_code", kMonitorError}});
     }
-    ::close(fd);
+    ::close(c->fd);
   }
   log << "monitor: " << r.id << ": " << why_end << "; tearing down\n" << std::flush;
   ::close(listen_fd);
@@ -351,6 +369,7 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
   if (stop_client >= 0) {
     LineChannel channel(stop_client);
     (void)channel.Send({{"ok", true}, {"teardown_ms", vm.timings().teardown_ms}});
+    ::close(stop_client);
   }
   return 0;
 }
@@ -359,7 +378,11 @@ Result<json> SpawnMonitor(const VmOptions& vm) {
   int report[2];
   if (pipe2(report, O_CLOEXEC) != 0) return Status::Error("pipe failed");
   pid_t pid = fork();
-  if (pid < 0) return Status::Error("fork failed");
+  if (pid < 0) {
+    ::close(report[0]);
+    ::close(report[1]);
+    return Status::Error("fork failed");
+  }
   if (pid == 0) {
     // The monitor: a session of its own, so that the caller's terminal and process group
     // signals do not reach it.
@@ -380,6 +403,8 @@ Result<json> SpawnMonitor(const VmOptions& vm) {
     ::dup2(null_fd, STDIN_FILENO);
     ::dup2(log, STDOUT_FILENO);
     ::dup2(log, STDERR_FILENO);
+    if (null_fd > STDERR_FILENO) ::close(null_fd);
+    if (log > STDERR_FILENO) ::close(log);
     std::ostringstream boot_log;
     auto session = VmSession::Create(vm, boot_log);
     std::cerr << boot_log.str() << std::flush;

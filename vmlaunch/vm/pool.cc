@@ -3,7 +3,9 @@
 #include "vmlaunch/vm/pool.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -204,14 +206,23 @@ void RefillPoolInBackground(const VmOptions& o) {
   const int size = j["size"].get<int>();
   std::cout.flush();
   std::cerr.flush();
+  // Forked twice, so that the refill is nobody's child (no zombie for the caller to reap).
   pid_t pid = ::fork();
-  if (pid != 0) return;  // (the caller goes on; the refill reports to the pool's log)
+  if (pid < 0) return;
+  if (pid > 0) {
+    ::waitpid(pid, nullptr, 0);
+    return;  // (the caller goes on; the refill reports to the pool's log)
+  }
+  if (::fork() != 0) _exit(0);
   ::setsid();
+  ::close_range(3, ~0u, 0);
   int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   int log = ::open((file + ".log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   ::dup2(null_fd, STDIN_FILENO);
   ::dup2(log >= 0 ? log : null_fd, STDOUT_FILENO);
   ::dup2(log >= 0 ? log : null_fd, STDERR_FILENO);
+  if (null_fd > STDERR_FILENO) ::close(null_fd);
+  if (log > STDERR_FILENO) ::close(log);
   auto filled = FillPool(*options, size, std::cerr);
   std::cerr << "vmlaunch pool: refill of " << *key << ": "
             << (filled.ok() ? std::to_string(*filled) + " ready" : filled.status().message())

@@ -22,18 +22,18 @@ namespace airlock::vmlaunch {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-#define AIRLOCK_VM_RECORD_FIELDS(X)                                                            \
-  X(id)                                                                                        \
-  X(backend)                                                                                   \
-  X(dir)                                                                                       \
-  X(state_dir)                                                                                 \
-  X(policy)                                                                                    \
-  X(control_socket)                                                                            \
-  X(pool)                                                                                      \
-  X(created_unix) X(expires_unix) X(owner_pid) X(owner_start) X(vmm_pid) X(vmm_start) X(block) \
-      X(guest) X(gateway) X(tap) X(nft_link) X(session_id) X(cgroups) X(memory_mib) X(vcpus)   \
-          X(accel) X(shape) X(image) X(staged_snapshot) X(standby_after_ms) X(standby_file)    \
-              X(state)
+#define AIRLOCK_VM_RECORD_FIELDS(X)                                                                \
+  X(id)                                                                                            \
+  X(backend)                                                                                       \
+  X(dir)                                                                                           \
+  X(state_dir)                                                                                     \
+  X(policy)                                                                                        \
+  X(control_socket)                                                                                \
+  X(pool)                                                                                          \
+  X(created_unix)                                                                                  \
+  X(expires_unix) X(owner_pid) X(owner_start) X(vmm_pid) X(vmm_start) X(block) X(guest) X(gateway) \
+      X(tap) X(nft_link) X(session_id) X(cgroups) X(memory_mib) X(vcpus) X(accel) X(shape)         \
+          X(image) X(staged_snapshot) X(standby_after_ms) X(standby_file) X(state)
 
 Status VmRecord::Save() const {
   json j;

@@ -224,6 +224,7 @@ Status VmSession::TakeNetwork(const VmOptions& o, const std::string& gateway_ca)
   auto range = net::Cidr::Parse(o.pool, &error);
   if (!range) return Status::Error("--pool: " + error);
   r.policy = o.policy;
+  r.control_socket = o.control_socket;  // (a pooled VM's session is made where its taker says)
   r.expires_unix = o.ttl.count() > 0 ? NowUnix() + o.ttl.count() : 0;
   vmnet::AddressPool pool(o.state_dir + "/address-pool.json", *range);
   auto lease = pool.Allocate(r.id, getpid());
@@ -233,8 +234,8 @@ Status VmSession::TakeNetwork(const VmOptions& o, const std::string& gateway_ca)
   r.guest = lease->guest().ToString();
   if (Status s = r.Save(); !s.ok()) return s;
   // A pooled VM's tap exists already, bare: it gets its address now.
-  Status tap = r.state == "pooled" ? vmnet::AddressTapLink(r.tap, lease->gateway())
-                                   : vmnet::CreateTapLink(r.tap, lease->gateway());
+  Status tap = r.state == "attaching" ? vmnet::AddressTapLink(r.tap, lease->gateway())
+                                      : vmnet::CreateTapLink(r.tap, lease->gateway());
   if (!tap.ok()) return tap;
 
   r.nft_link = true;
@@ -402,6 +403,9 @@ Status VmSession::Resume(std::ostream& log) {
 Status VmSession::Attach(const VmOptions& o, std::ostream& log) {
   if (record_.state != "pooled") return Status::Error("the VM was taken already");
   const auto start = Clock::now();
+  // From here on it is no pool's: if attaching fails half way, the monitor gives it all back.
+  record_.state = "attaching";
+  if (Status s = record_.Save(); !s.ok()) return s;
   control::ControlClient control(o.control_socket);
   auto ca = FetchGatewayCa(control, log);
   if (!ca.ok()) return ca.status();

@@ -33,16 +33,15 @@ class AgentTest : public ::testing::Test {
     dir_ = std::filesystem::temp_directory_path() / ("agent-test-" + std::to_string(getpid()));
     std::filesystem::create_directories(dir_);
     std::ofstream(dir_ / "env") << "BASE=from-init\n";
-    // Stands in for init's identity mode: records its arguments, rewrites the environment file.
-    std::ofstream(dir_ / "identity.sh")
-        << "#!/bin/sh\necho \"$@\" > " << (dir_ / "identity-args").string()
-        << "\necho \"HTTP_PROXY=$5\" >> " << (dir_ / "env").string() << "\n";
-    std::filesystem::permissions(dir_ / "identity.sh", std::filesystem::perms::owner_all);
     thread_ = std::thread([this] {
+      // The identity is recorded, not applied: this is the host.
       Agent agent({.env_file = dir_ / "env",
                    .profile = dir_ / "profile.sh",
-                   .identity_script = dir_ / "identity.sh",
-                   .jobs_dir = dir_ / "jobs"});
+                   .jobs_dir = dir_ / "jobs",
+                   .apply_identity = [this](const GuestIdentity& id) {
+                     identities_.push_back(id);
+                     return Status::Ok();
+                   }});
       LineChannel channel(guest_fd_);
       agent.Serve(channel);
       ::close(guest_fd_);
@@ -64,6 +63,7 @@ class AgentTest : public ::testing::Test {
   }
 
   int guest_fd_ = -1;
+  std::vector<GuestIdentity> identities_;  // (written by the agent's thread before it replies)
   std::unique_ptr<AgentClient> client_;
   std::filesystem::path dir_;
   std::thread thread_;
@@ -104,9 +104,8 @@ TEST_F(AgentTest, EnvironmentLayersAndWorkingDirectory) {
   EXPECT_NE(text.find("export SESSION='s-1'"), std::string::npos) << text;
 }
 
-// A restored VM takes on its session's network through init's identity mode; the variables that
-// init writes then reach every exec.
-TEST_F(AgentTest, IdentityRunsInitAndReloadsTheEnvironment) {
+// A restored VM takes on its session's identity; its proxy variables then reach every exec.
+TEST_F(AgentTest, IdentityIsAppliedAndItsProxyReachesEveryExec) {
   ASSERT_TRUE(client_
                   ->Identity({{"hostname", "vm-1234abcd"},
                               {"address", "100.96.0.2/30"},
@@ -114,11 +113,34 @@ TEST_F(AgentTest, IdentityRunsInitAndReloadsTheEnvironment) {
                               {"proxy", "http://100.96.0.1:3128"},
                               {"mac", "52:41:12:34:ab:cd"}})
                   .ok());
-  EXPECT_EQ(ReadFile((dir_ / "identity-args").string()),
-            "identity 100.96.0.2/30 100.96.0.1 vm-1234abcd http://100.96.0.1:3128 "
-            "52:41:12:34:ab:cd\n");
-  auto r = Exec({.argv = {"sh", "-c", "echo $HTTP_PROXY $BASE"}});
-  EXPECT_EQ(r.stdout_data, "http://100.96.0.1:3128 from-init\n");
+  ASSERT_EQ(identities_.size(), 1u);
+  const GuestIdentity& id = identities_[0];
+  EXPECT_EQ(id.hostname, "vm-1234abcd");
+  EXPECT_EQ(id.address, "100.96.0.2/30");
+  EXPECT_EQ(id.gateway, "100.96.0.1");
+  EXPECT_EQ(id.proxy, "http://100.96.0.1:3128");
+  EXPECT_EQ(id.mac, "52:41:12:34:ab:cd");
+  auto r = Exec({.argv = {"sh", "-c", "echo $HTTP_PROXY $https_proxy $NO_PROXY $BASE"}});
+  EXPECT_EQ(r.stdout_data,
+            "http://100.96.0.1:3128 http://100.96.0.1:3128 localhost,127.0.0.1 from-init\n");
+  // Only the clock and entropy (after a resume): no identity is applied.
+  ASSERT_TRUE(client_->Identity({{"time_unix_ns", nlohmann::json()}}).ok());
+  EXPECT_EQ(identities_.size(), 1u);
+}
+
+TEST(GuestIdentity, FromTheKernelCommandLine) {
+  auto id = IdentityFromCommandLine(
+      "console=ttyS0 quiet airlock.ip=100.96.0.6/30 airlock.gw=100.96.0.5 "
+      "airlock.proxy=http://100.96.0.5:3128 airlock.overlay=256M airlock.hostname=vm-0a1b2c3d");
+  EXPECT_EQ(id.address, "100.96.0.6/30");
+  EXPECT_EQ(id.gateway, "100.96.0.5");
+  EXPECT_EQ(id.proxy, "http://100.96.0.5:3128");
+  EXPECT_EQ(id.hostname, "vm-0a1b2c3d");
+  EXPECT_EQ(id.mac, "");
+  // A snapshot's template boots with none of them.
+  auto none = IdentityFromCommandLine("console=ttyS0 airlock.overlay=256M");
+  EXPECT_EQ(none.address + none.hostname + none.proxy, "");
+  EXPECT_TRUE(ProxyEnvironment("").empty());
 }
 
 TEST_F(AgentTest, IdentityRejectsABadSeed) {

@@ -1,0 +1,35 @@
+// GuestIdentity: what makes one guest this session's: its hostname, eth0's MAC, address and
+// default route, the resolver, and the proxy variables every command gets. The guest agent
+// applies it at start from the kernel's command line (a cold boot: airlock.ip=, airlock.gw=,
+// airlock.hostname=, airlock.proxy=) and on request (`identity`, a VM restored from a snapshot,
+// which booted without a network). System calls only (ioctl, sethostname), no helper programs:
+// under TCG every fork and exec costs tens of milliseconds. Runs on the agent's thread.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "gateway/base/status.h"
+
+namespace airlock::vmlaunch {
+
+struct GuestIdentity {
+  std::string hostname;
+  std::string address;  // "A.B.C.D/N", "" for no network
+  std::string gateway;
+  std::string proxy;  // http://gateway:port, "" for none
+  std::string mac;    // "" keeps the device's
+};
+
+// Reads airlock.ip, airlock.gw, airlock.hostname and airlock.proxy from a kernel command line.
+GuestIdentity IdentityFromCommandLine(const std::string& cmdline);
+
+// The proxy variables for `proxy` (none if it is empty).
+std::map<std::string, std::string> ProxyEnvironment(const std::string& proxy);
+
+// Applies `id` to this machine: hostname and /etc/hosts, lo up, and with an address eth0's MAC,
+// address, netmask and state, the default route and /etc/resolv.conf. `etc` is where hosts and
+// resolv.conf go ("/etc" in a guest).
+Status ApplyIdentity(const GuestIdentity& id, const std::string& etc);
+
+}  // namespace airlock::vmlaunch
