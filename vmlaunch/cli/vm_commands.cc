@@ -401,10 +401,15 @@ int CmdPoolList(const std::string& state_dir, bool json_mode) {
     return 0;
   }
   std::printf("%-22s %5s %5s %7s %5s %s\n", "POOL", "SIZE", "READY", "MEMORY", "CPUS", "IMAGE");
+  // (The options come from a pool's file: read without assuming their types.)
+  auto number = [](const json& options, const char* key) {
+    const json& v = options.is_object() ? options.value(key, json(0)) : json(0);
+    return v.is_number_integer() ? v.get<int>() : 0;
+  };
   for (const auto& row : rows) {
     std::printf("%-22s %5d %5d %6dM %5d %s\n", row["key"].get<std::string>().c_str(),
                 row["size"].get<int>(), row["ready"].get<int>(),
-                row["options"].value("memory_mib", 0), row["options"].value("vcpus", 0),
+                number(row["options"], "memory_mib"), number(row["options"], "vcpus"),
                 row["image"].get<std::string>().c_str());
   }
   return 0;
