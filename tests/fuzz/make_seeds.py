@@ -245,7 +245,11 @@ limits: {max_request_line: 4096, header_timeout_ms: 5000}
              {"id": 3, "exit_code": 0, "signal": 0, "duration_ms": 12, "timed_out": False},
              {"id": 4, "error": "no such file", "exit_code": 127}, {"id": "4", "ok": 1},
              {"op": "exec", "id": 7, "argv": ["sh", "-c", "true"], "env": {"A": "b"},
-              "timeout_ms": 1000}]
+              "timeout_ms": 1000},
+             {"id": 8, "ok": True, "jobs": [{"job": "job-1", "pid": 42, "command": "sleep 600",
+                                             "output": "/run/airlock/jobs/job-1.log",
+                                             "running": True}]},
+             {"id": 9, "jobs": [{"pid": "x"}]}, {"id": 9, "jobs": [[1]]}]
     channel = "".join(json.dumps(l) + "\n" for l in lines).encode()
     write("h2_session", h2_streams())
     write("line_channel", [b"\x00" + channel, b"\x07" + channel, b"\x01[1,2]\n{\"id\":1\n",

@@ -176,6 +176,14 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
     answer(c, std::move(reply));
     c.gone = true;
   };
+  auto describe = [&r]() -> json {
+    return {{"ok", true},
+            {"vm", r.id},
+            {"state", r.state},
+            {"guest", r.guest},
+            {"session", r.session_id},
+            {"expires_unix", r.expires_unix}};
+  };
   // A request read in full: answered at once, or relayed to the agent.
   auto serve = [&](Client& c) {
     const json& request = *c.request;
@@ -185,12 +193,7 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
       stop_client = c.fd;
       why_end = "stop requested";
     } else if (op == "status") {
-      finish(c, {{"ok", true},
-                 {"vm", r.id},
-                 {"state", r.state},
-                 {"guest", r.guest},
-                 {"session", r.session_id},
-                 {"expires_unix", r.expires_unix}});
+      finish(c, describe());
     } else if (op == "attach") {
       if (r.state != "pooled") {
         finish(c, {{"error", "the VM was taken already"}});
@@ -205,13 +208,9 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
         return;
       }
       log << "monitor: " << r.id << " attached to session " << r.session_id << "\n" << std::flush;
-      const auto& t = vm.timings();
-      finish(c, {{"ok", true},
-                 {"vm", r.id},
-                 {"guest", r.guest},
-                 {"session", r.session_id},
-                 {"expires_unix", r.expires_unix},
-                 {"attach_ms", t.ready_ms}});
+      json reply = describe();
+      reply["attach_ms"] = vm.timings().ready_ms;
+      finish(c, std::move(reply));
     } else if (op == "exec" || op == "put" || op == "get" || op == "jobs" || op == "wait" ||
                op == "kill") {
       if (Status s = resume(); !s.ok()) {

@@ -70,9 +70,9 @@ Result<Snapshot> FindSnapshot(const std::string& image_dir, const VmShape& shape
   std::error_code ec;
   if (!fs::exists(s.dir + "/snapshot.json", ec) || !fs::exists(s.memory, ec) ||
       !fs::exists(s.state, ec)) {
-    return Status::Error("no snapshot for this image and shape (`vmlaunch image snapshot` " +
-                             std::string("makes one)"),
-                         StatusCode::kNotFound);
+    return Status::Error(
+        "no snapshot for this image and shape (`vmlaunch image snapshot` makes one)",
+        StatusCode::kNotFound);
   }
   return s;
 }

@@ -166,15 +166,18 @@ Status VmSession::Boot(const VmOptions& o, std::ostream& log) {
   spec.verbose_console = std::getenv("VMLAUNCH_CONSOLE_VERBOSE") != nullptr;
   for (const auto& dir : r.cgroups) spec.cgroup_procs.push_back(dir + "/cgroup.procs");
   spec.kernel_args = "airlock.overlay=" + o.overlay + (o.rootfs ? " airlock.rootfs=1" : "");
+  // A cold boot's guest takes its identity from the kernel's command line.
+  const std::string cold_identity = " airlock.ip=" + r.guest + "/30 airlock.gw=" + r.gateway +
+                                    " airlock.proxy=" + ProxyUrl(r, o) +
+                                    " airlock.hostname=" + r.id;
   if (o.start == VmStart::kTemplate) {
     // The template's memory goes straight into the snapshot's file.
     const Snapshot target = SnapshotFor(image->dir, shape);
     snapshot_image_dir_ = image->dir;
     shape_ = shape;
-    staged_ = {.dir = target.dir + ".new-" + r.id,
-               .memory = target.dir + ".new-" + r.id + "/memory",
-               .state = target.dir + ".new-" + r.id + "/state",
-               .key = target.key};
+    const std::string staged = target.dir + ".new-" + r.id;
+    staged_ = {
+        .dir = staged, .memory = staged + "/memory", .state = staged + "/state", .key = target.key};
     r.staged_snapshot = staged_.dir;
     if (Status s = r.Save(); !s.ok()) return s;
     fs::create_directories(staged_.dir, ec);
@@ -186,9 +189,7 @@ Status VmSession::Boot(const VmOptions& o, std::ostream& log) {
     spec.restore_state = snapshot->state;
     spec.restore_memory_from_file = true;
   } else {
-    // Cold: the guest takes its identity from the kernel's command line.
-    spec.kernel_args += " airlock.ip=" + r.guest + "/30 airlock.gw=" + r.gateway +
-                        " airlock.proxy=" + ProxyUrl(r, o) + " airlock.hostname=" + r.id;
+    spec.kernel_args += cold_identity;
   }
   timings_.setup_ms = MsSince(setup_start);
   Status launched = LaunchVmm(o);
@@ -202,8 +203,7 @@ Status VmSession::Boot(const VmOptions& o, std::ostream& log) {
     spec.memory_file.clear();
     spec.restore_state.clear();
     spec.restore_memory_from_file = false;
-    spec.kernel_args += " airlock.ip=" + r.guest + "/30 airlock.gw=" + r.gateway +
-                        " airlock.proxy=" + ProxyUrl(r, o) + " airlock.hostname=" + r.id;
+    spec.kernel_args += cold_identity;
     launched = LaunchVmm(o);
   }
   if (!launched.ok()) return launched;
