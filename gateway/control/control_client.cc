@@ -1,13 +1,8 @@
-// ControlClient (see control_client.h): a minimal HTTP/1.1 client over a unix socket.
+// ControlClient (see control_client.h): the control API's requests, and what each answer must hold.
 #include "gateway/control/control_client.h"
 
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-
-#include <cstring>
-
 #include "gateway/base/percent_encoding.h"
+#include "gateway/control/unix_http.h"
 
 namespace airlock::control {
 namespace {
@@ -33,34 +28,13 @@ Status Unexpected(const std::string& what, const std::string& request,
 Result<std::pair<int, std::string>> ControlClient::Request(const std::string& method,
                                                            const std::string& path,
                                                            const std::string& body) {
-  sockaddr_un sun{};
-  sun.sun_family = AF_UNIX;
-  if (socket_path_.size() >= sizeof(sun.sun_path)) return Status::Error("socket path too long");
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  std::memcpy(sun.sun_path, socket_path_.c_str(), socket_path_.size() + 1);
-  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0) {
-    if (fd >= 0) ::close(fd);
+  auto answer = UnixHttpRequest(socket_path_, method, path, body, std::chrono::seconds(30));
+  if (!answer.ok() && answer.status().code() == StatusCode::kNotFound) {
     return Status::Error("cannot reach the gateway's control socket " + socket_path_ +
                          " (is airlock-gateway running?)");
   }
-  std::string req = method + " " + path + " HTTP/1.1\r\nHost: airlock\r\nContent-Type: " +
-                    "application/json\r\nContent-Length: " + std::to_string(body.size()) +
-                    "\r\nConnection: close\r\n\r\n" + body;
-  if (::write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
-    ::close(fd);
-    return Status::Error("cannot write to the control socket");
-  }
-  std::string resp;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof(buf))) > 0) resp.append(buf, static_cast<size_t>(n));
-  ::close(fd);
-  size_t sp = resp.find(' ');
-  size_t head_end = resp.find("\r\n\r\n");
-  if (sp == std::string::npos || head_end == std::string::npos) {
-    return Status::Error("malformed answer from the control socket");
-  }
-  return std::make_pair(std::atoi(resp.c_str() + sp + 1), resp.substr(head_end + 4));
+  if (!answer.ok()) return Status::Error("the gateway's control API: " + answer.status().message());
+  return std::make_pair(answer->status, std::move(answer->body));
 }
 
 Result<nlohmann::json> ControlClient::CreateSession(const nlohmann::json& spec) {

@@ -1,6 +1,7 @@
 // ControlClient: the client side of the gateway's control API (HTTP+JSON over its unix socket,
 // control_api.h): create, list and delete sessions, fetch the CA certificate sandboxes must
-// trust. vmlaunch and airlockctl use it. One request per connection. Not thread-safe.
+// trust. vmlaunch and airlockctl use it. One request per connection (unix_http.h). Not
+// thread-safe.
 #pragma once
 
 #include <nlohmann/json.hpp>

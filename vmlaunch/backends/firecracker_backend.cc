@@ -11,6 +11,7 @@
 #include <fstream>
 #include <thread>
 
+#include "gateway/control/unix_http.h"
 #include "vmlaunch/process/process.h"
 
 namespace airlock::vmlaunch {
@@ -41,6 +42,44 @@ json FirecrackerConfig(const VmSpec& s) {
   return config;
 }
 
+FirecrackerCall FirecrackerPause() { return {"PATCH", "/vm", {{"state", "Paused"}}}; }
+
+FirecrackerCall FirecrackerSnapshotCreate(const std::string& state_path,
+                                          const std::string& memory_path) {
+  return {
+      "PUT",
+      "/snapshot/create",
+      {{"snapshot_type", "Full"}, {"snapshot_path", state_path}, {"mem_file_path", memory_path}}};
+}
+
+FirecrackerCall FirecrackerSnapshotLoad(const std::string& state_path,
+                                        const std::string& memory_path, const std::string& tap) {
+  return {"PUT",
+          "/snapshot/load",
+          {{"snapshot_path", state_path},
+           {"mem_backend", {{"backend_type", "File"}, {"backend_path", memory_path}}},
+           {"resume_vm", true},
+           {"network_overrides", json::array({{{"iface_id", "eth0"}, {"host_dev_name", tap}}})}}};
+}
+
+Status CallFirecracker(const std::string& vm_dir, const FirecrackerCall& call,
+                       std::chrono::milliseconds timeout) {
+  const std::string socket = vm_dir + "/root/api.sock";
+  auto answer = control::UnixHttpRequest(socket, call.method, call.path,
+                                         call.body.is_null() ? "" : call.body.dump(), timeout);
+  const std::string what = "Firecracker's " + call.method + " " + call.path;
+  if (!answer.ok()) {
+    return Status::Error(what + ": " + answer.status().message(), answer.status().code());
+  }
+  if (answer->status / 100 == 2) return Status::Ok();
+  auto body = json::parse(answer->body, nullptr, false);
+  const std::string why =
+      body.is_object() && body.contains("fault_message") && body["fault_message"].is_string()
+          ? body["fault_message"].get<std::string>()
+          : answer->body.substr(0, 200);
+  return Status::Error(what + " failed (" + std::to_string(answer->status) + "): " + why);
+}
+
 namespace {
 
 // Hard links where the filesystem allows, copies elsewhere.
@@ -64,13 +103,35 @@ Result<pid_t> FirecrackerVmm::Launch(const VmSpec& spec) {
     if (from.empty()) continue;
     if (Status s = LinkInto(from, root + "/" + name); !s.ok()) return s;
   }
-  std::ofstream(root + "/config.json") << FirecrackerConfig(spec).dump(2) << "\n";
-  // Firecracker resolves the config's relative paths against its working directory.
-  return Spawn({.argv = {"sh", "-c",
-                         "cd '" + root + "' && exec " + FirecrackerBinary() +
-                             " --api-sock api.sock --config-file config.json"},
-                .log_path = spec.dir + "/vmm.log",
-                .cgroup_procs = spec.cgroup_procs});
+  // Firecracker resolves relative paths (the config's, and a snapshot's drives and vsock
+  // socket) against its working directory. A restore starts with no configuration: the
+  // snapshot is loaded through the API.
+  std::string command = "cd '" + root + "' && exec " + FirecrackerBinary() + " --api-sock api.sock";
+  if (spec.restore_state.empty()) {
+    std::ofstream(root + "/config.json") << FirecrackerConfig(spec).dump(2) << "\n";
+    command += " --config-file config.json";
+  }
+  auto pid = Spawn({.argv = {"sh", "-c", command},
+                    .log_path = spec.dir + "/vmm.log",
+                    .cgroup_procs = spec.cgroup_procs});
+  if (!pid.ok() || spec.restore_state.empty()) return pid;
+  const std::string memory =
+      spec.restore_memory_from_file ? spec.memory_file : SavedMemoryPath(spec.restore_state);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  Status loaded = Status::Ok();
+  // The API socket appears once Firecracker has started; loading may begin then.
+  do {
+    loaded =
+        CallFirecracker(spec.dir, FirecrackerSnapshotLoad(spec.restore_state, memory, spec.tap),
+                        std::chrono::seconds(60));
+    if (loaded.code() != StatusCode::kNotFound || !ProcessAlive(*pid, 0)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  } while (std::chrono::steady_clock::now() < deadline);
+  if (!loaded.ok()) {
+    TerminateProcess(*pid, std::chrono::milliseconds(500));
+    return loaded;
+  }
+  return pid;
 }
 
 Result<int> FirecrackerVmm::ConnectAgent(const VmSpec& spec, std::chrono::milliseconds timeout) {
@@ -101,8 +162,13 @@ Result<int> FirecrackerVmm::ConnectAgent(const VmSpec& spec, std::chrono::millis
   return Status::Error("the guest agent did not answer on vsock (see " + spec.dir + "/vmm.log)");
 }
 
-Status FirecrackerVmm::Save(const VmSpec&, const std::string&) {
-  return Status::Error("snapshots and standby need the qemu backend for now");
+Status FirecrackerVmm::Save(const VmSpec& spec, const std::string& state_path) {
+  if (Status s = CallFirecracker(spec.dir, FirecrackerPause(), std::chrono::seconds(10)); !s.ok())
+    return s;
+  const std::string memory = spec.memory_shared ? spec.memory_file : SavedMemoryPath(state_path);
+  // Writing the memory out takes as long as the disk needs for it.
+  return CallFirecracker(spec.dir, FirecrackerSnapshotCreate(state_path, memory),
+                         std::chrono::seconds(120));
 }
 
 }  // namespace airlock::vmlaunch

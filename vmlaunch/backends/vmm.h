@@ -52,9 +52,14 @@ class Vmm {
   // is ready for it, up to `timeout`.
   virtual Result<int> ConnectAgent(const VmSpec& spec, std::chrono::milliseconds timeout) = 0;
   // Saves the running VM to `state_path` (its memory too, unless it lives in the spec's shared
-  // memory file); the VM is paused afterwards and the VMM can be stopped.
+  // memory file: in the state itself, or beside it at SavedMemoryPath); the VM is paused
+  // afterwards and the VMM can be stopped.
   virtual Status Save(const VmSpec& spec, const std::string& state_path) = 0;
 };
+
+// Where a backend that keeps a saved VM's memory apart from its state (Firecracker) puts it.
+// Whoever removes a saved state removes this file too.
+inline std::string SavedMemoryPath(const std::string& state_path) { return state_path + ".memory"; }
 
 // The guest kernel's command line: serial console (quiet unless verbose_console), no reboot
 // loop on panic, then the VMM's own `vmm_args`, the host's TSC rate when the spec carries one

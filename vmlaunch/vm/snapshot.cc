@@ -14,6 +14,7 @@
 
 #include "gateway/crypto/digest.h"
 #include "gateway/crypto/random.h"
+#include "vmlaunch/backends/firecracker_backend.h"
 #include "vmlaunch/backends/qemu_backend.h"
 #include "vmlaunch/process/read_file.h"
 #include "vmlaunch/vm/vm_record.h"
@@ -43,11 +44,14 @@ std::string SnapshotKey(const VmShape& s, const std::string& vmm_fingerprint) {
 }
 
 std::string VmmFingerprint(const std::string& backend) {
-  if (backend != "qemu") return "";
+  const std::string binary = backend == "qemu"          ? QemuBinary()
+                             : backend == "firecracker" ? FirecrackerBinary()
+                                                        : "";
+  if (binary.empty()) return "";
   const char* path_env = std::getenv("PATH");
   std::istringstream dirs(path_env ? path_env : "/usr/bin:/bin");
   for (std::string dir; std::getline(dirs, dir, ':');) {
-    const std::string path = dir + "/" + QemuBinary();
+    const std::string path = dir + "/" + binary;
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
       return path + ":" + std::to_string(st.st_size) + ":" + std::to_string(st.st_ctime);

@@ -1,11 +1,12 @@
 // Snapshots: a template VM booted once, without a network, to a ready agent and saved, so that
 // later VMs of the same image and shape restore it instead of booting a kernel. A snapshot lives
-// in the image's directory, <image>/snapshots/<key>/: `memory` (the guest's RAM: the template ran
-// with its memory in this file, shared, so the saved state leaves it out) and `state` (devices
-// and CPUs), committed by `snapshot.json` written last. The key is a hash of everything the
-// saved machine must match: backend, accelerator, memory, vCPUs, overlay size, root disk, and
-// the VMM binary itself. Restored VMs map `memory` privately (copy-on-write), so the pages none of
-// them writes are shared between all of them. Plain functions over files; any thread.
+// in the image's directory, <image>/snapshots/<key>/: `memory` (the guest's RAM: a QEMU template
+// ran with its memory in this file, shared, so the saved state leaves it out; Firecracker writes
+// it at the save) and `state` (devices and CPUs), committed by `snapshot.json` written last. The
+// key is a hash of everything the saved machine must match: backend, accelerator, memory, vCPUs,
+// overlay size, root disk, and the VMM binary itself. Restored VMs map `memory` privately
+// (copy-on-write), so the pages none of them writes are shared between all of them. Plain functions
+// over files; any thread.
 #pragma once
 
 #include <string>
@@ -33,7 +34,7 @@ struct Snapshot {
 // The snapshot key for `shape` saved by the VMM build `vmm_fingerprint` (pure).
 std::string SnapshotKey(const VmShape& shape, const std::string& vmm_fingerprint);
 // Identifies the installed VMM binary of `backend` (its path, size and change time): a snapshot
-// saved by another build of QEMU is not restored. "" if the binary is not found.
+// saved by another build of QEMU or Firecracker is not restored. "" if it is not found.
 std::string VmmFingerprint(const std::string& backend);
 
 // Where the snapshot for `shape` of the image in `image_dir` lives (whether or not it exists).

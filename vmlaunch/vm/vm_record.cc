@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "gateway/control/control_client.h"
+#include "vmlaunch/backends/vmm.h"
 #include "vmlaunch/network/address_pool.h"
 #include "vmlaunch/network/link.h"
 #include "vmlaunch/network/nft_table.h"
@@ -121,8 +122,11 @@ void ReleaseVm(const VmRecord& r, std::ostream* log) {
     if (pool.Release(*block).ok()) note("released lease " + r.block + "/30");
   }
   std::error_code ec;
-  if (!r.standby_file.empty() && fs::remove(r.standby_file, ec)) {
-    note("removed its standby state " + r.standby_file);
+  if (!r.standby_file.empty()) {
+    const bool removed = fs::remove(r.standby_file, ec);
+    if (fs::remove(SavedMemoryPath(r.standby_file), ec) || removed) {
+      note("removed its standby state " + r.standby_file);
+    }
   }
   if (!r.staged_snapshot.empty() && fs::remove_all(r.staged_snapshot, ec) > 0) {
     note("removed the unfinished snapshot " + r.staged_snapshot);

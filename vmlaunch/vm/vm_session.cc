@@ -393,6 +393,7 @@ Status VmSession::Resume(std::ostream& log) {
   }
   std::error_code ec;
   fs::remove(record_.standby_file, ec);
+  fs::remove(SavedMemoryPath(record_.standby_file), ec);
   record_.standby_file.clear();
   record_.state = "running";
   if (Status s = record_.Save(); !s.ok()) return s;

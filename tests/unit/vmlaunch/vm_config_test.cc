@@ -2,18 +2,15 @@
 // against the documented --config-file format), the bzImage payload search, sizes and
 // durations, the VM record's round trip; CA trust (the variables, the bundle, the netns
 // sandbox's environment) and the control client's GET /v1/ca against a stand-in socket.
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstring>
 #include <filesystem>
-#include <thread>
 
 #include "gateway/control/control_client.h"
+#include "tests/unit/support/stand_in_server.h"
 #include "vmlaunch/backends/firecracker_backend.h"
 #include "vmlaunch/backends/host_tsc.h"
 #include "vmlaunch/backends/netns_backend.h"
@@ -197,6 +194,85 @@ TEST(FirecrackerConfig, DocumentedFormat) {
   }
 }
 
+// Firecracker's snapshot calls, field by field as its API documents them (swagger
+// SnapshotCreateParams, SnapshotLoadParams with a File memory backend and network_overrides).
+TEST(FirecrackerApi, SnapshotCallsHaveTheDocumentedFields) {
+  const FirecrackerCall pause = FirecrackerPause();
+  EXPECT_EQ(pause.method, "PATCH");
+  EXPECT_EQ(pause.path, "/vm");
+  EXPECT_EQ(pause.body, nlohmann::json({{"state", "Paused"}}));
+
+  const FirecrackerCall create = FirecrackerSnapshotCreate("/s/state", "/s/memory");
+  EXPECT_EQ(create.method, "PUT");
+  EXPECT_EQ(create.path, "/snapshot/create");
+  EXPECT_EQ(create.body, nlohmann::json({{"snapshot_type", "Full"},
+                                         {"snapshot_path", "/s/state"},
+                                         {"mem_file_path", "/s/memory"}}));
+
+  const FirecrackerCall load = FirecrackerSnapshotLoad("/s/state", "/s/memory", "alvm-0a1b2c3d");
+  EXPECT_EQ(load.method, "PUT");
+  EXPECT_EQ(load.path, "/snapshot/load");
+  EXPECT_EQ(load.body["snapshot_path"], "/s/state");
+  EXPECT_EQ(load.body["mem_backend"],
+            nlohmann::json({{"backend_type", "File"}, {"backend_path", "/s/memory"}}));
+  EXPECT_EQ(load.body["resume_vm"], true);
+  EXPECT_EQ(load.body["network_overrides"],
+            nlohmann::json::array({{{"iface_id", "eth0"}, {"host_dev_name", "alvm-0a1b2c3d"}}}));
+  EXPECT_FALSE(load.body.contains("mem_file_path")) << "deprecated, and exclusive with mem_backend";
+  EXPECT_EQ(load.body.size(), 4u);
+}
+
+// Save against a stand-in API socket: a pause, then a full snapshot whose memory goes to the
+// template's shared file or, for standby, beside the state; Firecracker's refusal is reported.
+TEST(FirecrackerApi, SavePausesThenWritesAFullSnapshot) {
+  struct Case {
+    bool shared;
+    std::string create_answer;
+    std::string memory;  // expected mem_file_path
+    std::string error;   // "" for success
+  } cases[] = {
+      {true, "HTTP/1.1 204 No Content\r\n\r\n", "/snap/memory", ""},
+      {false, "HTTP/1.1 204 No Content\r\n\r\n", "/standby/vm.state.memory", ""},
+      {false,
+       "HTTP/1.1 400 Bad Request\r\nContent-Length: 38\r\n\r\n"
+       "{\"fault_message\":\"No space on device\"}",
+       "/standby/vm.state.memory", "failed (400): No space on device"},
+  };
+  for (const auto& c : cases) {
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("fc-save-" + std::to_string(getpid()) + (c.shared ? "-s" : "-p"));
+    std::filesystem::create_directories(dir / "root");
+    std::vector<std::string> requests;
+    testing::StandInServer api(2, [&](int fd, int i) {
+      requests.push_back(testing::ReadHttpRequest(fd));
+      const std::string answer =
+          i == 0 ? std::string("HTTP/1.1 204 No Content\r\n\r\n") : c.create_answer;
+      (void)!::write(fd, answer.data(), answer.size());
+    });
+    std::filesystem::create_symlink(api.path(), dir / "root/api.sock");
+    VmSpec spec = Spec();
+    spec.dir = dir.string();
+    spec.memory_file = "/snap/memory";
+    spec.memory_shared = c.shared;
+    FirecrackerVmm vmm;
+    Status s = vmm.Save(spec, c.shared ? "/snap/state" : "/standby/vm.state");
+    if (c.error.empty()) {
+      EXPECT_TRUE(s.ok()) << s.message();
+    } else {
+      ASSERT_FALSE(s.ok());
+      EXPECT_NE(s.message().find(c.error), std::string::npos) << s.message();
+    }
+    std::filesystem::remove_all(dir);
+    ASSERT_EQ(requests.size(), 2u);
+    EXPECT_TRUE(requests[0].starts_with("PATCH /vm HTTP/1.1\r\n")) << requests[0];
+    EXPECT_TRUE(requests[0].ends_with(R"({"state":"Paused"})")) << requests[0];
+    EXPECT_TRUE(requests[1].starts_with("PUT /snapshot/create HTTP/1.1\r\n")) << requests[1];
+    auto body = nlohmann::json::parse(requests[1].substr(requests[1].find("\r\n\r\n") + 4));
+    EXPECT_EQ(body["mem_file_path"], c.memory);
+    EXPECT_EQ(body["snapshot_path"], c.shared ? "/snap/state" : "/standby/vm.state");
+  }
+}
+
 // debootstrap's mirror comes from APT's own sources, never from a comment.
 TEST(MirrorFromSources, Deb822AndOneLineFormats) {
   EXPECT_EQ(MirrorFromSources("Types: deb\n# http://snapshot.example/archive/debian/2025\n"
@@ -328,45 +404,18 @@ TEST(NetnsEnvironment, ProxySessionCaThenTheUsersVariablesThenPlaceholders) {
 // A control socket that answers one request with `response` and records what it was asked.
 class StandInGateway {
  public:
-  explicit StandInGateway(std::string response) {
-    path_ = (std::filesystem::temp_directory_path() /
-             ("ctl-" + std::to_string(getpid()) + "-" + std::to_string(counter_++) + ".sock"))
-                .string();
-    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un sun{};
-    sun.sun_family = AF_UNIX;
-    std::memcpy(sun.sun_path, path_.c_str(), path_.size() + 1);
-    ::unlink(path_.c_str());
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&sun), sizeof(sun)), 0);
-    EXPECT_EQ(::listen(fd_, 1), 0);
-    thread_ = std::thread([this, response = std::move(response)] {
-      int c = ::accept(fd_, nullptr, nullptr);
-      if (c < 0) return;
-      char buf[4096];
-      while (request_.find("\r\n\r\n") == std::string::npos) {
-        ssize_t n = ::read(c, buf, sizeof(buf));
-        if (n <= 0) break;
-        request_.append(buf, static_cast<size_t>(n));
-      }
-      (void)!::write(c, response.data(), response.size());
-      ::close(c);
-    });
-  }
-  ~StandInGateway() {
-    thread_.join();
-    ::close(fd_);
-    ::unlink(path_.c_str());
-  }
-  const std::string& path() const { return path_; }
+  explicit StandInGateway(std::string response)
+      : server_(1, [this, response = std::move(response)](int fd, int) {
+          request_ = testing::ReadHttpRequest(fd);
+          (void)!::write(fd, response.data(), response.size());
+        }) {}
+  const std::string& path() const { return server_.path(); }
   // Valid once the client has had its answer.
   const std::string& request() const { return request_; }
 
  private:
-  static inline int counter_ = 0;
-  std::string path_;
-  int fd_ = -1;
   std::string request_;
-  std::thread thread_;
+  testing::StandInServer server_;
 };
 
 std::string HttpAnswer(const std::string& status, const std::string& body) {
@@ -406,7 +455,7 @@ TEST(ControlClient, AnythingElseIsAnError) {
       {HttpAnswer("200 OK", R"({"certificate":"hello"})"), "not a PEM certificate"},
       {HttpAnswer("200 OK", R"({"certificate":42})"), "no \"certificate\" string"},
       {HttpAnswer("200 OK", "not json"), "no \"certificate\" string"},
-      {"garbage", "malformed answer"},
+      {"garbage", "unreadable answer"},
   };
   for (const auto& c : cases) {
     StandInGateway g(c.answer);
