@@ -1,5 +1,6 @@
 // CA trust for sandboxes: the gateway's CA certificate (fetched from its control API), the
-// bundle a sandbox trusts (system roots, any CA an image already had, the gateway's CA), and the
+// bundle a sandbox trusts (ca_bundle.h: system roots, any CA an image already had, the gateway's
+// CA), and the
 // five variables that point TLS clients at that bundle. Both backends use it: the netns backend
 // writes the bundle to a per-sandbox file on the host, the microVM session puts it into the guest
 // through the agent. Plain functions; no threads, no state.
@@ -14,14 +15,10 @@
 
 #include "gateway/base/status.h"
 #include "gateway/control/control_client.h"
+#include "vmlaunch/guest/ca_bundle.h"
 #include "vmlaunch/vm/agent_client.h"
 
 namespace airlock::vmlaunch {
-
-// Where Debian (and the guest's root disk) keep the system's root certificates.
-inline constexpr std::string_view kSystemRoots = "/etc/ssl/certs/ca-certificates.crt";
-// Where the bundle goes inside a microVM (also where `image build --ca-cert` puts its CA).
-inline constexpr std::string_view kGuestCaPath = "/etc/airlock/ca.crt";
 
 // The variables OpenSSL, Python requests, Node, git and curl read for their trusted CAs.
 inline constexpr std::array<std::string_view, 5> kCaTrustVariables = {
@@ -32,18 +29,13 @@ inline constexpr std::array<std::string_view, 5> kCaTrustVariables = {
 // the user set explicitly wins).
 void AddCaTrustEnv(const std::string& bundle_path, std::map<std::string, std::string>* env);
 
-// The PEM texts one after another, each ending in a newline; empty parts are left out, and so is
-// a part that repeats an earlier one (an image whose baked CA is the gateway's own).
-std::string CaBundle(std::initializer_list<std::string_view> parts);
-
 // The gateway's CA through `control`: the PEM, or "" when the gateway has no /v1/ca (an older
 // gateway answers 404), which is said once on `log`. Any other failure is an error.
 Result<std::string> FetchGatewayCa(control::ControlClient& control, std::ostream& log);
 
-// Puts the bundle for `gateway_ca` into a microVM at kGuestCaPath: the guest's own system roots
-// (the host's if it has none), the CA its image was built with (`--ca-cert`), the gateway's CA.
-// `guest_root` prefixes the guest's paths (for tests; "" in a VM).
-Status InstallGuestCa(AgentClient& agent, const std::string& gateway_ca,
-                      const std::string& guest_root = "");
+// Has a microVM's agent put the bundle for `gateway_ca` at kGuestCaPath: the guest's own system
+// roots (the host's if it has none), the CA its image was built with (`--ca-cert`), the
+// gateway's CA. Only the gateway's CA is sent, unless the guest lacks roots.
+Status InstallGuestCa(AgentClient& agent, const std::string& gateway_ca);
 
 }  // namespace airlock::vmlaunch

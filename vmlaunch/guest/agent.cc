@@ -19,6 +19,7 @@
 #include "gateway/base/base64.h"
 #include "vmlaunch/guest/exec_runner.h"
 #include "vmlaunch/process/command.h"
+#include "vmlaunch/process/read_file.h"
 
 namespace airlock::vmlaunch {
 namespace {
@@ -72,6 +73,26 @@ Status Reseed(const std::string& seed) {
   ::close(fd);
   return ok ? Status::Ok()
             : Status::Error(std::string("reseeding failed: ") + std::strerror(errno));
+}
+
+// `data` at `path` (its directory made if missing) through a temporary file renamed over it, so
+// that nobody reads half a file.
+Status WriteFileAtomically(const std::string& path, std::string_view data, mode_t mode) {
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  const std::string tmp = path + ".airlock-put";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    f.write(data.data(), static_cast<std::streamsize>(data.size()));
+    if (!f) {
+      std::filesystem::remove(tmp, ec);
+      return Status::Error("cannot write " + path);
+    }
+  }
+  ::chmod(tmp.c_str(), mode);
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return Status::Error("cannot write " + path + ": " + ec.message());
+  return Status::Ok();
 }
 
 }  // namespace
@@ -210,6 +231,26 @@ void Agent::Handle(LineChannel& ch, const json& req) {
                          : Error(id, s.message()));
   } else if (op == "exec") {
     Exec(ch, id, req);
+  } else if (op == "trust") {
+    const auto& ca = req.value("ca", json());
+    const auto& given = req.value("roots", json());
+    if (!ca.is_string() || !(given.is_null() || given.is_string())) {
+      (void)ch.Send(Error(id, "trust needs the CA (and any roots) as PEM text"));
+      return;
+    }
+    // Both read once: a snapshot's template keeps them for every VM restored from it. The
+    // image's CA is at the bundle's path until the first bundle replaces it.
+    if (!own_roots_) own_roots_ = ReadFile(paths_.system_roots);
+    if (!image_ca_) image_ca_ = ReadFile(paths_.ca_bundle);
+    if (given.is_null() && own_roots_->empty()) {
+      // Nothing written: the host sends roots of its own.
+      (void)ch.Send(Reply(id, {{"ok", true}, {"roots", false}}));
+      return;
+    }
+    const std::string bundle = CaBundle({given.is_string() ? given.get<std::string>() : *own_roots_,
+                                         *image_ca_, ca.get<std::string>()});
+    Status s = WriteFileAtomically(paths_.ca_bundle, bundle, 0644);
+    (void)ch.Send(s.ok() ? Reply(id, {{"ok", true}, {"roots", true}}) : Error(id, s.message()));
   } else if (op == "put") {
     const std::string path = StringField(req, "path");
     const auto& data = req.value("data", json());
@@ -218,25 +259,11 @@ void Agent::Handle(LineChannel& ch, const json& req) {
       (void)ch.Send(Error(id, "put needs an absolute path and base64 data"));
       return;
     }
-    std::filesystem::path p(path);
-    std::error_code ec;
-    std::filesystem::create_directories(p.parent_path(), ec);
-    const std::string tmp = path + ".airlock-put";
-    {
-      std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-      f.write(bytes->data(), static_cast<std::streamsize>(bytes->size()));
-      if (!f) {
-        (void)ch.Send(Error(id, "cannot write " + path));
-        std::filesystem::remove(tmp, ec);
-        return;
-      }
-    }
     const auto& mode = req.value("mode", json(0644));
-    ::chmod(tmp.c_str(),
-            static_cast<mode_t>(mode.is_number_integer() ? mode.get<int64_t>() : 0644) & 07777);
-    std::filesystem::rename(tmp, p, ec);
-    (void)ch.Send(ec ? Error(id, "cannot write " + path + ": " + ec.message())
-                     : Reply(id, {{"ok", true}}));
+    Status s = WriteFileAtomically(
+        path, *bytes,
+        static_cast<mode_t>(mode.is_number_integer() ? mode.get<int64_t>() : 0644) & 07777);
+    (void)ch.Send(s.ok() ? Reply(id, {{"ok", true}}) : Error(id, s.message()));
   } else if (op == "get") {
     const std::string path = StringField(req, "path");
     struct stat st {};

@@ -20,6 +20,11 @@
 //                                             snapshot takes on its own clock, entropy and
 //                                             network; with only the clock and seed after a
 //                                             resume
+//   {"op":"trust","ca":PEM,"roots":PEM}   -> {"ok":true,"roots":bool}   the CA bundle (ca_bundle.h)
+//                                             put together in the guest: its system roots (or
+//                                             "roots", when given), the image's CA, then "ca";
+//                                             without "roots" and with no roots of its own the
+//                                             guest writes nothing and answers "roots":false
 //   {"op":"put","path":P,"data":"<base64>","mode":N} -> {"ok":true}
 //   {"op":"get","path":P}                  -> {"ok":true,"data":"<base64>","mode":N}
 //   {"op":"shutdown"}                      -> {"ok":true}, then the guest powers off
@@ -33,10 +38,12 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "gateway/base/status.h"
+#include "vmlaunch/guest/ca_bundle.h"
 #include "vmlaunch/guest/exec_runner.h"
 #include "vmlaunch/guest/guest_identity.h"
 #include "vmlaunch/guest/line_channel.h"
@@ -46,7 +53,9 @@ namespace airlock::vmlaunch {
 struct AgentPaths {
   std::string env_file;  // K=V lines init writes (the CA trust of an image built with one)
   std::string profile;   // where configure writes the session's variables ("" to skip)
-  std::string jobs_dir = "/run/airlock/jobs";  // detached jobs' output
+  std::string jobs_dir = "/run/airlock/jobs";            // detached jobs' output
+  std::string system_roots = std::string(kSystemRoots);  // what `trust` reads
+  std::string ca_bundle = std::string(kGuestCaPath);     // and where it writes
   // Gives the machine an identity (ApplyIdentity in a guest; a fake in unit tests).
   std::function<Status(const GuestIdentity&)> apply_identity;
 };
@@ -99,8 +108,9 @@ class Agent {
 
   AgentPaths paths_;
   std::map<std::string, std::string> env_;
-  std::map<std::string, Running> running_;  // by the exec's id (its JSON text)
-  std::map<std::string, Job> jobs_;         // by name, "job-N"
+  std::optional<std::string> own_roots_, image_ca_;  // what `trust` read (ca_bundle.h)
+  std::map<std::string, Running> running_;           // by the exec's id (its JSON text)
+  std::map<std::string, Job> jobs_;                  // by name, "job-N"
   int next_job_ = 1;
   bool shutdown_ = false;
 };

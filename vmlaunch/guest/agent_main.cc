@@ -26,6 +26,7 @@ using airlock::vmlaunch::ApplyIdentity;
 using airlock::vmlaunch::GuestIdentity;
 using airlock::vmlaunch::IdentityFromCommandLine;
 using airlock::vmlaunch::LineChannel;
+using airlock::vmlaunch::UpLoopback;
 
 constexpr unsigned kVsockPort = 1024;
 constexpr char kPortName[] = "airlock.agent";
@@ -95,6 +96,7 @@ int RunAgent() {
       {.env_file = "/etc/airlock/env",
        .profile = "/etc/profile.d/airlock.sh",
        .apply_identity = [](const GuestIdentity& id) { return ApplyIdentity(id, "/etc"); }});
+  if (Status s = UpLoopback(); !s.ok()) std::cerr << "airlock-agent: lo: " << s.message() << "\n";
   // A cold boot's identity is on the kernel's command line (a VM restored from a snapshot has
   // none there: the launcher sends it).
   std::ifstream cmdline("/proc/cmdline");

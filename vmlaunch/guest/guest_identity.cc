@@ -146,6 +146,12 @@ std::map<std::string, std::string> ProxyEnvironment(const std::string& proxy) {
   return env;
 }
 
+Status UpLoopback() {
+  Socket s;
+  if (s.fd() < 0) return Errno("socket");
+  return SetUp(s, "lo", true);
+}
+
 Status ApplyIdentity(const GuestIdentity& id, const std::string& etc) {
   const std::string name = id.hostname.empty() ? "airlock" : id.hostname;
   if (::sethostname(name.c_str(), name.size()) != 0) return Errno("cannot set the hostname");

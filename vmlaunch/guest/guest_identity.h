@@ -27,6 +27,10 @@ GuestIdentity IdentityFromCommandLine(const std::string& cmdline);
 // The proxy variables for `proxy` (none if it is empty).
 std::map<std::string, std::string> ProxyEnvironment(const std::string& proxy);
 
+// Brings the loopback device up (the agent does it as it starts: every VM has it, so a snapshot
+// carries it up).
+Status UpLoopback();
+
 // Applies `id` to this machine: hostname and /etc/hosts, lo up, and with an address eth0's MAC,
 // address, netmask and state, the default route and /etc/resolv.conf. `etc` is where hosts and
 // resolv.conf go ("/etc" in a guest).

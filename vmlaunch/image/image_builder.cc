@@ -140,6 +140,7 @@ Result<Image> BuildImage(const ImageOptions& o, std::ostream& progress) {
       ReadFile(o.ca_cert).find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
     return Status::Error(o.ca_cert + " is not a PEM certificate");
   }
+  const std::string roots = o.roots.empty() ? "" : ReadFile(o.roots);
   // 1. The key: every input, by content or by package version.
   std::string kernel_id;
   std::pair<std::string, std::string> kernel;
@@ -158,6 +159,7 @@ Result<Image> BuildImage(const ImageOptions& o, std::ostream& progress) {
       {"agent", crypto::Sha256Hex(ReadFile(o.agent))},
       {"init", crypto::Sha256Hex(ReadFile(o.init))},
       {"ca", o.ca_cert.empty() ? "" : crypto::Sha256Hex(ReadFile(o.ca_cert))},
+      {"roots", roots.empty() ? "" : crypto::Sha256Hex(roots)},
       {"modules", kGuestModules},
       {"rootfs",
        o.rootfs ? json{{"size", o.rootfs_size}, {"packages", o.rootfs_packages}} : json(false)}};
@@ -257,6 +259,12 @@ Result<Image> BuildImage(const ImageOptions& o, std::ostream& progress) {
   }
   if (Status s = WriteFile(root + "/etc/airlock/modules", module_list, read_perms); !s.ok()) {
     return s;
+  }
+  if (!roots.empty()) {
+    fs::create_directories(root + std::string(kSystemRoots.substr(0, kSystemRoots.rfind('/'))));
+    if (Status s = WriteFile(root + std::string(kSystemRoots), roots, read_perms); !s.ok()) {
+      return s;
+    }
   }
   if (!o.ca_cert.empty()) {
     if (Status s = WriteFile(root + "/etc/airlock/ca.crt", ReadFile(o.ca_cert), read_perms);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gateway/base/status.h"
+#include "vmlaunch/guest/ca_bundle.h"
 
 namespace airlock::vmlaunch {
 
@@ -27,6 +28,9 @@ struct ImageOptions {
   std::string agent;    // the static airlock-agent binary
   std::string init;     // guest/init.sh
   std::string ca_cert;  // PEM, optional
+  // The host's root certificates, carried in the initramfs at the same path so that the guest
+  // assembles its CA bundle itself (a root disk's own roots win); "" or a missing file: none.
+  std::string roots = std::string(kSystemRoots);
   bool rootfs = false;
   std::string rootfs_size = "2G";
   std::vector<std::string> rootfs_packages = {"curl", "git", "python3", "ca-certificates"};

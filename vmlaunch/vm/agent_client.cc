@@ -215,6 +215,14 @@ Status AgentClient::Identity(const json& fields) {
   return Call(std::move(request), milliseconds(30000)).status();
 }
 
+Result<bool> AgentClient::Trust(const std::string& ca, const std::optional<std::string>& roots) {
+  json request = {{"op", "trust"}, {"ca", ca}};
+  if (roots) request["roots"] = *roots;
+  auto r = Call(std::move(request), milliseconds(30000));
+  if (!r.ok()) return r.status();
+  return r->Bool("roots").value_or(false);
+}
+
 Status AgentClient::Put(const std::string& path, std::string_view data, int mode) {
   return Call({{"op", "put"}, {"path", path}, {"data", Base64Encode(data)}, {"mode", mode}},
               milliseconds(120000))

@@ -67,6 +67,9 @@ class AgentClient {
   Status Quiesce();
   // The agent's `identity` request with `fields` (vmlaunch/guest/agent.h).
   Status Identity(const nlohmann::json& fields);
+  // The `trust` request: the guest puts its CA bundle together with `ca`, and its own system
+  // roots or `roots` when given. False: the guest has no roots and wrote nothing.
+  Result<bool> Trust(const std::string& ca, const std::optional<std::string>& roots);
   // Streams output through `on_output(is_stderr, data)` when given, and collects it too.
   // `interrupted()` is polled; when it returns true the exec is cancelled.
   Result<ExecResult> Exec(const ExecSpec& spec,

@@ -42,6 +42,7 @@ constexpr Field kFields[] = {
     {"command", Kind::kString},
     {"running", Kind::kBool},
     {"cancelled", Kind::kBool},
+    {"roots", Kind::kBool},
 };
 
 // The one nested field: the agent's list of jobs, each a flat object checked like a message.

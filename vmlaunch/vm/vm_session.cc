@@ -208,6 +208,7 @@ Status VmSession::Boot(const VmOptions& o, std::ostream& log) {
   }
   if (!launched.ok()) return launched;
   if (o.start == VmStart::kTemplate || o.start == VmStart::kPooled) {
+    if (Status s = WarmUp(o.start == VmStart::kPooled); !s.ok()) return s;
     r.state = o.start == VmStart::kTemplate ? "template" : "pooled";
     timings_.ready_ms = MsSince(start);
     return r.Save();
@@ -330,6 +331,29 @@ Status VmSession::Personalize(const VmOptions& o, std::ostream&) {
   timings_.configure_ms = MsSince(configure);
   r.state = "running";
   return r.Save();
+}
+
+Status VmSession::WarmUp(bool pooled) {
+  // A template's agent reads the CA bundle's parts once and keeps them in the snapshot. Under
+  // TCG a restored guest translates each code path anew the first time it runs it: a pooled VM
+  // runs its attach's paths now, so that they are translated before a session waits on them.
+  // Nothing of any session is in the VM yet; the attach sets the clock, reseeds, and writes the
+  // bundle again with the gateway's CA.
+  if (pooled) {
+    const auto now = std::chrono::system_clock::now().time_since_epoch();
+    if (Status s = agent_->Identity(
+            {{"time_unix_ns", std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()},
+             {"seed", Base64Encode(crypto::RandomHex(64))},
+             {"hostname", record_.id}});
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (Status s = InstallGuestCa(*agent_, ""); !s.ok()) return s;
+  auto done = agent_->Exec({.argv = {"true"}, .timeout = std::chrono::seconds(30)});
+  if (!done.ok()) return done.status();
+  if (done->exit_code != 0) return Status::Error("the guest cannot run `true`");
+  return Status::Ok();
 }
 
 Status VmSession::SaveSnapshot(std::ostream& log) {

@@ -103,6 +103,10 @@ class VmSession {
   Status LaunchVmm(const VmOptions& options);
   // The restored guest's identity, then the CA bundle and the session's variables.
   Status Personalize(const VmOptions& options, std::ostream& log);
+  // A template or pooled VM runs, while it waits, what an attach and a first exec will run:
+  // the CA bundle (without a gateway's CA), one command, and for a pooled VM its own name,
+  // clock and entropy.
+  Status WarmUp(bool pooled);
 
   VmRecord record_;
   VmTimings timings_;

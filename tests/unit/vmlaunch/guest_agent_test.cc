@@ -38,6 +38,8 @@ class AgentTest : public ::testing::Test {
       Agent agent({.env_file = dir_ / "env",
                    .profile = dir_ / "profile.sh",
                    .jobs_dir = dir_ / "jobs",
+                   .system_roots = dir_ / "guest" / std::string(kSystemRoots).substr(1),
+                   .ca_bundle = dir_ / "guest" / std::string(kGuestCaPath).substr(1),
                    .apply_identity = [this](const GuestIdentity& id) {
                      identities_.push_back(id);
                      return Status::Ok();
@@ -267,20 +269,40 @@ TEST_F(AgentTest, PutAndGetFiles) {
   EXPECT_FALSE(client_->Put("relative/path", "x", 0644).ok());
 }
 
-// A guest with its own roots and a CA baked into its image keeps both, then the gateway's CA.
+// A guest with its own roots and a CA baked into its image keeps both, then the gateway's CA;
+// only the gateway's CA crosses the channel. A second bundle (another gateway's CA) replaces the
+// first: nothing piles up.
 TEST_F(AgentTest, GatewayCaBundleKeepsTheGuestsRootsAndTheImagesCa) {
   const std::string root = (dir_ / "guest").string();
   std::filesystem::create_directories(root + "/etc/ssl/certs");
   std::ofstream(root + std::string(kSystemRoots)) << "GUEST ROOTS\n";
   ASSERT_TRUE(client_->Put(root + std::string(kGuestCaPath), "BAKED CA\n", 0644).ok());
-  ASSERT_TRUE(InstallGuestCa(*client_, "GATEWAY CA\n", root).ok());
+  ASSERT_TRUE(InstallGuestCa(*client_, "GATEWAY CA\n").ok());
   auto bundle = client_->Get(root + std::string(kGuestCaPath));
   ASSERT_TRUE(bundle.ok());
   EXPECT_EQ(*bundle, "GUEST ROOTS\nBAKED CA\nGATEWAY CA\n");
-  // No roots and no baked CA in the guest (a bare initramfs): the host's roots, if any.
-  const std::string bare = (dir_ / "bare").string();
-  ASSERT_TRUE(InstallGuestCa(*client_, "GATEWAY CA\n", bare).ok());
-  bundle = client_->Get(bare + std::string(kGuestCaPath));
+  ASSERT_TRUE(InstallGuestCa(*client_, "OTHER GATEWAY CA\n").ok());
+  bundle = client_->Get(root + std::string(kGuestCaPath));
+  ASSERT_TRUE(bundle.ok());
+  EXPECT_EQ(*bundle, "GUEST ROOTS\nBAKED CA\nOTHER GATEWAY CA\n");
+  // Not PEM text: refused, and the agent carries on.
+  ASSERT_TRUE(::write(client_->fd(), "{\"id\":77,\"op\":\"trust\",\"ca\":5}\n", 30) == 30);
+  LineChannel raw(client_->fd());
+  auto reply = raw.Receive(5000);
+  ASSERT_TRUE(reply.ok());
+  EXPECT_NE((*reply)["error"].get<std::string>().find("PEM"), std::string::npos);
+}
+
+// No roots and no baked CA in the guest (a bare initramfs): the guest writes nothing until the
+// host sends its own roots.
+TEST_F(AgentTest, AGuestWithoutRootsGetsTheHosts) {
+  const std::string bundle_path = (dir_ / "guest").string() + std::string(kGuestCaPath);
+  auto had_roots = client_->Trust("GATEWAY CA\n", std::nullopt);
+  ASSERT_TRUE(had_roots.ok());
+  EXPECT_FALSE(*had_roots);
+  EXPECT_FALSE(client_->Get(bundle_path).ok()) << "nothing written yet";
+  ASSERT_TRUE(InstallGuestCa(*client_, "GATEWAY CA\n").ok());
+  auto bundle = client_->Get(bundle_path);
   ASSERT_TRUE(bundle.ok());
   EXPECT_EQ(*bundle, CaBundle({ReadFile(std::string(kSystemRoots)), "GATEWAY CA"}));
   EXPECT_TRUE(bundle->ends_with("GATEWAY CA\n"));
