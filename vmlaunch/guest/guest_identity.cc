@@ -162,14 +162,18 @@ Status ApplyIdentity(const GuestIdentity& id, const std::string& etc) {
   Socket s;
   if (s.fd() < 0) return Errno("socket");
   if (Status st = SetUp(s, "lo", true); !st.ok()) return st;
-  if (id.address.empty()) return Status::Ok();
+  if (id.address.empty() && id.mac.empty()) return Status::Ok();
   // The MAC changes only while the device is down.
   if (Status st = SetUp(s, kDevice, false); !st.ok()) return st;
   if (!id.mac.empty()) {
     if (Status st = SetMac(s, id.mac); !st.ok()) return st;
   }
-  if (Status st = SetAddress(s, id.address); !st.ok()) return st;
+  if (!id.address.empty()) {
+    if (Status st = SetAddress(s, id.address); !st.ok()) return st;
+  }
   if (Status st = SetUp(s, kDevice, true); !st.ok()) return st;
+  // A MAC alone (a pooled VM's, before it has a network) leaves the device without an address.
+  if (id.address.empty()) return Status::Ok();
   if (Status st = AddDefaultRoute(s, id.gateway); !st.ok()) return st;
   return WriteFile(etc + "/resolv.conf",
                    "nameserver " + id.gateway + "\noptions attempts:2 timeout:3\n");

@@ -31,9 +31,9 @@ std::map<std::string, std::string> ProxyEnvironment(const std::string& proxy);
 // carries it up).
 Status UpLoopback();
 
-// Applies `id` to this machine: hostname and /etc/hosts, lo up, and with an address eth0's MAC,
-// address, netmask and state, the default route and /etc/resolv.conf. `etc` is where hosts and
-// resolv.conf go ("/etc" in a guest).
+// Applies `id` to this machine: hostname and /etc/hosts, lo up, eth0's MAC (eth0 then up), and
+// with an address eth0's address and netmask, the default route and /etc/resolv.conf. `etc` is
+// where hosts and resolv.conf go ("/etc" in a guest).
 Status ApplyIdentity(const GuestIdentity& id, const std::string& etc);
 
 }  // namespace airlock::vmlaunch

@@ -336,15 +336,17 @@ Status VmSession::Personalize(const VmOptions& o, std::ostream&) {
 Status VmSession::WarmUp(bool pooled) {
   // A template's agent reads the CA bundle's parts once and keeps them in the snapshot. Under
   // TCG a restored guest translates each code path anew the first time it runs it: a pooled VM
-  // runs its attach's paths now, so that they are translated before a session waits on them.
-  // Nothing of any session is in the VM yet; the attach sets the clock, reseeds, and writes the
-  // bundle again with the gateway's CA.
+  // runs its attach's paths now (its own name, clock, entropy and MAC, eth0 up without an
+  // address), so that they are translated before a session waits on them. Nothing of any
+  // session is in the VM yet; the attach sets the clock, reseeds, and writes the bundle again
+  // with the gateway's CA.
   if (pooled) {
     const auto now = std::chrono::system_clock::now().time_since_epoch();
     if (Status s = agent_->Identity(
             {{"time_unix_ns", std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()},
              {"seed", Base64Encode(crypto::RandomHex(64))},
-             {"hostname", record_.id}});
+             {"hostname", record_.id},
+             {"mac", spec_.mac}});
         !s.ok()) {
       return s;
     }
