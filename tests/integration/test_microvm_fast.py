@@ -171,7 +171,8 @@ def monitor_request(state, vm, request):
 def test_pool_take_refill_and_gc(fast_env):
     """A pool of two restored, network-less VMs: `run` takes one (attached to its own session,
     with its own address), the pool refills in the background, a taken VM refuses a second
-    attach, and after kill -9 of a pooled VM's monitor `gc` gives back what it held."""
+    attach and a retire, and after kill -9 of a pooled VM's monitor `gc` gives back what it
+    held."""
     g, vmlaunch, vm_args, ex, state, up = fast_env
     shape = [a for a in vm_args() if a not in ("--policy", "vm")]
     r = vmlaunch("pool", "fill", "--size", "2", *shape, timeout=120)
@@ -203,14 +204,24 @@ def test_pool_take_refill_and_gc(fast_env):
     wait_until(lambda: len(pooled()) == 2 and c["vm"] not in pooled(), 120,
                "the pool did not refill")
 
-    # A VM taken by `start` is attached once: a second attach is refused.
-    r = vmlaunch("start", *vm_args(), "--json")
+    # A VM taken by `start` is attached once: a second attach is refused, and a shrinking pool
+    # cannot retire it. It takes the taker's standby settings.
+    standby_dir = os.path.join(state, "standby-taken")
+    r = vmlaunch("start", *vm_args(), "--json", "--standby-after", "1s",
+                 "--standby-dir", standby_dir)
     assert r.returncode == 0, r.stderr
     started = json.loads(r.stdout)
     assert started["start"] == "pooled"
     reply = monitor_request(state, started["id"], {"op": "attach", "policy": "vm-other",
                                                    "control_socket": g.control})
     assert "taken already" in reply.get("error", ""), reply
+    reply = monitor_request(state, started["id"], {"op": "retire"})
+    assert "taken already" in reply.get("error", ""), reply
+
+    def taken():
+        return json.load(open(os.path.join(state, "vms", started["id"], "state.json")))
+    wait_until(lambda: taken()["state"] == "standby", 60, "the taken VM was not suspended")
+    assert taken()["standby_file"].startswith(standby_dir + "/"), taken()
     assert ex(started["id"], "hostname").stdout.decode().strip() == started["id"]
     assert vmlaunch("stop", "--state-dir", state, started["id"]).returncode == 0
 
@@ -276,10 +287,11 @@ def test_parallel_execs_and_detached_jobs(fast_env):
     assert leftovers(g, state) == CLEAN
 
 
-def test_standby_and_resume(fast_env):
+def test_standby_and_resume(fast_env, snapshot):
     """A VM idle for --standby-after is suspended to disk (its VMM gone; tap, firewall elements
     and gateway session kept) and the next exec resumes it with a file, a background process and
-    that process's environment intact, and the clock right; `stop` then gives everything back."""
+    that process's environment intact, and the clock right, even with the snapshot it was
+    restored from gone meanwhile; `stop` then gives everything back."""
     g, vmlaunch, vm_args, ex, state, up = fast_env
     standby_dir = os.path.join(state, "standby")
     r = vmlaunch("start", *vm_args(), "--json", "--standby-after", "2s", "--standby-dir",
@@ -306,18 +318,24 @@ def test_standby_and_resume(fast_env):
                                        text=True).stdout
     assert [s["id"] for s in g.api("GET", "/v1/sessions")[1]["sessions"]] == [info["session"]]
 
-    # Two execs at once wake it: one resume, both served.
-    cmd = [VMLAUNCH_BIN, "exec", "--state-dir", state, vm, "--", "sh", "-c"]
-    script = (f"cat /root/f; kill -0 {job['pid']} && echo running;"
-              f" tr '\\0' '\\n' < /proc/{job['pid']}/environ | grep MARK; date +%s")
-    procs = [subprocess.Popen([*cmd, script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for _ in range(2)]
-    for p in procs:
-        out, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err
-        before, running, mark, clock = out.decode().splitlines()
-        assert (before, running, mark) == ("before", "running", "MARK=kept")
-        assert abs(int(clock) - time.time()) < 30, "the resumed clock is the host's"
+    # Two execs at once wake it: one resume, both served. The snapshot is out of the way (as
+    # when `image snapshot` replaces it): a suspended VM's state holds all of its memory.
+    aside = snapshot + ".aside"
+    os.rename(snapshot, aside)
+    try:
+        cmd = [VMLAUNCH_BIN, "exec", "--state-dir", state, vm, "--", "sh", "-c"]
+        script = (f"cat /root/f; kill -0 {job['pid']} && echo running;"
+                  f" tr '\\0' '\\n' < /proc/{job['pid']}/environ | grep MARK; date +%s")
+        procs = [subprocess.Popen([*cmd, script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for _ in range(2)]
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+            before, running, mark, clock = out.decode().splitlines()
+            assert (before, running, mark) == ("before", "running", "MARK=kept")
+            assert abs(int(clock) - time.time()) < 30, "the resumed clock is the host's"
+    finally:
+        os.rename(aside, snapshot)
     assert record()["state"] == "running" and record()["standby_file"] == ""
     assert not os.listdir(standby_dir)
     assert vmlaunch("stop", "--state-dir", state, vm).returncode == 0

@@ -24,7 +24,7 @@ std::vector<std::string> QemuArgv(const VmSpec& s, const std::string& agent_sock
       s.id,
       "-machine",
       std::string("microvm,x-option-roms=off,rtc=on") +
-          (s.memory_file.empty() ? "" : ",memory-backend=mem0"),
+          (s.memory_file.empty() && !s.memory_named ? "" : ",memory-backend=mem0"),
       // TCG's translation cache defaults to 1 GiB; 64 MiB is plenty for a guest this size.
       "-accel",
       kvm ? "kvm" : "tcg,tb-size=64",
@@ -63,6 +63,10 @@ std::vector<std::string> QemuArgv(const VmSpec& s, const std::string& agent_sock
                 {"-object", "memory-backend-file,id=mem0,size=" + std::to_string(s.memory_mib) +
                                 "M,mem-path=" + s.memory_file +
                                 (s.memory_shared ? ",share=on" : ",share=off")});
+  } else if (s.memory_named) {
+    argv.insert(
+        argv.end(),
+        {"-object", "memory-backend-ram,id=mem0,size=" + std::to_string(s.memory_mib) + "M"});
   }
   if (!s.restore_state.empty()) argv.insert(argv.end(), {"-incoming", "defer"});
   if (!s.tap.empty()) {  // (the accelerator probe boots without a network)

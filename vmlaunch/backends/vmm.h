@@ -36,6 +36,10 @@ struct VmSpec {
   // its pages until they write them).
   std::string memory_file;
   bool memory_shared = false;
+  // Guest memory as the named object a restored VM's saved state expects, without a file (a VM
+  // restored from a snapshot and then resumed from standby: its memory is all in the state, and
+  // the snapshot may have been replaced meanwhile).
+  bool memory_named = false;
   // Restore instead of boot: the saved state to load, and whether the memory it needs is the
   // memory file's (a snapshot) rather than in the state itself (a VM put on standby).
   std::string restore_state;

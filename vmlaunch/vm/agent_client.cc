@@ -14,7 +14,7 @@ namespace airlock::vmlaunch {
 using nlohmann::json;
 using std::chrono::milliseconds;
 
-AgentClient::AgentClient(int fd) : channel_(fd) {}
+AgentClient::AgentClient(int fd, int64_t first_id) : channel_(fd), next_id_(first_id) {}
 AgentClient::~AgentClient() { ::close(channel_.fd()); }
 
 Status AgentClient::Break(Status error) {

@@ -47,8 +47,10 @@ struct ExecResult {
 
 class AgentClient {
  public:
-  // Takes ownership of `fd`.
-  explicit AgentClient(int fd);
+  // Takes ownership of `fd`. Request ids start at `first_id`: a client that takes over from
+  // another (a VM resumed from standby) goes on from where that one stopped, so that no id is
+  // used twice with the same agent.
+  explicit AgentClient(int fd, int64_t first_id = 1);
   ~AgentClient();
   AgentClient(const AgentClient&) = delete;
   AgentClient& operator=(const AgentClient&) = delete;
@@ -97,6 +99,9 @@ class AgentClient {
   // client (see health()).
   Status Dispatch(int timeout_ms);
   bool InFlight(int64_t id) const { return pending_.count(id) != 0; }
+  // No request is waiting for its final reply.
+  bool Idle() const { return pending_.empty(); }
+  int64_t next_id() const { return next_id_; }
   // True if a message has been read but not dispatched yet (polling the descriptor would not
   // tell).
   bool HasBuffered() const { return channel_.HasMessage(); }
@@ -121,7 +126,7 @@ class AgentClient {
     std::chrono::steady_clock::time_point deadline;
   };
   LineChannel channel_;
-  int64_t next_id_ = 1;
+  int64_t next_id_;
   std::map<int64_t, Pending> pending_;
   // Pings and cancels sent that the agent may still answer: a reply to an earlier request is
   // skipped only while one of these is owed; any other reply to no request is a flood.

@@ -82,21 +82,25 @@ struct Client {
 Result<VmOptions> AttachOptions(const json& request, const VmRecord& r) {
   VmOptions o;
   const Status usage = Status::Error(
-      "attach needs policy (and may give control_socket, proxy_port, ttl_seconds, env)");
+      "attach needs policy (and may give control_socket, proxy_port, ttl_seconds, env, "
+      "standby_after_ms, standby_dir)");
   const json& policy = request.value("policy", json());
   const json& control = request.value("control_socket", json(o.control_socket));
   const json& port = request.value("proxy_port", json(o.proxy_port));
   const json& ttl = request.value("ttl_seconds", json(3600));
   const json& env = request.value("env", json::object());
   const json& standby = request.value("standby_after_ms", json(0));
+  const json& standby_dir = request.value("standby_dir", json(o.standby_dir));
   auto in_range = [](const json& v, int64_t max) {
     return v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() <= max;
   };
   if (!policy.is_string() || !control.is_string() || !in_range(port, 65535) ||
       !in_range(ttl, int64_t{10} * 365 * 24 * 3600) || !env.is_object() ||
-      !in_range(standby, int64_t{10} * 365 * 24 * 3600 * 1000)) {
+      !in_range(standby, int64_t{10} * 365 * 24 * 3600 * 1000) || !standby_dir.is_string() ||
+      !standby_dir.get<std::string>().starts_with("/")) {
     return usage;
   }
+  o.standby_dir = standby_dir.get<std::string>();
   o.policy = policy.get<std::string>();
   o.control_socket = control.get<std::string>();
   o.proxy_port = static_cast<uint16_t>(port.get<int64_t>());
@@ -192,6 +196,15 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
     if (op == "stop") {
       stop_client = c.fd;
       why_end = "stop requested";
+    } else if (op == "retire") {
+      // A pool that shrinks lets go of its VM only if nobody has taken it meanwhile: this
+      // loop serves one request at a time, so an attach before it wins.
+      if (r.state != "pooled") {
+        finish(c, {{"error", "the VM was taken already"}});
+        return;
+      }
+      stop_client = c.fd;
+      why_end = "retired from its pool";
     } else if (op == "status") {
       finish(c, describe());
     } else if (op == "attach") {
@@ -255,8 +268,9 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
       }
       c.agent_id = *id;
     } else {
-      finish(c, {{"error", "unknown request '" + op +
-                               "' (exec, put, get, jobs, wait, kill, status, attach, stop)"}});
+      finish(c,
+             {{"error", "unknown request '" + op +
+                            "' (exec, put, get, jobs, wait, kill, status, attach, retire, stop)"}});
     }
   };
 
@@ -275,7 +289,10 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
     if (r.expires_unix > 0) {
       wait_ms = static_cast<int>(std::clamp<int64_t>((r.expires_unix - NowUnix()) * 1000, 0, 1000));
     }
-    if (!clients.empty()) last_active = std::chrono::steady_clock::now();
+    // Idle means no client and no reply owed by the agent (a hung-up client's cancelled exec).
+    if (!clients.empty() || (awake && !vm.agent().Idle())) {
+      last_active = std::chrono::steady_clock::now();
+    }
     if (awake && r.state == "running" && r.standby_after_ms > 0) {
       const auto idle =
           std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - last_active)

@@ -1,9 +1,10 @@
 // The monitor: the small process that owns a persistent or pooled VM (`vmlaunch start`,
 // `vmlaunch pool fill`). It serves <dir>/monitor.sock (0600): each connection carries one
 // request — exec (detached or not), put, get, jobs, wait, kill (relayed to the guest agent,
-// replies streamed back), status, attach (a pooled VM given to a session, once), or stop — and
-// serves many connections at once: execs in one VM run side by side. It tears the VM down when
-// the TTL expires, when the VMM exits, on SIGTERM, or on stop; a client that hangs up mid-exec
+// replies streamed back), status, attach (a pooled VM given to a session, once), retire (a
+// pooled VM stopped only if not taken), or stop — and serves many connections at once: execs in
+// one VM run side by side. It tears the VM down when the TTL expires, when the VMM exits, on
+// SIGTERM, on stop, or on retire; a client that hangs up mid-exec
 // cancels that exec. A guest that breaks the agent protocol or stops answering
 // (AgentClient::health) ends the VM too: the clients hear why, the monitor tears down.
 // Single-threaded poll loop.

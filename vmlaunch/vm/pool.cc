@@ -13,6 +13,7 @@
 #include <iostream>
 
 #include "vmlaunch/image/image_builder.h"
+#include "vmlaunch/process/interrupt.h"
 #include "vmlaunch/process/process.h"
 #include "vmlaunch/process/read_file.h"
 #include "vmlaunch/vm/accel.h"
@@ -132,8 +133,10 @@ Result<json> TakeFromPool(const VmOptions& o) {
                  {"proxy_port", o.proxy_port},
                  {"ttl_seconds", o.ttl.count()},
                  {"standby_after_ms", o.standby_after.count()},
+                 {"standby_dir", o.standby_dir},
                  {"env", o.env}};
   for (const auto& r : Pooled(o.state_dir, *key)) {
+    if (Interrupted()) return Status::Error("interrupted");
     // Another launcher may take the same VM first: its monitor then says so, and the next
     // one is asked.
     auto reply = MonitorRequest(r.dir, attach, {});
@@ -172,9 +175,9 @@ Result<int> FillPool(const VmOptions& o, int size, std::ostream& log) {
   }
   fs::rename(file + ".tmp", file, ec);
   auto pooled = Pooled(o.state_dir, *key);
-  // Shrinking: the surplus goes (its monitors tear down).
+  // Shrinking: the surplus goes (its monitors tear down), unless taken meanwhile.
   for (size_t i = static_cast<size_t>(size); i < pooled.size(); ++i) {
-    (void)MonitorRequest(pooled[i].dir, {{"op", "stop"}}, {});
+    (void)MonitorRequest(pooled[i].dir, {{"op", "retire"}}, {});
   }
   int ready = std::min(static_cast<int>(pooled.size()), size);
   VmOptions member = o;

@@ -275,7 +275,7 @@ Status VmSession::LaunchVmm(const VmOptions& o) {
   if (Status s = r.Save(); !s.ok()) return s;
   auto fd = vmm_->ConnectAgent(spec_, o.boot_timeout);
   if (!fd.ok()) return fd.status();
-  agent_ = std::make_unique<AgentClient>(*fd);
+  agent_ = std::make_unique<AgentClient>(*fd, next_agent_id_);
   Result<int64_t> uptime = agent_->WaitReady(o.boot_timeout, restored_);
   if (!uptime.ok()) {
     // The directory goes at teardown: say here what the guest (or QEMU) said last.
@@ -376,6 +376,8 @@ Status VmSession::SaveSnapshot(std::ostream& log) {
 Status VmSession::Suspend(std::ostream& log) {
   if (record_.state == "standby") return Status::Ok();
   if (record_.state != "running") return Status::Error("only a running VM can be suspended");
+  // A reply still owed would come, after the resume, to a client that never asked for it.
+  if (!agent_->Idle()) return Status::Error("the guest still owes replies; not suspended");
   const auto start = Clock::now();
   std::error_code ec;
   fs::create_directories(options_.standby_dir, ec);
@@ -389,6 +391,7 @@ Status VmSession::Suspend(std::ostream& log) {
   save.memory_shared = false;
   if (Status s = agent_->Quiesce(); !s.ok()) return s;
   if (Status s = vmm_->Save(save, file); !s.ok()) return s;
+  next_agent_id_ = agent_->next_id();
   agent_.reset();
   TerminateProcess(record_.vmm_pid, milliseconds(2000));
   record_.vmm_pid = 0;
@@ -408,6 +411,9 @@ Status VmSession::Resume(std::ostream& log) {
   vmm_ = std::move(MakeVmm(record_.backend)).value();
   spec_.restore_state = record_.standby_file;
   spec_.restore_memory_from_file = false;
+  // All of the memory is in the saved state: nothing of a snapshot is needed any more.
+  if (!spec_.memory_file.empty()) spec_.memory_named = true;
+  spec_.memory_file.clear();
   if (Status s = LaunchVmm(options_); !s.ok()) return s;
   // The guest slept: its clock is behind.
   const auto now = std::chrono::system_clock::now().time_since_epoch();

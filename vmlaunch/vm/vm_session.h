@@ -114,7 +114,8 @@ class VmSession {
   VmSpec spec_;
   std::unique_ptr<Vmm> vmm_;
   std::unique_ptr<AgentClient> agent_;
-  std::string gateway_ca_;                           // PEM, "" if the gateway has none
+  int64_t next_agent_id_ = 1;  // the id the next agent client starts from (see Suspend)
+  std::string gateway_ca_;     // PEM, "" if the gateway has none
   std::map<std::string, std::string> placeholders_;  // the gateway session's, for the guest
   // A template's: where its snapshot goes, its shape, and the files it is saved to first.
   std::string snapshot_image_dir_;

@@ -182,6 +182,39 @@ TEST_F(AgentTest, ExecsRunSideBySide) {
   for (int64_t id : ids) EXPECT_FALSE(results[id].timed_out);
 }
 
+// Idle says whether the agent owes a final reply (a VM is suspended only then), and a client
+// that takes over (after a resume) numbers its requests on from the one before it.
+TEST_F(AgentTest, IdleUntilAReplyIsOwedAndIdsGoOnAcrossClients) {
+  EXPECT_TRUE(client_->Idle());
+  const std::string flag = (dir_ / "go").string();
+  ExecSpec spec{.argv = {"sh", "-c", "until [ -e " + flag + " ]; do sleep 0.02; done"},
+                .timeout = std::chrono::seconds(20)};
+  auto id = client_->Start(
+      AgentClient::ExecRequestJson(spec), [](const GuestMessage&) { return Status::Ok(); },
+      std::chrono::seconds(30));
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(client_->Dispatch(100).ok());
+  EXPECT_FALSE(client_->Idle()) << "the exec is still running";
+  std::ofstream(flag) << "";
+  while (client_->InFlight(*id)) ASSERT_TRUE(client_->Dispatch(200).ok());
+  EXPECT_TRUE(client_->Idle());
+  EXPECT_EQ(client_->next_id(), *id + 1);
+  // A second client on a channel of its own goes on from there: its first request's id is the
+  // next one, as the guest sees it.
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  AgentClient next(sv[0], client_->next_id());
+  auto sent = next.Start(
+      {{"op", "ping"}}, [](const GuestMessage&) { return Status::Ok(); }, std::chrono::seconds(5));
+  ASSERT_TRUE(sent.ok());
+  EXPECT_EQ(*sent, *id + 1);
+  LineChannel guest(sv[1]);
+  auto request = guest.Receive(5000);
+  ASSERT_TRUE(request.ok());
+  EXPECT_EQ((*request)["id"], *id + 1);
+  ::close(sv[1]);
+}
+
 // A detached job answers at once, outlives its exec, writes its output to a file, and can be
 // listed, waited for and killed.
 TEST_F(AgentTest, DetachedJobsOutliveTheirExec) {

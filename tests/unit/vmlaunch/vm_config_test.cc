@@ -97,6 +97,14 @@ TEST(QemuArgv, SnapshotTemplateAndRestore) {
   EXPECT_EQ(After(argv, "-object"),
             "memory-backend-file,id=mem0,size=384M,mem-path=/img/snapshots/k/memory,share=off");
   EXPECT_EQ(After(argv, "-incoming"), "defer");
+  // Resumed from standby after a restore: the same named memory, anonymous.
+  s.memory_file.clear();
+  s.memory_named = true;
+  s.restore_state = "/var/lib/airlock/standby/vm-0a1b2c3d.state";
+  argv = QemuArgv(s, "/a.sock");
+  EXPECT_NE(After(argv, "-machine").find(",memory-backend=mem0"), std::string::npos);
+  EXPECT_EQ(After(argv, "-object"), "memory-backend-ram,id=mem0,size=384M");
+  EXPECT_EQ(After(argv, "-incoming"), "defer");
   // Without a memory file: anonymous memory, as before.
   EXPECT_EQ(After(QemuArgv(Spec(), "/a.sock"), "-object"), "");
   EXPECT_EQ(After(QemuArgv(Spec(), "/a.sock"), "-machine").find("memory-backend"),
