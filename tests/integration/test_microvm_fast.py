@@ -2,10 +2,13 @@
 saved once and restored (each restored VM made unique: address, MAC, hostname, entropy, clock),
 a session's restored VM held to its own session, the warm pool, standby and resume, and several
 execs at once in one VM. Guest boots are few: one template per module, restores after that."""
+import fcntl
 import json
 import os
 import shutil
+import struct
 import subprocess
+import termios
 import time
 
 import pytest
@@ -247,8 +250,9 @@ def test_pool_take_refill_and_gc(fast_env):
 
 def test_parallel_execs_and_detached_jobs(fast_env):
     """Three execs at once in one VM, each waiting for the other two to have started (so they
-    can only finish if they run side by side); a detached job outlives its exec, is listed,
-    waited for and killed; another is killed by stop."""
+    can only finish if they run side by side); a client that stops reading holds up nobody; a
+    detached job outlives its exec, is listed, waited for and killed; another is killed by
+    stop."""
     g, vmlaunch, vm_args, ex, state, up = fast_env
     r = vmlaunch("start", *vm_args(), "--json", "--ttl", "10m")
     assert r.returncode == 0, r.stderr
@@ -264,6 +268,24 @@ def test_parallel_execs_and_detached_jobs(fast_env):
         assert p.returncode == 0, err
         c = json.loads(out)
         assert c["stdout"] == f"{n}\n" and c["timed_out"] is False, c
+
+    # A client that stops reading (its output goes to a pipe nobody reads) holds nobody up:
+    # once the pipe is full, another exec in the same VM is still served, and the stalled one is
+    # let go, its command cancelled, when the monitor's queue for it is full.
+    stalled = subprocess.Popen([VMLAUNCH_BIN, "exec", "--state-dir", state, vm, "--",
+                                "head", "-c", "60000000", "/dev/zero"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        def pipe_full():
+            return struct.unpack("i", fcntl.ioctl(stalled.stdout.fileno(), termios.FIONREAD,
+                                                  b"\0\0\0\0"))[0] >= 65536
+        wait_until(pipe_full, 60, "the stalled client's pipe did not fill")
+        assert ex(vm, "echo served", timeout=60).stdout == b"served\n"
+        wait_until(lambda: ex(vm, "busybox pgrep -f 'head -c 6000000[0]' || echo none").stdout == b"none\n",
+                   60, "the stalled client's command was not cancelled")
+    finally:
+        stalled.kill()
+        stalled.wait()
 
     r = vmlaunch("exec", "--state-dir", state, "--detach", "--json", vm, "--", "sh", "-c",
                  "echo started; exec sleep 600")

@@ -102,9 +102,14 @@ Result<nlohmann::json> LineChannel::Receive(int timeout_ms) {
   }
 }
 
-Status LineChannel::Send(const nlohmann::json& message) {
+std::string LineChannel::Frame(const nlohmann::json& message) {
   std::string line = message.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   line.push_back('\n');
+  return line;
+}
+
+Status LineChannel::Send(const nlohmann::json& message) {
+  const std::string line = Frame(message);
   size_t off = 0;
   while (off < line.size()) {
     ssize_t n = ::write(fd_, line.data() + off, line.size() - off);

@@ -36,6 +36,8 @@ class LineChannel {
   // (negative: no limit).
   Result<nlohmann::json> Receive(int timeout_ms = -1);
   Status Send(const nlohmann::json& message);
+  // `message` as the line Send writes (invalid UTF-8 replaced), for a caller that queues it.
+  static std::string Frame(const nlohmann::json& message);
   // True if a line longer than kMaxLine arrived (the channel is then unusable).
   bool overflowed() const { return overflowed_; }
 

@@ -65,8 +65,15 @@ constexpr int kMonitorError = 125;
 
 namespace {
 
+// What the monitor holds for a client that reads slower than its command writes; past it the
+// client is let go (and its command cancelled), so that one stalled reader never stalls the
+// monitor, its other clients or the TTL.
+constexpr size_t kMaxQueuedPerClient = 16u << 20;
+// How long a client that has its final reply queued has to read it.
+constexpr milliseconds kFlushGrace(30000);
+
 // One client connection: its request (read without blocking the others), then, for a request
-// relayed to the agent, the agent's id for it.
+// relayed to the agent, the agent's id for it, and the replies not yet written to it.
 struct Client {
   explicit Client(int fd_in) : fd(fd_in), channel(fd_in) {}
   int fd;
@@ -75,7 +82,26 @@ struct Client {
   std::optional<json> request;
   uint64_t serial = 0;
   int64_t agent_id = -1;  // in flight at the agent
-  bool gone = false;      // hung up (or was answered): replies still owed are dropped
+  std::string out;        // queued replies (the socket is non-blocking)
+  bool answered = false;  // its final reply is queued: closed once `out` is written
+  std::chrono::steady_clock::time_point flush_deadline;
+  bool gone = false;  // hung up or let go: closed, and replies still owed are dropped
+
+  // Writes what the socket takes now.
+  void Flush() {
+    while (!out.empty() && !gone) {
+      const ssize_t n = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        out.erase(0, static_cast<size_t>(n));
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        return;
+      } else {
+        gone = true;
+      }
+    }
+  }
 };
 
 // The options a pooled VM is attached with, from an `attach` request (the launcher's own).
@@ -167,18 +193,24 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
   uint64_t next_serial = 1;
   int stop_client = -1;
   auto answer = [](Client& c, json reply) {
-    if (c.gone || !c.request) return;
+    if (c.gone || c.answered || !c.request) return;
     const json& id = c.request->contains("id") ? (*c.request)["id"] : json(nullptr);
     if (id.is_null()) {
       reply.erase("id");  // the agent's numbering is the monitor's own
     } else {
       reply["id"] = id;
     }
-    if (!c.channel.Send(reply).ok()) c.gone = true;
+    c.out += LineChannel::Frame(reply);
+    if (c.out.size() > kMaxQueuedPerClient) {
+      c.gone = true;  // not reading: let go, its command cancelled
+      return;
+    }
+    c.Flush();
   };
   auto finish = [&](Client& c, json reply) {
     answer(c, std::move(reply));
-    c.gone = true;
+    c.answered = true;
+    c.flush_deadline = std::chrono::steady_clock::now() + kFlushGrace;
   };
   auto describe = [&r]() -> json {
     return {{"ok", true},
@@ -251,13 +283,14 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
       const uint64_t serial = c.serial;
       auto id = vm.agent().Start(
           forward,
-          [&clients, &answer, serial](const GuestMessage& reply) {
+          [&clients, &finish, &answer, serial](const GuestMessage& reply) {
             auto it = clients.find(serial);
             if (it == clients.end()) return Status::Ok();
-            answer(*it->second, reply.json());
-            if (!reply.Has("stream")) {
+            if (reply.Has("stream")) {
+              answer(*it->second, reply.json());
+            } else {
               it->second->agent_id = -1;
-              it->second->gone = true;
+              finish(*it->second, reply.json());
             }
             return Status::Ok();
           },
@@ -282,7 +315,8 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
     const size_t fixed = fds.size();
     std::vector<uint64_t> polled;  // the clients of fds[fixed...], in order
     for (const auto& [serial, c] : clients) {
-      fds.push_back({c->fd, POLLIN | POLLRDHUP, 0});
+      const short out = c->out.empty() ? 0 : POLLOUT;
+      fds.push_back({c->fd, static_cast<short>(POLLIN | POLLRDHUP | out), 0});
       polled.push_back(serial);
     }
     int wait_ms = 1000;
@@ -324,6 +358,8 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
       auto it = clients.find(polled[i - fixed]);
       if (it == clients.end() || fds[i].revents == 0) continue;
       Client& c = *it->second;
+      if (fds[i].revents & POLLOUT) c.Flush();
+      if (!(fds[i].revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))) continue;
       if (!c.request) {
         auto got = c.channel.ReadSome();
         if (auto request = c.channel.Next()) {
@@ -350,6 +386,7 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
     for (auto it = clients.begin(); it != clients.end();) {
       Client& c = *it->second;
       if (!c.request && now >= c.request_deadline) c.gone = true;
+      if (c.answered && (c.out.empty() || now >= c.flush_deadline)) c.gone = true;
       if (!c.gone) {
         ++it;
         continue;
