@@ -2,10 +2,8 @@
 #include "vmlaunch/guest/agent.h"
 
 #include <fcntl.h>
-#include <linux/random.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,22 +55,6 @@ bool ReadEnv(const json& j, std::map<std::string, std::string>* out) {
     (*out)[k] = v.get<std::string>();
   }
   return true;
-}
-
-// Mixes `seed` into the kernel's input pool and makes the CRNG reseed from it at once, so that
-// VMs restored from one snapshot part ways before anything reads a random byte.
-Status Reseed(const std::string& seed) {
-  int fd = ::open("/dev/urandom", O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return Status::Error("cannot open /dev/urandom");
-  std::vector<uint32_t> buf(sizeof(rand_pool_info) / 4 + (seed.size() + 3) / 4);
-  auto* info = reinterpret_cast<rand_pool_info*>(buf.data());
-  info->entropy_count = static_cast<int>(seed.size() * 8);
-  info->buf_size = static_cast<int>(seed.size());
-  std::memcpy(info->buf, seed.data(), seed.size());
-  const bool ok = ::ioctl(fd, RNDADDENTROPY, info) == 0 && ::ioctl(fd, RNDRESEEDCRNG) == 0;
-  ::close(fd);
-  return ok ? Status::Ok()
-            : Status::Error(std::string("reseeding failed: ") + std::strerror(errno));
 }
 
 // `data` at `path` (its directory made if missing) through a temporary file renamed over it, so
@@ -347,7 +329,9 @@ Status Agent::Identity(const json& req) {
     if (!bytes || bytes->size() < 32 || bytes->size() > 512) {
       return Status::Error("seed must be 32 to 512 bytes of base64");
     }
-    if (Status s = Reseed(*bytes); !s.ok()) return s;
+    if (paths_.reseed) {
+      if (Status s = paths_.reseed(*bytes); !s.ok()) return s;
+    }
   }
   if (!req.contains("hostname")) return Status::Ok();  // only the clock (after a resume)
   GuestIdentity id;

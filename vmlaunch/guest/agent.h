@@ -58,6 +58,8 @@ struct AgentPaths {
   std::string ca_bundle = std::string(kGuestCaPath);     // and where it writes
   // Gives the machine an identity (ApplyIdentity in a guest; a fake in unit tests).
   std::function<Status(const GuestIdentity&)> apply_identity;
+  // Mixes an identity's seed into the random pool (ReseedRandom; a fake in unit tests).
+  std::function<Status(const std::string&)> reseed = ReseedRandom;
 };
 
 // Reads K=V lines from `path` into `env` (a missing file adds nothing).

@@ -1,7 +1,10 @@
-// GuestIdentity: the command line's words, and SIOCSIF*/SIOCADDRT ioctls on an AF_INET socket.
+// GuestIdentity: the command line's words, SIOCSIF*/SIOCADDRT ioctls on an AF_INET socket, and
+// RNDADDENTROPY/RNDRESEEDCRNG on /dev/urandom.
 #include "vmlaunch/guest/guest_identity.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/random.h>
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <net/route.h>
@@ -14,6 +17,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 namespace airlock::vmlaunch {
 namespace {
@@ -144,6 +148,20 @@ std::map<std::string, std::string> ProxyEnvironment(const std::string& proxy) {
   for (const char* v : {"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"}) env[v] = proxy;
   env["NO_PROXY"] = env["no_proxy"] = "localhost,127.0.0.1";
   return env;
+}
+
+Status ReseedRandom(const std::string& seed) {
+  int fd = ::open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return Status::Error("cannot open /dev/urandom");
+  std::vector<uint32_t> buf(sizeof(rand_pool_info) / 4 + (seed.size() + 3) / 4);
+  auto* info = reinterpret_cast<rand_pool_info*>(buf.data());
+  info->entropy_count = static_cast<int>(seed.size() * 8);
+  info->buf_size = static_cast<int>(seed.size());
+  std::memcpy(info->buf, seed.data(), seed.size());
+  const bool ok = ::ioctl(fd, RNDADDENTROPY, info) == 0 && ::ioctl(fd, RNDRESEEDCRNG) == 0;
+  ::close(fd);
+  return ok ? Status::Ok()
+            : Status::Error(std::string("reseeding failed: ") + std::strerror(errno));
 }
 
 Status UpLoopback() {

@@ -27,6 +27,11 @@ GuestIdentity IdentityFromCommandLine(const std::string& cmdline);
 // The proxy variables for `proxy` (none if it is empty).
 std::map<std::string, std::string> ProxyEnvironment(const std::string& proxy);
 
+// Mixes `seed` into the kernel's input pool and makes the CRNG reseed from it at once
+// (RNDADDENTROPY, RNDRESEEDCRNG), so that VMs restored from one snapshot part ways before
+// anything reads a random byte.
+Status ReseedRandom(const std::string& seed);
+
 // Brings the loopback device up (the agent does it as it starts: every VM has it, so a snapshot
 // carries it up).
 Status UpLoopback();

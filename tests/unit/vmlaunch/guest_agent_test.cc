@@ -12,6 +12,7 @@
 #include <fstream>
 #include <thread>
 
+#include "gateway/base/base64.h"
 #include "vmlaunch/ca_trust.h"
 #include "vmlaunch/guest/agent.h"
 #include "vmlaunch/guest/exec_runner.h"
@@ -40,10 +41,17 @@ class AgentTest : public ::testing::Test {
                    .jobs_dir = dir_ / "jobs",
                    .system_roots = dir_ / "guest" / std::string(kSystemRoots).substr(1),
                    .ca_bundle = dir_ / "guest" / std::string(kGuestCaPath).substr(1),
-                   .apply_identity = [this](const GuestIdentity& id) {
-                     identities_.push_back(id);
-                     return Status::Ok();
-                   }});
+                   .apply_identity =
+                       [this](const GuestIdentity& id) {
+                         identities_.push_back(id);
+                         events_.push_back("identity");
+                         return Status::Ok();
+                       },
+                   .reseed =
+                       [this](const std::string& seed) {
+                         events_.push_back("reseed " + seed);
+                         return Status::Ok();
+                       }});
       LineChannel channel(guest_fd_);
       agent.Serve(channel);
       ::close(guest_fd_);
@@ -66,6 +74,7 @@ class AgentTest : public ::testing::Test {
 
   int guest_fd_ = -1;
   std::vector<GuestIdentity> identities_;  // (written by the agent's thread before it replies)
+  std::vector<std::string> events_;        // reseeds and identities, in order (likewise)
   std::unique_ptr<AgentClient> client_;
   std::filesystem::path dir_;
   std::thread thread_;
@@ -143,6 +152,19 @@ TEST(GuestIdentity, FromTheKernelCommandLine) {
   auto none = IdentityFromCommandLine("console=ttyS0 airlock.overlay=256M");
   EXPECT_EQ(none.address + none.hostname + none.proxy, "");
   EXPECT_TRUE(ProxyEnvironment("").empty());
+}
+
+// A restored VM's seed is mixed into its random pool, whole, before it takes on the rest of its
+// identity (whose set-up may already draw random bytes).
+TEST_F(AgentTest, IdentitySeedIsMixedInFirst) {
+  const std::string seed(64, '\x5a');
+  ASSERT_TRUE(client_
+                  ->Identity({{"seed", Base64Encode(seed)},
+                              {"hostname", "vm-1234abcd"},
+                              {"address", "100.96.0.2/30"},
+                              {"gateway", "100.96.0.1"}})
+                  .ok());
+  EXPECT_EQ(events_, (std::vector<std::string>{"reseed " + seed, "identity"}));
 }
 
 TEST_F(AgentTest, IdentityRejectsABadSeed) {
