@@ -252,6 +252,16 @@ limits: {max_request_line: 4096, header_timeout_ms: 5000}
              {"id": 9, "jobs": [{"pid": "x"}]}, {"id": 9, "jobs": [[1]]}]
     channel = "".join(json.dumps(l) + "\n" for l in lines).encode()
     write("h2_session", h2_streams())
+    write("unix_http_answer", [
+        b"\x00HTTP/1.1 204 No Content\r\nServer: Firecracker API\r\n\r\n",
+        b"\x05HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 38\r\n\r\n{\"fault_message\":\"No space on device\"}",
+        b"\x01HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}extra",
+        b"\x02HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{\"certificate\":\"x\"}",
+        b"\x03HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551616\r\n\r\n",
+        b"\x04HTTP/1.1 2x0 OK\r\n\r\n",
+        b"\x06HTTP/1.0 200\r\nContent-Length:  7 \r\nContent-Length: 3\r\n\r\nabcdefg",
+    ])
     write("line_channel", [b"\x00" + channel, b"\x07" + channel, b"\x01[1,2]\n{\"id\":1\n",
                            b"\x02" + b"{\"id\": 1, \"data\": \"\xff\xfe\"}\n",
                            b"\x03" + b"[" * 200 + b"\n"])
