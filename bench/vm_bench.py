@@ -152,10 +152,17 @@ def report_starts(title, starts):
     row("whole `run -- true` (ms)", "wall")
     row("exec round trip in `run` (ms)", "exec_round_trip")
     row("teardown (ms)", "teardown")
-    own = {k: statistics.median(r.get("launcher_setup", 0) + r.get("configure", 0)
-                                for r in starts[k]) for k in ("cold", "restored")}
-    print(f"    launcher's own work (set-up + identity/CA/configure): cold {own['cold']:.0f} ms,"
-          f" restored {own['restored']:.0f} ms")
+    kinds = ("cold", "restored", "pooled")
+    overhead = {k: statistics.median(r["wall"] - r["create_to_ready"] - r["exec_round_trip"]
+                                     - r["teardown"] for r in starts[k]) for k in kinds}
+    print("    launcher overhead (the whole run less create-to-ready, exec and teardown):"
+          + ",".join(f" {k} {overhead[k]:.0f} ms" for k in kinds))
+    med = {k: {f: statistics.median(r.get(f, 0) for r in starts[k])
+               for f in ("launcher_setup", "configure")} for k in ("cold", "restored")}
+    print(f"    within create-to-ready: the launcher's set-up before the VMM starts, cold"
+          f" {med['cold']['launcher_setup']:.0f} ms, restored {med['restored']['launcher_setup']:.0f}"
+          f" ms; the guest's personalisation (identity, CA, variables), cold"
+          f" {med['cold']['configure']:.0f} ms, restored {med['restored']['configure']:.0f} ms")
     cold = statistics.median(r["create_to_ready"] for r in starts["cold"])
     for k in ("restored", "pooled"):
         ready = statistics.median(r["create_to_ready"] for r in starts[k])
