@@ -2,7 +2,8 @@
 real airlock-gateway with the demo policy, a local API server and a stub DNS server standing in
 for the internet, a canary on 169.254.169.254, vmlaunch's nftables table, and one microVM (QEMU
 `microvm`, the guest image built by `vmlaunch image build`). Everything below runs *inside the
-VM* through `vmlaunch exec`; then the session's audit records are printed and the chain is
+VM* through `vmlaunch exec`; then a snapshot of the image is made and a VM restored from it and
+a pooled one each run a command; then the session's audit records are printed and the chain is
 verified."""
 import json
 import os
@@ -17,6 +18,36 @@ from conftest import CTL_BIN, VMLAUNCH_BIN, Canaries, Gateway, RawHttpUpstream  
 from dnsstub import DnsStub  # noqa: E402
 
 IMAGE = os.environ.get("AIRLOCK_IMAGE_CACHE", "/var/cache/airlock")
+
+
+def fast_starts(gw, state):
+    """A snapshot of the image, then a restored start and a pooled one: each its own machine."""
+    shape = ["--state-dir", state, "--image", IMAGE]
+    print("\n$ vmlaunch image snapshot   (one template boot, saved; `run` and `start` restore it"
+          " from now on, `--cold` boots)")
+    r = subprocess.run([VMLAUNCH_BIN, "image", "snapshot", *shape], capture_output=True,
+                       text=True)
+    for line in r.stderr.strip().splitlines():
+        print("    " + line)
+    if r.returncode != 0:
+        sys.exit(1)
+    script = "echo $(hostname) $(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' ')"
+    for kind in ("restored", "pooled"):
+        if kind == "pooled":
+            print("\n$ vmlaunch pool fill --size 1   (a restored VM kept ready, no network yet)")
+            subprocess.run([VMLAUNCH_BIN, "pool", "fill", "--size", "1", *shape], check=True,
+                           capture_output=True)
+        print(f"\n$ vmlaunch run --policy demo -- sh -c '{script}'")
+        r = subprocess.run([VMLAUNCH_BIN, "run", "--policy", "demo", "--control", gw.control,
+                            *shape, "--json", "--", "sh", "-c", script],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.stderr.write(r.stderr)
+            sys.exit(1)
+        c = json.loads(r.stdout)
+        print(f"    {c['stdout'].strip()}   (start: {c['start']}, ready in"
+              f" {c['timings_ms']['create_to_ready']} ms; its own name and random bytes)")
+    subprocess.run([VMLAUNCH_BIN, "pool", "fill", "--size", "0", *shape], capture_output=True)
 
 
 def main():
@@ -79,6 +110,7 @@ def main():
         print(f"\n$ vmlaunch stop {vm}")
         subprocess.run([VMLAUNCH_BIN, "stop", "--state-dir", state, vm], check=True)
         vm = None
+        fast_starts(gw, state)
         gw.stop()
         print(f"\n$ airlockctl audit query --table --session {info['session']} {gw.audit}")
         subprocess.run([CTL_BIN, "audit", "query", "--table", "--session", info["session"],
