@@ -227,8 +227,10 @@ Result<std::pair<Session, std::string>> SessionTable::Create(const SessionSpec& 
   std::unique_lock lk(mu_);
   if (sessions_.count(s.id)) return Status::Error("session '" + s.id + "' already exists");
   if (s.source) {
+    // An expired session no longer holds its address, though the next sweep (Expire) has yet
+    // to end it: a sandbox that reuses the address at once must not be refused.
     for (const auto& [id, other] : sessions_) {
-      if (other.source && *other.source == *s.source) {
+      if (other.source && *other.source == *s.source && other.expires > s.created) {
         return Status::Error("source address " + s.source->ToString() + " belongs to session '" +
                              id + "'");
       }
@@ -262,8 +264,11 @@ std::optional<Session> SessionTable::Get(const std::string& id) const {
 
 std::vector<Session> SessionTable::List() const {
   std::shared_lock lk(mu_);
+  const auto now = clock_.Now();
   std::vector<Session> out;
-  for (const auto& [id, s] : sessions_) out.push_back(s);
+  for (const auto& [id, s] : sessions_) {
+    if (s.expires > now) out.push_back(s);
+  }
   return out;
 }
 

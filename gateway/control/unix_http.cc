@@ -109,10 +109,15 @@ Result<HttpAnswer> UnixHttpRequest(const std::string& socket_path, const std::st
   request += body;
   // Waits until `fd` is ready for `events` or the deadline passes.
   auto wait = [&](short events) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    pollfd p{fd, events, 0};
-    return left.count() > 0 && ::poll(&p, 1, static_cast<int>(left.count())) > 0;
+    while (true) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{fd, events, 0};
+      const int n = ::poll(&p, 1, static_cast<int>(left.count()));
+      if (n > 0) return true;
+      if (n == 0 || errno != EINTR) return false;  // (a signal: wait on)
+    }
   };
   for (size_t sent = 0; sent < request.size();) {
     if (!wait(POLLOUT)) {
@@ -120,6 +125,7 @@ Result<HttpAnswer> UnixHttpRequest(const std::string& socket_path, const std::st
       return Status::Error("timed out sending to " + socket_path);
     }
     const ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       ::close(fd);
       return Status::Error("cannot write to " + socket_path);

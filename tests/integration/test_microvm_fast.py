@@ -142,12 +142,32 @@ def test_restored_vms_are_unique_and_held_to_their_own_sessions(fast_env):
     assert leftovers(g, state) == CLEAN
 
 
+# The shape's limits as the guest sees them: its memory (kB), its CPUs, its writable space (kB).
+LIMITS = ("awk '/MemTotal/{print $2}' /proc/meminfo; nproc; df -k / | awk 'NR==2{print $2}'")
+
+
+def assert_shape_limits(out):
+    """SHAPE's 512 MiB (less what the kernel keeps), one vCPU, and the default 256 MiB overlay."""
+    mem, cpus, overlay = (int(x) for x in out.split())
+    assert 400 * 1024 < mem <= 512 * 1024 and cpus == 1, out
+    assert abs(overlay - 256 * 1024) < 8 * 1024, out
+
+
 def test_run_restores_by_default_and_cold_boots_on_request(fast_env):
+    """`run` restores once a snapshot exists, `--cold` boots; a restored VM has the limits of its
+    shape and its TTL ends it."""
     g, vmlaunch, vm_args, ex, state, up = fast_env
-    r = vmlaunch("run", *vm_args(), "--json", "--", "sh", "-c", "hostname")
+    r = vmlaunch("run", *vm_args(), "--json", "--", "sh", "-c", "hostname; " + LIMITS)
     assert r.returncode == 0, r.stderr
     c = json.loads(r.stdout)
-    assert c["start"] == "restored" and c["stdout"] == c["vm"] + "\n", c
+    assert c["start"] == "restored" and c["stdout"].startswith(c["vm"] + "\n"), c
+    assert_shape_limits(c["stdout"].split("\n", 1)[1])
+    r = vmlaunch("start", *vm_args(), "--json", "--ttl", "8s")
+    assert r.returncode == 0, r.stderr
+    short = json.loads(r.stdout)
+    assert short["start"] == "restored"
+    wait_until(lambda: not os.path.exists(os.path.join(state, "vms", short["id"])), 60,
+               "the restored VM outlived its TTL")
     r = vmlaunch("run", *vm_args(), "--cold", "--json", "--", "sh", "-c", "hostname", timeout=180)
     assert r.returncode == 0, r.stderr
     c = json.loads(r.stdout)
@@ -220,6 +240,7 @@ def test_pool_take_refill_and_gc(fast_env):
     assert "taken already" in reply.get("error", ""), reply
     reply = monitor_request(state, started["id"], {"op": "retire"})
     assert "taken already" in reply.get("error", ""), reply
+    assert_shape_limits(ex(started["id"], LIMITS).stdout.decode())
 
     def taken():
         return json.load(open(os.path.join(state, "vms", started["id"], "state.json")))

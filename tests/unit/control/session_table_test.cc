@@ -48,6 +48,28 @@ TEST(SessionTable, SourceAddressesAreUnique) {
   EXPECT_FALSE(t.FindBySource(*net::IpAddress::Parse("100.96.0.6")));
 }
 
+// A session past its TTL that the sweep has not ended yet is gone for everyone: its address
+// can be taken by a new session at once, lists leave it out, and the sweep then ends it alone.
+TEST(SessionTable, AnExpiredSessionFreesItsAddressBeforeTheSweep) {
+  FakeClock clock;
+  SessionTable t("", clock);
+  SessionSpec first = Spec("p", "100.96.0.2");
+  first.ttl = std::chrono::seconds(5);
+  auto old = t.Create(first);
+  ASSERT_TRUE(old.ok());
+  clock.now += std::chrono::seconds(5);
+  auto next = t.Create(Spec("q", "100.96.0.2"));
+  ASSERT_TRUE(next.ok()) << next.status().message();
+  EXPECT_EQ(t.FindBySource(*net::IpAddress::Parse("100.96.0.2"))->policy, "q");
+  ASSERT_EQ(t.List().size(), 1u);
+  EXPECT_EQ(t.List()[0].id, next->first.id);
+  EXPECT_FALSE(t.Get(old->first.id));
+  auto swept = t.Expire();
+  ASSERT_EQ(swept.size(), 1u);
+  EXPECT_EQ(swept[0].id, old->first.id);
+  EXPECT_EQ(t.FindBySource(*net::IpAddress::Parse("100.96.0.2"))->policy, "q");
+}
+
 TEST(SessionTable, RejectsBadSpecs) {
   FakeClock clock;
   SessionTable t("", clock);
