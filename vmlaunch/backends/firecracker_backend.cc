@@ -96,13 +96,19 @@ Status LinkInto(const std::string& from, const std::string& to) {
 
 Result<pid_t> FirecrackerVmm::Launch(const VmSpec& spec) {
   const std::string root = spec.dir + "/root";
-  fs::create_directories(root);
+  std::error_code ec;
+  fs::create_directories(root, ec);
+  if (ec) return Status::Error("cannot create " + root + ": " + ec.message());
   for (const auto& [from, name] : {std::pair{spec.kernel, "vmlinux"},
                                    {spec.initrd, "initrd.img"},
                                    {spec.rootfs, "rootfs.ext4"}}) {
     if (from.empty()) continue;
     if (Status s = LinkInto(from, root + "/" + name); !s.ok()) return s;
   }
+  // Firecracker refuses to start on an API socket that exists, and a snapshot's load binds the
+  // vsock socket again: a VMM stopped before (standby, a failed restore) leaves both behind.
+  fs::remove(root + "/api.sock", ec);
+  fs::remove(root + "/vsock.sock", ec);
   // Firecracker resolves relative paths (the config's, and a snapshot's drives and vsock
   // socket) against its working directory. A restore starts with no configuration: the
   // snapshot is loaded through the API.

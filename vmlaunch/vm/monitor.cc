@@ -82,24 +82,36 @@ struct Client {
   std::optional<json> request;
   uint64_t serial = 0;
   int64_t agent_id = -1;  // in flight at the agent
-  std::string out;        // queued replies (the socket is non-blocking)
-  bool answered = false;  // its final reply is queued: closed once `out` is written
+  std::string out;        // queued replies, written up to out_sent (the socket is non-blocking)
+  size_t out_sent = 0;
+  bool answered = false;  // its final reply is queued: closed once it is written
   std::chrono::steady_clock::time_point flush_deadline;
   bool gone = false;  // hung up or let go: closed, and replies still owed are dropped
 
+  size_t Queued() const { return out.size() - out_sent; }
+  void Queue(std::string_view line) { out.append(line); }
   // Writes what the socket takes now.
   void Flush() {
-    while (!out.empty() && !gone) {
-      const ssize_t n = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (Queued() > 0 && !gone) {
+      const ssize_t n = ::send(fd, out.data() + out_sent, Queued(), MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n > 0) {
-        out.erase(0, static_cast<size_t>(n));
+        out_sent += static_cast<size_t>(n);
       } else if (n < 0 && errno == EINTR) {
         continue;
       } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        return;
+        break;
       } else {
         gone = true;
       }
+    }
+    // What is written goes, a large part at a time (not on every write: that would copy the
+    // rest of a long queue again and again).
+    if (Queued() == 0) {
+      out.clear();
+      out_sent = 0;
+    } else if (out_sent > (1u << 20) && out_sent * 2 > out.size()) {
+      out.erase(0, out_sent);
+      out_sent = 0;
     }
   }
 };
@@ -200,8 +212,8 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
     } else {
       reply["id"] = id;
     }
-    c.out += LineChannel::Frame(reply);
-    if (c.out.size() > kMaxQueuedPerClient) {
+    c.Queue(LineChannel::Frame(reply));
+    if (c.Queued() > kMaxQueuedPerClient) {
       c.gone = true;  // not reading: let go, its command cancelled
       return;
     }
@@ -315,8 +327,10 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
     const size_t fixed = fds.size();
     std::vector<uint64_t> polled;  // the clients of fds[fixed...], in order
     for (const auto& [serial, c] : clients) {
-      const short out = c->out.empty() ? 0 : POLLOUT;
-      fds.push_back({c->fd, static_cast<short>(POLLIN | POLLRDHUP | out), 0});
+      // An answered client is only written to: what it sends (a half-close) is not a hang-up
+      // while its reply is still on its way.
+      const short in = c->answered ? 0 : POLLIN | POLLRDHUP;
+      fds.push_back({c->fd, static_cast<short>(in | (c->Queued() > 0 ? POLLOUT : 0)), 0});
       polled.push_back(serial);
     }
     int wait_ms = 1000;
@@ -359,6 +373,10 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
       if (it == clients.end() || fds[i].revents == 0) continue;
       Client& c = *it->second;
       if (fds[i].revents & POLLOUT) c.Flush();
+      if (c.answered) {
+        if (fds[i].revents & (POLLHUP | POLLERR)) c.gone = true;
+        continue;
+      }
       if (!(fds[i].revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR))) continue;
       if (!c.request) {
         auto got = c.channel.ReadSome();
@@ -386,7 +404,7 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
     for (auto it = clients.begin(); it != clients.end();) {
       Client& c = *it->second;
       if (!c.request && now >= c.request_deadline) c.gone = true;
-      if (c.answered && (c.out.empty() || now >= c.flush_deadline)) c.gone = true;
+      if (c.answered && (c.Queued() == 0 || now >= c.flush_deadline)) c.gone = true;
       if (!c.gone) {
         ++it;
         continue;
@@ -411,7 +429,27 @@ int RunMonitor(VmSession& vm, std::ostream& log) {
                                               why_end + ")"},
                   {"exit_code", kMonitorError}});
     }
-    ::close(c->fd);
+  }
+  // What is queued gets a short while to reach its clients (the tail of a command's output,
+  // the reason it was cut short); a client that does not read it by then loses it.
+  const auto drain_deadline = std::chrono::steady_clock::now() + milliseconds(2000);
+  while (std::chrono::steady_clock::now() < drain_deadline) {
+    std::vector<pollfd> pending;
+    std::vector<Client*> owners;
+    for (auto& [serial, c] : clients) {
+      if (c->fd == stop_client || c->gone || c->Queued() == 0) continue;
+      pending.push_back({c->fd, POLLOUT, 0});
+      owners.push_back(c.get());
+    }
+    if (pending.empty()) break;
+    if (::poll(pending.data(), pending.size(), 100) < 0 && errno != EINTR) break;
+    for (size_t i = 0; i < pending.size(); ++i) {
+      if (pending[i].revents & (POLLHUP | POLLERR)) owners[i]->gone = true;
+      if (pending[i].revents & POLLOUT) owners[i]->Flush();
+    }
+  }
+  for (auto& [serial, c] : clients) {
+    if (c->fd != stop_client) ::close(c->fd);
   }
   log << "monitor: " << r.id << ": " << why_end << "; tearing down\n" << std::flush;
   ::close(listen_fd);

@@ -127,13 +127,16 @@ Result<std::string> PoolKey(const VmOptions& o) {
 Result<json> TakeFromPool(const VmOptions& o) {
   auto key = PoolKey(o);
   if (!key.ok()) return key.status();
+  // The monitor runs elsewhere: a relative directory means the caller's.
+  std::error_code ec;
+  const std::string standby_dir = fs::absolute(o.standby_dir, ec).string();
   json attach = {{"op", "attach"},
                  {"policy", o.policy},
                  {"control_socket", o.control_socket},
                  {"proxy_port", o.proxy_port},
                  {"ttl_seconds", o.ttl.count()},
                  {"standby_after_ms", o.standby_after.count()},
-                 {"standby_dir", o.standby_dir},
+                 {"standby_dir", standby_dir},
                  {"env", o.env}};
   for (const auto& r : Pooled(o.state_dir, *key)) {
     if (Interrupted()) return Status::Error("interrupted");

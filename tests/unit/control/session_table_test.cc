@@ -48,8 +48,9 @@ TEST(SessionTable, SourceAddressesAreUnique) {
   EXPECT_FALSE(t.FindBySource(*net::IpAddress::Parse("100.96.0.6")));
 }
 
-// A session past its TTL that the sweep has not ended yet is gone for everyone: its address
-// can be taken by a new session at once, lists leave it out, and the sweep then ends it alone.
+// A session past its TTL that the sweep has not ended yet holds nothing: its address can be
+// taken by a new session at once, lookups miss it, and the sweep then ends it alone (until then
+// the list shows it with its expiry, so that a session leaves the list when its end is audited).
 TEST(SessionTable, AnExpiredSessionFreesItsAddressBeforeTheSweep) {
   FakeClock clock;
   SessionTable t("", clock);
@@ -61,12 +62,13 @@ TEST(SessionTable, AnExpiredSessionFreesItsAddressBeforeTheSweep) {
   auto next = t.Create(Spec("q", "100.96.0.2"));
   ASSERT_TRUE(next.ok()) << next.status().message();
   EXPECT_EQ(t.FindBySource(*net::IpAddress::Parse("100.96.0.2"))->policy, "q");
-  ASSERT_EQ(t.List().size(), 1u);
-  EXPECT_EQ(t.List()[0].id, next->first.id);
+  EXPECT_EQ(t.List().size(), 2u);
   EXPECT_FALSE(t.Get(old->first.id));
   auto swept = t.Expire();
   ASSERT_EQ(swept.size(), 1u);
   EXPECT_EQ(swept[0].id, old->first.id);
+  ASSERT_EQ(t.List().size(), 1u);
+  EXPECT_EQ(t.List()[0].id, next->first.id);
   EXPECT_EQ(t.FindBySource(*net::IpAddress::Parse("100.96.0.2"))->policy, "q");
 }
 

@@ -39,6 +39,8 @@ TEST(ParseHttpAnswer, EndsAtTheContentLengthOrTheClose) {
       {"SSH-2.0-OpenSSH\r\n\r\n", false, -1, ""},
       {"HTTP/1.1 2x0 OK\r\n\r\n", true, -1, ""},
       {"", true, -1, ""},
+      {"HTTP/1.1 100 Continue\r\n\r\n", false, -1, ""},
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", true, -1, ""},
       {std::string(70000, 'a'), false, -1, ""},
   };
   for (const auto& c : cases) {
