@@ -329,9 +329,9 @@ Status Agent::Identity(const json& req) {
     if (!bytes || bytes->size() < 32 || bytes->size() > 512) {
       return Status::Error("seed must be 32 to 512 bytes of base64");
     }
-    if (paths_.reseed) {
-      if (Status s = paths_.reseed(*bytes); !s.ok()) return s;
-    }
+    // Never skipped: a guest that cannot reseed must not pass for a unique one.
+    if (!paths_.reseed) return Status::Error("this agent has no way to reseed");
+    if (Status s = paths_.reseed(*bytes); !s.ok()) return s;
   }
   if (!req.contains("hostname")) return Status::Ok();  // only the clock (after a resume)
   GuestIdentity id;

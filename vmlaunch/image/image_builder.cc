@@ -261,7 +261,7 @@ Result<Image> BuildImage(const ImageOptions& o, std::ostream& progress) {
     return s;
   }
   if (!roots.empty()) {
-    fs::create_directories(root + std::string(kSystemRoots.substr(0, kSystemRoots.rfind('/'))));
+    fs::create_directories(fs::path(root + std::string(kSystemRoots)).parent_path());
     if (Status s = WriteFile(root + std::string(kSystemRoots), roots, read_perms); !s.ok()) {
       return s;
     }

@@ -44,6 +44,14 @@ std::string ProxyUrl(const VmRecord& r, const VmOptions& o) {
   return "http://" + r.gateway + ":" + std::to_string(o.proxy_port);
 }
 
+// The part of an `identity` request every restored or resumed guest needs: the host's clock
+// and fresh entropy from the host.
+nlohmann::json ClockAndSeed() {
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  return {{"time_unix_ns", std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()},
+          {"seed", Base64Encode(crypto::RandomHex(64))}};
+}
+
 }  // namespace
 
 Result<std::unique_ptr<VmSession>> VmSession::Create(const VmOptions& o, std::ostream& log) {
@@ -305,16 +313,13 @@ Status VmSession::Personalize(const VmOptions& o, std::ostream&) {
   if (restored_) {
     // Everything that makes this VM unlike the others restored from the same snapshot, before
     // any command of the session runs: the clock, fresh entropy, the name and the network.
-    const auto now = std::chrono::system_clock::now().time_since_epoch();
-    if (Status s = agent_->Identity(
-            {{"time_unix_ns", std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()},
-             {"seed", Base64Encode(crypto::RandomHex(64))},
-             {"hostname", r.id},
-             {"address", r.guest + "/30"},
-             {"gateway", r.gateway},
-             {"proxy", ProxyUrl(r, o)},
-             {"mac", spec_.mac}});
-        !s.ok()) {
+    nlohmann::json identity = ClockAndSeed();
+    identity.update({{"hostname", r.id},
+                     {"address", r.guest + "/30"},
+                     {"gateway", r.gateway},
+                     {"proxy", ProxyUrl(r, o)},
+                     {"mac", spec_.mac}});
+    if (Status s = agent_->Identity(identity); !s.ok()) {
       return s;
     }
   }
@@ -341,15 +346,9 @@ Status VmSession::WarmUp(bool pooled) {
   // session is in the VM yet; the attach sets the clock, reseeds, and writes the bundle again
   // with the gateway's CA.
   if (pooled) {
-    const auto now = std::chrono::system_clock::now().time_since_epoch();
-    if (Status s = agent_->Identity(
-            {{"time_unix_ns", std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()},
-             {"seed", Base64Encode(crypto::RandomHex(64))},
-             {"hostname", record_.id},
-             {"mac", spec_.mac}});
-        !s.ok()) {
-      return s;
-    }
+    nlohmann::json identity = ClockAndSeed();
+    identity.update({{"hostname", record_.id}, {"mac", spec_.mac}});
+    if (Status s = agent_->Identity(identity); !s.ok()) return s;
   }
   if (Status s = InstallGuestCa(*agent_, ""); !s.ok()) return s;
   auto done = agent_->Exec({.argv = {"true"}, .timeout = std::chrono::seconds(30)});
@@ -416,13 +415,7 @@ Status VmSession::Resume(std::ostream& log) {
   spec_.memory_file.clear();
   if (Status s = LaunchVmm(options_); !s.ok()) return s;
   // The guest slept: its clock is behind.
-  const auto now = std::chrono::system_clock::now().time_since_epoch();
-  if (Status s = agent_->Identity(
-          {{"time_unix_ns", std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()},
-           {"seed", Base64Encode(crypto::RandomHex(64))}});
-      !s.ok()) {
-    return s;
-  }
+  if (Status s = agent_->Identity(ClockAndSeed()); !s.ok()) return s;
   std::error_code ec;
   fs::remove(record_.standby_file, ec);
   fs::remove(SavedMemoryPath(record_.standby_file), ec);
